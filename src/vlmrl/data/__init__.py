@@ -1,0 +1,1 @@
+"""Data: sources -> canonical rows -> veRL parquet / TRL dataset."""

@@ -1,0 +1,1 @@
+"""Reports: training logs -> curves and tables."""

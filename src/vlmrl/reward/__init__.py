@@ -1,0 +1,1 @@
+"""Reward: format gate -> answer extraction -> rule check -> verifier model."""

@@ -1,0 +1,1 @@
+"""Training: experiment config -> veRL Hydra overrides | TRL GRPOTrainer."""

@@ -1,0 +1,349 @@
+"""The experiment config: one typed schema for a training run, loaded from YAML plus overrides.
+
+Field descriptions are the reference documentation (`vlmrl config doc` prints them).
+Unknown keys, wrong types and out-of-range values raise `ConfigError` naming the
+key and where it came from (the YAML file or a `key=value` override).
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from vlmrl.errors import UserError
+
+
+class ConfigError(UserError, ValueError):
+    """A config problem a user can fix; the message names the key and the file or override."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class ModelConfig(_Section):
+    path: str = Field(
+        "Qwen/Qwen2.5-VL-7B-Instruct",
+        description="Hub id or local directory of the policy model (a Qwen2.5-VL checkpoint).",
+    )
+    trust_remote_code: bool = Field(False, description="Pass trust_remote_code to transformers.")
+    dtype: Literal["bfloat16", "float16", "float32"] = Field(
+        "bfloat16", description="Training dtype; use float32 on CPU."
+    )
+    gradient_checkpointing: bool = Field(
+        True, description="Recompute activations in the backward pass: saves memory, costs ~30% speed."
+    )
+    param_offload: bool = Field(
+        True, description="veRL FSDP: keep parameters on CPU between steps (saves GPU memory, slower)."
+    )
+    optimizer_offload: bool = Field(
+        True, description="veRL FSDP: keep optimizer state on CPU (saves GPU memory, slower)."
+    )
+    lora_rank: int = Field(0, ge=0, description="LoRA rank; 0 trains all weights.")
+    lora_alpha: int = Field(32, ge=1, description="LoRA alpha (scaling = alpha / rank).")
+    lora_target_modules: list[str] | str = Field(
+        "all-linear", description="Modules that get LoRA adapters ('all-linear' or a list of names)."
+    )
+    freeze_vision_tower: bool = Field(False, description="Keep the vision encoder's weights fixed.")
+
+
+class DataConfig(_Section):
+    train_files: list[str] = Field(
+        default_factory=list, description="Training parquet files in veRL's row schema (`vlmrl data build`)."
+    )
+    val_files: list[str] = Field(default_factory=list, description="Validation parquet files.")
+    mixed_policy: Literal["none", "blank", "native"] = Field(
+        "none",
+        description=(
+            "How text-only rows sit beside image rows: 'none' (one kind only), 'blank' (text rows carry a "
+            "blank image, the seed's way; costs vision tokens), 'native' (text rows carry no image; veRL "
+            "needs vlmrl's fix module, loaded automatically)."
+        ),
+    )
+    prompt_key: str = Field("prompt", description="Column holding the chat messages.")
+    image_key: str = Field("images", description="Column holding the list of images.")
+    max_prompt_length: int = Field(
+        4096, ge=1, description="Longest prompt in tokens (vision tokens included)."
+    )
+    filter_overlong_prompts: bool = Field(True, description="Drop prompts longer than max_prompt_length.")
+    train_batch_size: int = Field(64, ge=1, description="Prompts per training step (before rollout.n).")
+    val_batch_size: int | None = Field(None, ge=1, description="Prompts per validation batch; None = all.")
+    shuffle: bool = Field(True, description="Shuffle training prompts each epoch.")
+    min_pixels: int | None = Field(None, ge=1, description="Per-image lower pixel bound for the processor.")
+    max_pixels: int | None = Field(None, ge=1, description="Per-image upper pixel bound for the processor.")
+    dataloader_num_workers: int = Field(8, ge=0, description="Dataloader worker processes.")
+
+
+class VerifierConfig(_Section):
+    url: str | None = Field(
+        None,
+        description=(
+            "OpenAI-compatible base URL of the verifier model (e.g. http://host:8888/v1); None = rules "
+            "only. Falls back to $REWARD_MODEL_URL."
+        ),
+    )
+    model: str | None = Field(None, description="Served model name; falls back to $REWARD_MODEL_NAME.")
+    timeout_s: float = Field(30.0, gt=0, description="Per-request timeout in seconds.")
+    max_retries: int = Field(2, ge=0, le=10, description="Retries after a failed request (with backoff).")
+    concurrency: int = Field(64, ge=1, le=4096, description="Requests in flight at once per process.")
+    on_unreachable: Literal["fail", "warn"] = Field(
+        "warn", description="Preflight when the verifier does not answer: refuse to launch, or warn."
+    )
+
+
+class OverlongConfig(_Section):
+    enable: bool = Field(True, description="DAPO soft overlong punishment near the response-length limit.")
+    len: int = Field(2048, ge=0, description="Buffer in tokens before the limit where the penalty ramps up.")
+    penalty_factor: float = Field(1.0, ge=0, description="Penalty at the limit (linear ramp from 0).")
+
+
+class RewardConfig(_Section):
+    correct_score: float = Field(1.0, description="Score for a well-formatted, correct answer.")
+    incorrect_score: float = Field(-1.0, description="Score for a well-formatted, wrong answer.")
+    format_score: float = Field(-1.0, description="Score for a response that fails the format gate.")
+    rule_timeout_s: float = Field(
+        5.0, gt=0, le=600, description="Hard bound on one rule check (math-verify runs in a killable worker)."
+    )
+    manager: Literal["dapo", "naive"] = Field(
+        "dapo", description="veRL reward manager: 'dapo' supports the overlong buffer; 'naive' does not."
+    )
+    overlong: OverlongConfig = Field(default_factory=OverlongConfig)
+    verifier: VerifierConfig = Field(default_factory=VerifierConfig)
+
+
+class FilterGroupsConfig(_Section):
+    enable: bool = Field(
+        True, description="DAPO dynamic sampling: drop groups whose samples all score alike."
+    )
+    metric: str = Field(
+        "acc", description="Reward-dict key compared within a group (must exist on every sample)."
+    )
+
+
+class AlgorithmConfig(_Section):
+    adv_estimator: Literal["grpo", "rloo", "reinforce_plus_plus", "remax", "opo", "gpg"] = Field(
+        "grpo", description="Advantage estimator."
+    )
+    norm_adv_by_std_in_grpo: bool = Field(
+        True, description="Divide group-relative advantages by the group std (False = Dr. GRPO)."
+    )
+    loss_agg_mode: Literal[
+        "token-mean", "seq-mean-token-sum", "seq-mean-token-mean", "seq-mean-token-sum-norm"
+    ] = Field("token-mean", description="How per-token losses become one number ('token-mean' is DAPO's).")
+    clip_ratio_low: float = Field(0.2, ge=0, le=1, description="PPO clip epsilon below 1.")
+    clip_ratio_high: float = Field(
+        0.28, ge=0, le=10, description="PPO clip epsilon above 1 (DAPO clip-higher)."
+    )
+    clip_ratio_c: float = Field(10.0, gt=1, description="Dual-clip bound for negative advantages.")
+    use_kl_loss: bool = Field(False, description="Add a KL-to-reference loss (needs a reference model).")
+    kl_loss_coef: float = Field(0.001, ge=0, description="Weight of the KL loss (beta).")
+    kl_loss_type: Literal["kl", "abs", "mse", "low_var_kl", "full"] = Field(
+        "low_var_kl", description="KL estimator."
+    )
+    use_kl_in_reward: bool = Field(False, description="Subtract KL from the reward instead of a loss term.")
+    entropy_coeff: float = Field(0.0, ge=0, description="Entropy bonus weight.")
+    filter_groups: FilterGroupsConfig = Field(default_factory=FilterGroupsConfig)
+    lr: float = Field(1e-6, gt=0, le=1, description="Actor learning rate.")
+    lr_warmup_steps: int = Field(10, ge=0, description="Linear warm-up steps.")
+    weight_decay: float = Field(0.1, ge=0, description="AdamW weight decay.")
+    grad_clip: float = Field(1.0, gt=0, description="Gradient-norm clip.")
+    ppo_mini_batch_size: int = Field(
+        8, ge=1, description="Prompts per optimizer step (each with rollout.n responses)."
+    )
+    ppo_micro_batch_size_per_gpu: int = Field(1, ge=1, description="Samples per forward pass per GPU.")
+    ppo_epochs: int = Field(1, ge=1, description="Passes over each rollout batch.")
+    use_dynamic_bsz: bool = Field(
+        False, description="Pack micro-batches by token count instead of sample count."
+    )
+
+
+class RolloutConfig(_Section):
+    engine: Literal["vllm", "sglang", "hf"] = Field("vllm", description="Generation engine.")
+    n: int = Field(16, ge=1, description="Responses sampled per prompt (the GRPO group size).")
+    temperature: float = Field(1.0, ge=0, description="Sampling temperature during training.")
+    top_p: float = Field(1.0, gt=0, le=1, description="Nucleus sampling during training.")
+    top_k: int = Field(-1, ge=-1, description="Top-k during training (-1 = off).")
+    max_response_length: int = Field(8192, ge=1, description="Longest response in tokens.")
+    gpu_memory_utilization: float = Field(0.85, gt=0, le=1, description="vLLM's share of GPU memory.")
+    tensor_model_parallel_size: int = Field(1, ge=1, description="vLLM tensor parallel size.")
+    limit_images: int = Field(1, ge=0, description="Most images per prompt the engine must accept.")
+    enforce_eager: bool = Field(False, description="Disable CUDA graphs in vLLM (slower, less memory).")
+    val_n: int = Field(1, ge=1, description="Responses per prompt in validation.")
+    val_temperature: float = Field(0.0, ge=0, description="Validation temperature (0 = greedy).")
+
+
+class TrainerConfig(_Section):
+    nnodes: int = Field(1, ge=1, description="Nodes in the Ray cluster.")
+    n_gpus_per_node: int = Field(8, ge=0, description="GPUs per node (0 only for the TRL backend on CPU).")
+    total_epochs: int = Field(5, ge=1, description="Passes over the training data.")
+    total_training_steps: int | None = Field(
+        None, ge=1, description="Stop after this many steps (overrides epochs)."
+    )
+    save_freq: int = Field(10, ge=-1, description="Checkpoint every N steps (-1 = never).")
+    test_freq: int = Field(10, ge=-1, description="Validate every N steps (-1 = never).")
+    val_before_train: bool = Field(True, description="Validate once before the first step.")
+    logger: list[Literal["console", "wandb", "tensorboard", "jsonl"]] = Field(
+        default_factory=lambda: ["console"], description="Where metrics go."
+    )
+    project_name: str = Field("vlmrl", description="Project name for loggers.")
+    experiment_name: str = Field(
+        "run", min_length=1, description="Run name; also names the output directory."
+    )
+    output_dir: str | None = Field(
+        None, description="Checkpoints and logs; default outputs/<experiment_name>."
+    )
+    resume_mode: Literal["auto", "disable", "resume_path"] = Field(
+        "auto", description="Resume from the latest checkpoint."
+    )
+    resume_from_path: str | None = Field(
+        None, description="Checkpoint to resume when resume_mode=resume_path."
+    )
+    max_actor_ckpt_to_keep: int | None = Field(3, ge=1, description="Checkpoints kept (None = all).")
+    ray_address: str | None = Field(
+        None, description="Ray dashboard address for cluster submission; falls back to $RAY_ADDRESS."
+    )
+    seed: int = Field(42, description="Random seed.")
+    device: Literal["auto", "cuda", "cpu"] = Field("auto", description="TRL backend device.")
+
+    def resolved_output_dir(self) -> str:
+        return self.output_dir or os.path.join("outputs", self.experiment_name)
+
+
+class ExperimentConfig(_Section):
+    """Everything that defines one training run."""
+
+    backend: Literal["verl", "trl"] = Field(
+        "verl", description="Training engine: veRL on Ray, or TRL on one machine."
+    )
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    data: DataConfig = Field(default_factory=DataConfig)
+    reward: RewardConfig = Field(default_factory=RewardConfig)
+    algorithm: AlgorithmConfig = Field(default_factory=AlgorithmConfig)
+    rollout: RolloutConfig = Field(default_factory=RolloutConfig)
+    trainer: TrainerConfig = Field(default_factory=TrainerConfig)
+    extra_overrides: list[str] = Field(
+        default_factory=list,
+        description="Raw engine overrides appended last (veRL Hydra keys); still validated against veRL.",
+    )
+
+    @model_validator(mode="after")
+    def _check_cross_fields(self) -> ExperimentConfig:
+        if self.algorithm.ppo_mini_batch_size > self.data.train_batch_size:
+            raise ValueError(
+                f"algorithm.ppo_mini_batch_size ({self.algorithm.ppo_mini_batch_size}) must not exceed "
+                f"data.train_batch_size ({self.data.train_batch_size})"
+            )
+        if self.reward.overlong.enable and self.reward.overlong.len >= self.rollout.max_response_length:
+            raise ValueError(
+                f"reward.overlong.len ({self.reward.overlong.len}) must be smaller than "
+                f"rollout.max_response_length ({self.rollout.max_response_length})"
+            )
+        return self
+
+
+# ---------------------------------------------------------------------------
+# Loading
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """Split 'a.b.c=value' into (['a','b','c'], value) with the value parsed as YAML."""
+    if "=" not in text:
+        raise ConfigError(f"override {text!r}: expected key=value with a dotted key, e.g. rollout.n=8")
+    key, raw = text.split("=", 1)
+    key = key.strip()
+    if not key or any(not part for part in key.split(".")):
+        raise ConfigError(f"override {text!r}: empty key segment in {key!r}")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() != "" else ""
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"override {text!r}: value is not valid YAML ({exc})") from exc
+    return key.split("."), value
+
+
+def _set_path(tree: dict[str, Any], path: list[str], value: Any, origin: str) -> None:
+    node = tree
+    for i, part in enumerate(path[:-1]):
+        child = node.get(part)
+        if child is None:
+            child = node[part] = {}
+        if not isinstance(child, dict):
+            raise ConfigError(f"{origin}: key {'.'.join(path[: i + 1])!r} is a value, not a section")
+        node = child
+    node[path[-1]] = value
+
+
+def _format_errors(exc: ValidationError, source: str, override_keys: dict[str, str]) -> str:
+    lines = []
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err["loc"] if not isinstance(p, int)) or "(top level)"
+        origin = source
+        for key, text in override_keys.items():
+            if loc == key or loc.startswith(key + "."):
+                origin = f"override {text!r}"
+        kind = err["type"]
+        if kind == "extra_forbidden":
+            msg = "unknown key (see `vlmrl config doc` for the valid keys)"
+        elif kind == "missing":
+            msg = "required key is missing"
+        else:
+            got = err.get("input")
+            msg = f"{err['msg']} (got {got!r})" if not isinstance(got, dict) else err["msg"]
+        lines.append(f"{origin}: {loc}: {msg}")
+    return "invalid experiment config:\n  " + "\n  ".join(lines)
+
+
+def load_config(path: str | os.PathLike[str] | None, overrides: list[str] | None = None) -> ExperimentConfig:
+    """Load an experiment config from YAML (or defaults when `path` is None) and apply overrides."""
+    source = str(path) if path is not None else "<defaults>"
+    raw: dict[str, Any] = {}
+    if path is not None:
+        p = Path(path)
+        if not p.is_file():
+            raise ConfigError(f"{p}: config file not found")
+        try:
+            loaded = yaml.safe_load(p.read_text(encoding="utf-8"))
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{p}: not valid YAML ({exc})") from exc
+        if loaded is None:
+            loaded = {}
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"{p}: top level must be a mapping of sections, got {type(loaded).__name__}")
+        raw = copy.deepcopy(loaded)
+    override_keys: dict[str, str] = {}
+    for text in overrides or []:
+        keys, value = parse_override(text)
+        _set_path(raw, keys, value, f"override {text!r}")
+        override_keys[".".join(keys)] = text
+    try:
+        return ExperimentConfig.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(_format_errors(exc, source, override_keys)) from None
+
+
+def dump_config(cfg: ExperimentConfig) -> str:
+    """The resolved config as YAML, in schema order."""
+    return yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False, allow_unicode=True)
+
+
+def config_doc() -> list[tuple[str, str, str, str]]:
+    """(key, type, default, description) for every leaf field, for `vlmrl config doc`."""
+    rows: list[tuple[str, str, str, str]] = []
+
+    def walk(model: type[BaseModel], prefix: str) -> None:
+        for name, field in model.model_fields.items():
+            key = f"{prefix}{name}"
+            ann = field.annotation
+            if isinstance(ann, type) and issubclass(ann, BaseModel):
+                walk(ann, key + ".")
+                continue
+            default = field.get_default(call_default_factory=True)
+            type_name = str(ann).replace("typing.", "")
+            rows.append((key, type_name, repr(default), field.description or ""))
+
+    walk(ExperimentConfig, "")
+    return rows

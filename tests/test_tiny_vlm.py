@@ -1,0 +1,107 @@
+"""The tiny offline Qwen2.5-VL loads with the standard transformers classes and runs on CPU."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from PIL import Image, ImageDraw
+from transformers import AutoModelForImageTextToText, AutoProcessor, AutoTokenizer
+
+from vlmrl.testing.tiny_vlm import MARKER, SPECIAL_TOKENS, build_tiny_vlm, describe
+
+
+def _drawn_image() -> Image.Image:
+    img = Image.new("RGB", (96, 72), "white")
+    draw = ImageDraw.Draw(img)
+    draw.ellipse((10, 10, 40, 40), fill="red")
+    draw.rectangle((50, 20, 85, 60), fill="blue")
+    return img
+
+
+def test_loads_and_runs_forward_and_generate(tiny_vlm_path):
+    processor = AutoProcessor.from_pretrained(tiny_vlm_path)
+    model = AutoModelForImageTextToText.from_pretrained(tiny_vlm_path)
+    assert type(model).__name__ == "Qwen2_5_VLForConditionalGeneration"
+    assert type(processor).__name__ == "Qwen2_5_VLProcessor"
+
+    messages = [
+        {"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "How many shapes?"}]}
+    ]
+    text = processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+    assert text == (
+        "<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n"
+        "<|im_start|>user\n<|vision_start|><|image_pad|><|vision_end|>How many shapes?<|im_end|>\n"
+        "<|im_start|>assistant\n"
+    )
+    inputs = processor(text=[text], images=[_drawn_image()], return_tensors="pt")
+    # one image -> grid (t, h, w); merged vision tokens replace the single <|image_pad|>
+    grid = inputs["image_grid_thw"][0]
+    n_vision_tokens = int(grid.prod()) // 4
+    assert int((inputs["input_ids"] == model.config.image_token_id).sum()) == n_vision_tokens
+
+    with torch.no_grad():
+        out = model(**inputs)
+    assert out.logits.shape == (1, inputs["input_ids"].shape[1], model.config.text_config.vocab_size)
+    assert torch.isfinite(out.logits).all()
+
+    torch.manual_seed(0)
+    gen = model.generate(**inputs, max_new_tokens=8, do_sample=True)
+    assert gen.shape[1] > inputs["input_ids"].shape[1]
+    assert isinstance(processor.batch_decode(gen[:, inputs["input_ids"].shape[1] :])[0], str)
+
+
+def test_text_only_prompt_runs(tiny_vlm_path):
+    processor = AutoProcessor.from_pretrained(tiny_vlm_path)
+    model = AutoModelForImageTextToText.from_pretrained(tiny_vlm_path)
+    text = processor.apply_chat_template(
+        [{"role": "user", "content": "What is 2 + 3?"}], add_generation_prompt=True, tokenize=False
+    )
+    inputs = processor(text=[text], return_tensors="pt")
+    with torch.no_grad():
+        logits = model(**inputs).logits
+    assert logits.shape[:2] == inputs["input_ids"].shape
+
+
+def test_special_token_ids_match_config(tiny_vlm_path):
+    tok = AutoTokenizer.from_pretrained(tiny_vlm_path)
+    cfg = json.loads((tiny_vlm_path / "config.json").read_text())
+    ids = {t: tok.convert_tokens_to_ids(t) for t in SPECIAL_TOKENS}
+    assert len(set(ids.values())) == len(SPECIAL_TOKENS)
+    assert all(i is not None and i < len(tok) for i in ids.values())
+    for t in SPECIAL_TOKENS:  # each special token stays one token
+        assert tok(t, add_special_tokens=False).input_ids == [ids[t]]
+    assert cfg["image_token_id"] == ids["<|image_pad|>"]
+    assert cfg["video_token_id"] == ids["<|video_pad|>"]
+    assert cfg["vision_start_token_id"] == ids["<|vision_start|>"]
+    assert cfg["vision_end_token_id"] == ids["<|vision_end|>"]
+    assert cfg["text_config"]["eos_token_id"] == ids["<|im_end|>"] == tok.eos_token_id
+    assert cfg["text_config"]["pad_token_id"] == ids["<|endoftext|>"] == tok.pad_token_id
+    assert cfg["text_config"]["vocab_size"] == len(tok)
+
+
+def test_small_enough_for_cpu(tiny_vlm_path):
+    info = describe(tiny_vlm_path)
+    assert 50_000 < info["parameters"] < 1_000_000
+    assert info["disk_bytes"] < 2_000_000
+
+
+def test_deterministic_for_a_seed_and_cached(tiny_vlm_path, tmp_path):
+    again = build_tiny_vlm(tmp_path / "again", seed=0)
+    assert describe(again)["sha256"] == describe(tiny_vlm_path)["sha256"]
+    other = build_tiny_vlm(tmp_path / "other", seed=1)
+    assert describe(other)["sha256"] != describe(tiny_vlm_path)["sha256"]
+    # a second call reuses the cached build instead of rebuilding
+    before = (again / "model.safetensors").stat().st_mtime_ns
+    assert build_tiny_vlm(tmp_path / "again", seed=0) == tmp_path / "again"
+    assert (again / "model.safetensors").stat().st_mtime_ns == before
+    assert (again / MARKER).is_file()
+
+
+def test_refuses_to_overwrite_foreign_directory(tmp_path):
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("keep me")
+    with pytest.raises(FileExistsError, match="not a tiny-VLM build"):
+        build_tiny_vlm(tmp_path / "mine")
+    assert (tmp_path / "mine" / "notes.txt").read_text() == "keep me"
