@@ -161,3 +161,12 @@ def test_every_field_is_documented():
     assert {"rollout.n", "reward.verifier.url", "algorithm.filter_groups.metric", "trainer.nnodes"} <= keys
     undocumented = [r[0] for r in rows if not r[3]]
     assert undocumented == []
+
+
+def test_reward_kwargs_carry_scores_and_verifier():
+    cfg = load_config(None, ["reward.format_score=-0.5", "reward.verifier.url=http://127.0.0.1:9/v1"])
+    kw = cfg.reward.reward_kwargs()
+    assert kw["format_score"] == -0.5
+    assert kw["correct_score"] == 1.0 and kw["incorrect_score"] == -1.0
+    assert kw["verifier_url"] == "http://127.0.0.1:9/v1"
+    assert "verifier_model" not in kw  # unset -> the reward reads $REWARD_MODEL_NAME

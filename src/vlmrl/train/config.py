@@ -115,6 +115,27 @@ class RewardConfig(_Section):
     overlong: OverlongConfig = Field(default_factory=OverlongConfig)
     verifier: VerifierConfig = Field(default_factory=VerifierConfig)
 
+    def reward_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments for `vlmrl.reward.compute_score`, shared by the veRL and TRL backends.
+
+        Verifier url/model are left out when unset so the reward falls back to
+        $REWARD_MODEL_URL / $REWARD_MODEL_NAME in the worker's environment.
+        """
+        kwargs: dict[str, Any] = {
+            "correct_score": self.correct_score,
+            "incorrect_score": self.incorrect_score,
+            "format_score": self.format_score,
+            "rule_timeout_s": self.rule_timeout_s,
+            "verifier_timeout_s": self.verifier.timeout_s,
+            "verifier_max_retries": self.verifier.max_retries,
+            "verifier_concurrency": self.verifier.concurrency,
+        }
+        if self.verifier.url:
+            kwargs["verifier_url"] = self.verifier.url
+        if self.verifier.model:
+            kwargs["verifier_model"] = self.verifier.model
+        return kwargs
+
 
 class FilterGroupsConfig(_Section):
     enable: bool = Field(
