@@ -141,13 +141,15 @@ def apply() -> bool:
 
 
 def _value_head_importable() -> bool:
-    try:
-        from trl.experimental.ppo import AutoModelForCausalLMWithValueHead  # noqa: F401
-    except ImportError:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # trl.experimental warns on import
         try:
-            from trl import AutoModelForCausalLMWithValueHead  # noqa: F401
+            from trl.experimental.ppo import AutoModelForCausalLMWithValueHead  # noqa: F401
         except ImportError:
-            return False
+            try:
+                from trl import AutoModelForCausalLMWithValueHead  # noqa: F401
+            except ImportError:
+                return False
     return True
 
 
