@@ -143,7 +143,9 @@ def test_version_guard_warns_and_leaves_other_verl_alone(monkeypatch):
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         assert verl_patches.apply() is False
-    assert any(issubclass(w.category, verl_patches.PatchNotApplied) and "0.10.0" in str(w.message) for w in caught)
+    assert any(
+        issubclass(w.category, verl_patches.PatchNotApplied) and "0.10.0" in str(w.message) for w in caught
+    )
     assert qwen2_vl._get_input_embeds is original
     monkeypatch.setattr(verl, "__version__", "0.9.1")
     assert verl_patches.apply() is True

@@ -16,10 +16,14 @@ from vlmrl.train.config import load_config
 from vlmrl.train.preflight import PreflightError, check_parquet_schema, run_preflight
 
 MESSAGES = pa.list_(pa.struct([("role", pa.string()), ("content", pa.string())]))
-EXTRA = pa.struct([("index", pa.int64()), ("split", pa.string()), ("question", pa.string()), ("answer", pa.string())])
+EXTRA = pa.struct(
+    [("index", pa.int64()), ("split", pa.string()), ("question", pa.string()), ("answer", pa.string())]
+)
 
 
-def _write_rows(path: Path, *, images: bool, ground_truth_as_list: bool = True, drop: str | None = None) -> Path:
+def _write_rows(
+    path: Path, *, images: bool, ground_truth_as_list: bool = True, drop: str | None = None
+) -> Path:
     gt_type = pa.list_(pa.string()) if ground_truth_as_list else pa.string()
     gt = [["2", "2.0"]] if ground_truth_as_list else ["['2']"]
     columns = {
@@ -27,12 +31,15 @@ def _write_rows(path: Path, *, images: bool, ground_truth_as_list: bool = True, 
         "prompt": pa.array([[{"role": "user", "content": ("<image>" if images else "") + "1+1?"}]], MESSAGES),
         "ability": pa.array(["math"]),
         "reward_model": pa.array(
-            [{"style": "rule", "ground_truth": gt[0]}], pa.struct([("style", pa.string()), ("ground_truth", gt_type)])
+            [{"style": "rule", "ground_truth": gt[0]}],
+            pa.struct([("style", pa.string()), ("ground_truth", gt_type)]),
         ),
         "extra_info": pa.array([{"index": 0, "split": "train", "question": "1+1?", "answer": "2"}], EXTRA),
     }
     if images:
-        columns["images"] = pa.array([[{"bytes": b"\x89PNG fake"}]], pa.list_(pa.struct([("bytes", pa.binary())])))
+        columns["images"] = pa.array(
+            [[{"bytes": b"\x89PNG fake"}]], pa.list_(pa.struct([("bytes", pa.binary())]))
+        )
     if drop:
         columns.pop(drop)
     pq.write_table(pa.table(columns), path)
@@ -126,7 +133,9 @@ def _by_name(report):
 def test_preflight_report_on_this_cpu_machine(data_dir, tiny_vlm_path, verifier_url, tmp_path):
     reward_file = tmp_path / "verl_entry.py"
     reward_file.write_text("def compute_score(**kw):\n    return 0.0\n")
-    cfg = _cfg(data_dir, tiny_vlm_path, f"reward.verifier.url={verifier_url}", "reward.verifier.model=xVerify-0.5B-I")
+    cfg = _cfg(
+        data_dir, tiny_vlm_path, f"reward.verifier.url={verifier_url}", "reward.verifier.model=xVerify-0.5B-I"
+    )
     report = run_preflight(cfg, reward_path=str(reward_file))
     checks = _by_name(report)
     assert checks["data (train)"].status == "ok" and "1 rows, images column" in checks["data (train)"].detail
@@ -145,7 +154,9 @@ def test_verifier_serving_another_model_or_down(data_dir, tiny_vlm_path, verifie
     assert check.status == "warn" and "not 'other'" in check.detail
     down = _free_port_url()
     for mode, status in (("warn", "warn"), ("fail", "fail")):
-        cfg = _cfg(data_dir, tiny_vlm_path, f"reward.verifier.url={down}", f"reward.verifier.on_unreachable={mode}")
+        cfg = _cfg(
+            data_dir, tiny_vlm_path, f"reward.verifier.url={down}", f"reward.verifier.on_unreachable={mode}"
+        )
         report = run_preflight(cfg, reward_path="/nonexistent/verl_entry.py")
         assert _by_name(report)["verifier"].status == status
         assert _by_name(report)["reward"].status == "fail"
@@ -162,10 +173,18 @@ def test_cluster_mode_defers_gpu_and_remote_data_checks(data_dir, tiny_vlm_path)
 
 
 def test_model_path_checks(data_dir, tiny_vlm_path, tmp_path):
-    hub = _by_name(run_preflight(_cfg(data_dir, tiny_vlm_path, "model.path=Qwen/Qwen2.5-VL-7B-Instruct"), reward_path="/x"))
+    hub = _by_name(
+        run_preflight(
+            _cfg(data_dir, tiny_vlm_path, "model.path=Qwen/Qwen2.5-VL-7B-Instruct"), reward_path="/x"
+        )
+    )
     assert hub["model"].status == "info"
     (tmp_path / "empty").mkdir()
-    bad = _by_name(run_preflight(_cfg(data_dir, tiny_vlm_path, f"model.path={tmp_path / 'empty'}"), reward_path="/x"))
+    bad = _by_name(
+        run_preflight(_cfg(data_dir, tiny_vlm_path, f"model.path={tmp_path / 'empty'}"), reward_path="/x")
+    )
     assert bad["model"].status == "fail" and "config.json" in bad["model"].detail
-    typo = _by_name(run_preflight(_cfg(data_dir, tiny_vlm_path, "model.path=./no/such/dir"), reward_path="/x"))
+    typo = _by_name(
+        run_preflight(_cfg(data_dir, tiny_vlm_path, "model.path=./no/such/dir"), reward_path="/x")
+    )
     assert typo["model"].status == "fail"

@@ -83,10 +83,14 @@ def _run_verl(cfg, dry_run: bool, brief: bool, address: str | None, runtime_env:
             typer.echo("# resolved veRL config:")
             typer.echo(to_yaml(launch.verl_config), nl=False)
         if not report.ok:
-            err_console.print("[yellow]dry run: the launch would stop at the failed preflight checks above[/]")
+            err_console.print(
+                "[yellow]dry run: the launch would stop at the failed preflight checks above[/]"
+            )
         return
     report.raise_on_failure()
-    err_console.print(f"[bold]launching ({launch.mode}):[/] {launch.shell()}", highlight=False, soft_wrap=True)
+    err_console.print(
+        f"[bold]launching ({launch.mode}):[/] {launch.shell()}", highlight=False, soft_wrap=True
+    )
     code = verl_launch.run(launch)
     if code != 0:
         err_console.print(f"[bold red]veRL exited with code {code}[/]")
@@ -107,7 +111,8 @@ def register(app: typer.Typer) -> None:
     def train(
         config: Path = typer.Argument(..., help="Experiment config YAML, e.g. configs/train/mixed.yaml."),
         overrides: list[str] = typer.Argument(
-            None, help="Dotted key=value overrides of the experiment config, e.g. rollout.n=8 algorithm.lr=2e-6."
+            None,
+            help="Dotted key=value overrides of the experiment config, e.g. rollout.n=8 algorithm.lr=2e-6.",
         ),
         dry_run: bool = typer.Option(
             False,

@@ -56,7 +56,9 @@ class PreflightReport:
 # Data
 
 
-def check_parquet_schema(path: str | os.PathLike[str], prompt_key: str = "prompt", image_key: str = "images") -> tuple[int, bool]:
+def check_parquet_schema(
+    path: str | os.PathLike[str], prompt_key: str = "prompt", image_key: str = "images"
+) -> tuple[int, bool]:
     """Check one parquet file against our row schema (docs/contracts.md) from its footer only.
 
     Returns (rows, has_image_column); raises `UserError` naming the file and the column at fault.
@@ -97,7 +99,9 @@ def check_parquet_schema(path: str | os.PathLike[str], prompt_key: str = "prompt
         raise fail(f"column 'reward_model' must be a struct with 'ground_truth', is {rm_type}")
     gt_type = rm_type.field("ground_truth").type
     if not (pa.types.is_list(gt_type) or pa.types.is_large_list(gt_type)):
-        raise fail(f"reward_model.ground_truth must be a list of strings (every acceptable answer), is {gt_type}")
+        raise fail(
+            f"reward_model.ground_truth must be a list of strings (every acceptable answer), is {gt_type}"
+        )
     if not pa.types.is_struct(schema.field("extra_info").type):
         raise fail(f"column 'extra_info' must be a struct, is {schema.field('extra_info').type}")
     has_images = image_key in names
@@ -115,7 +119,9 @@ def check_parquet_schema(path: str | os.PathLike[str], prompt_key: str = "prompt
 def _check_data(cfg: ExperimentConfig, report: PreflightReport, cluster: bool) -> None:
     d = cfg.data
     if not d.train_files:
-        report.add("data", "fail", "data.train_files is empty; list the parquet files from `vlmrl data build`")
+        report.add(
+            "data", "fail", "data.train_files is empty; list the parquet files from `vlmrl data build`"
+        )
     files = [("train", f) for f in d.train_files] + [("val", f) for f in d.val_files]
     image_kinds = set()
     for role, f in files:
@@ -152,7 +158,9 @@ def _check_model(cfg: ExperimentConfig, report: PreflightReport) -> None:
     if p.is_dir():
         config_file = p / "config.json"
         if not config_file.is_file():
-            report.add("model", "fail", f"{p}: no config.json; point model.path at a Hugging Face model directory")
+            report.add(
+                "model", "fail", f"{p}: no config.json; point model.path at a Hugging Face model directory"
+            )
             return
         import json
 
@@ -166,9 +174,15 @@ def _check_model(cfg: ExperimentConfig, report: PreflightReport) -> None:
         else:
             report.add("model", "ok", f"{p}: local {model_type} checkpoint")
     elif _HUB_ID.match(path) and not path.startswith((".", "/", "~")):
-        report.add("model", "info", f"{path}: hub id; each node downloads it (or set HF_HOME to a shared cache)")
+        report.add(
+            "model", "info", f"{path}: hub id; each node downloads it (or set HF_HOME to a shared cache)"
+        )
     else:
-        report.add("model", "fail", f"{path}: neither a local model directory nor a hub id like Qwen/Qwen2.5-VL-7B-Instruct")
+        report.add(
+            "model",
+            "fail",
+            f"{path}: neither a local model directory nor a hub id like Qwen/Qwen2.5-VL-7B-Instruct",
+        )
 
 
 def local_gpu_count() -> int:

@@ -22,14 +22,18 @@ class NotACheckpointError(UserError):
 
 
 def _is_actor_dir(p: Path) -> bool:
-    return (p / "fsdp_config.json").is_file() and any(_SHARD.match(f.name) for f in p.iterdir() if f.is_file())
+    return (p / "fsdp_config.json").is_file() and any(
+        _SHARD.match(f.name) for f in p.iterdir() if f.is_file()
+    )
 
 
 def find_actor_dir(ckpt_dir: str | Path) -> Path:
     """The actor checkpoint folder under `ckpt_dir` (root with the latest-step file, global_step_N, or actor)."""
     p = Path(ckpt_dir)
     if not p.is_dir():
-        raise NotACheckpointError(f"{p}: not a directory; pass a veRL checkpoint folder (…/global_step_N/actor)")
+        raise NotACheckpointError(
+            f"{p}: not a directory; pass a veRL checkpoint folder (…/global_step_N/actor)"
+        )
     if (p / LATEST_FILE).is_file():
         step = (p / LATEST_FILE).read_text(encoding="utf-8").strip()
         p = p / f"global_step_{step}"
@@ -45,7 +49,9 @@ def find_actor_dir(ckpt_dir: str | Path) -> Path:
     shards = [m for m in (_SHARD.match(f.name) for f in p.iterdir()) if m]
     world_sizes = {int(m.group(1)) for m in shards}
     if len(world_sizes) != 1:
-        raise NotACheckpointError(f"{p}: shards from several world sizes {sorted(world_sizes)}; keep one run's")
+        raise NotACheckpointError(
+            f"{p}: shards from several world sizes {sorted(world_sizes)}; keep one run's"
+        )
     (world_size,) = world_sizes
     missing = sorted(set(range(world_size)) - {int(m.group(2)) for m in shards})
     if missing:

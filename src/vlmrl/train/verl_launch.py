@@ -80,7 +80,9 @@ def runtime_env_for(cfg: ExperimentConfig, user_file: str | None = None) -> dict
         if not isinstance(loaded, dict):
             from vlmrl.errors import UserError
 
-            raise UserError(f"{p}: a Ray runtime env must be a YAML mapping (env_vars, pip, working_dir, ...)")
+            raise UserError(
+                f"{p}: a Ray runtime env must be a YAML mapping (env_vars, pip, working_dir, ...)"
+            )
         user_vars = loaded.pop("env_vars", {}) or {}
         runtime_env.update(loaded)
         runtime_env["env_vars"] = {**env_vars, **{str(k): str(v) for k, v in user_vars.items()}}
@@ -157,5 +159,9 @@ def run(launch: LaunchPlan) -> int:
 
         raise UserError(
             f"cannot start {launch.argv[0]!r} ({exc}); "
-            + ("install Ray (`pip install 'ray[default]'`)" if launch.mode == "cluster" else "check the Python path")
+            + (
+                "install Ray (`pip install 'ray[default]'`)"
+                if launch.mode == "cluster"
+                else "check the Python path"
+            )
         ) from None

@@ -38,9 +38,15 @@ REFUSED_KEYS: tuple[tuple[str, str], ...] = (
         "(vlmrl: `reward.overlong.*`)",
     ),
     ("reward_model.reward_kwargs.", "+reward.reward_kwargs.<same key>"),
-    ("reward_model.", "reward.reward_model.<key> or reward.<key> (see verl/trainer/config/reward/reward.yaml)"),
+    (
+        "reward_model.",
+        "reward.reward_model.<key> or reward.<key> (see verl/trainer/config/reward/reward.yaml)",
+    ),
     ("sandbox_fusion.", "reward.sandbox_fusion.<same key>"),
-    ("actor_rollout_ref.actor.grad_clip", "actor_rollout_ref.actor.optim.clip_grad (vlmrl: `algorithm.grad_clip`)"),
+    (
+        "actor_rollout_ref.actor.grad_clip",
+        "actor_rollout_ref.actor.optim.clip_grad (vlmrl: `algorithm.grad_clip`)",
+    ),
     (
         "algorithm.filter_groups.max_num_gen_batches",
         "algorithm.filter_groups.max_inflight_gen_batches (the V1 trainer ignores max_num_gen_batches)",

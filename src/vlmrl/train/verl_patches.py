@@ -46,7 +46,6 @@ class PatchNotApplied(UserWarning):
 def _fixed(original):
     """Wrap veRL's `_get_input_embeds`: image/video micro-batches go to veRL; text-only ones are ours."""
     import torch
-
     from verl.utils.transformers_compat import unpack_visual_output
 
     @functools.wraps(original)
@@ -71,7 +70,9 @@ def _fixed(original):
             )
         inputs_embeds = model.get_input_embeddings()(input_ids)
         vision_config = model.config.vision_config
-        patch_dim = vision_config.in_channels * vision_config.temporal_patch_size * vision_config.patch_size**2
+        patch_dim = (
+            vision_config.in_channels * vision_config.temporal_patch_size * vision_config.patch_size**2
+        )
         # One 4x4-patch dummy image, as veRL uses: the smallest grid the 2x2 spatial merge accepts.
         dummy_pixels = torch.zeros((16, patch_dim), dtype=model.visual.dtype, device=inputs_embeds.device)
         dummy_grid = torch.tensor([[1, 4, 4]], dtype=torch.long, device=inputs_embeds.device)
@@ -108,8 +109,11 @@ def apply() -> bool:
         import verl
         from verl.models.transformers import qwen2_vl
     except ImportError as exc:
-        warnings.warn(f"vlmrl.train.verl_patches: veRL is not importable ({exc}); no fix applied",
-                      PatchNotApplied, stacklevel=2)
+        warnings.warn(
+            f"vlmrl.train.verl_patches: veRL is not importable ({exc}); no fix applied",
+            PatchNotApplied,
+            stacklevel=2,
+        )
         return False
     current: Any = getattr(qwen2_vl, "_get_input_embeds", None)
     if current is not None and getattr(current, _MARKER, False):

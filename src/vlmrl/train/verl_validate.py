@@ -70,7 +70,9 @@ def check_landed(cfg, overrides: list[Override]) -> None:
         elif not _same(actual, o.value):
             problems.append(f"{o.key}: composed to {actual!r}, expected {o.value!r}")
     if problems:
-        raise ConfigError("veRL overrides did not land where veRL 0.9.1 reads them:\n  " + "\n  ".join(problems))
+        raise ConfigError(
+            "veRL overrides did not land where veRL 0.9.1 reads them:\n  " + "\n  ".join(problems)
+        )
 
 
 def validate(hydra_args: list[str], overrides: list[Override] | None = None, extra: list[str] | None = None):
