@@ -23,7 +23,7 @@ from pathlib import Path
 from vlmrl.reward import answer as ans
 
 _WORKER_SCRIPT = str(Path(__file__).with_name("_mv_worker.py"))
-# A fresh worker imports sympy + math-verify (~1.5 s on an idle core); allowed once per start.
+# Only `warm_up` waits this long for a fresh worker to import sympy + math-verify (~1.5 s idle).
 WORKER_START_TIMEOUT_S = 60.0
 
 
@@ -75,10 +75,12 @@ class _Worker:
         line, self._buf = self._buf.split(b"\n", 1)
         return line.decode("utf-8", "replace")
 
-    def request(self, golds: Sequence[str], pred: str, timeout_s: float) -> str:
+    def wait_ready(self, deadline: float) -> None:
         if not self.ready:
-            self._readline(time.monotonic() + WORKER_START_TIMEOUT_S)
+            self._readline(deadline)
             self.ready = True
+
+    def request(self, golds: Sequence[str], pred: str, timeout_s: float) -> str:
         payload = json.dumps({"golds": list(golds), "pred": pred, "timeout_s": timeout_s}) + "\n"
         self.proc.stdin.write(payload.encode())  # type: ignore[union-attr]
         self.proc.stdin.flush()  # type: ignore[union-attr]
@@ -127,17 +129,41 @@ class MathVerifyPool:
 
     def _release(self, worker: _Worker | None) -> None:
         with self._cond:
-            if worker is None:
+            self._idle.append(worker) if worker is not None else None
+            self._cond.notify()
+
+    def _replace(self, worker: _Worker) -> None:
+        """Kill `worker` and start its replacement at once, so it imports math-verify while others work."""
+        self.kills += 1
+        worker.kill()
+        try:
+            fresh: _Worker | None = _Worker()
+        except OSError:
+            fresh = None
+        with self._cond:
+            if fresh is None:
                 self._count -= 1
             else:
-                self._idle.append(worker)
+                self._idle.insert(0, fresh)  # warm workers are popped from the end first
             self._cond.notify()
 
     def check(self, golds: Sequence[str], pred: str, timeout_s: float) -> str:
-        """'equal' | 'unequal' | 'unparsed' | 'timeout' | 'busy' | 'error'; never raises."""
+        """'equal' | 'unequal' | 'unparsed' | 'timeout' | 'busy' | 'error'; never raises.
+
+        Waiting for a free (and started) worker and the check itself are each bounded by
+        `timeout_s`, so a call returns within about 2x `timeout_s`.
+        """
         worker = self._acquire(time.monotonic() + timeout_s)
         if worker is None:
             return "busy"
+        try:
+            worker.wait_ready(time.monotonic() + timeout_s)
+        except _WorkerTimeout:
+            self._release(worker)  # still importing: the next caller may find it ready
+            return "busy"
+        except Exception:
+            self._replace(worker)
+            return "error"
         try:
             status = worker.request(golds, pred, timeout_s)
         except _WorkerTimeout:
@@ -145,9 +171,7 @@ class MathVerifyPool:
         except Exception:
             status = "error"
         if status in ("timeout", "error") or worker.proc.poll() is not None:
-            self.kills += 1
-            worker.kill()
-            self._release(None)
+            self._replace(worker)
         else:
             self._release(worker)
         return status
@@ -156,15 +180,14 @@ class MathVerifyPool:
         """Start every worker now and wait until each has imported math-verify."""
         workers = [self._acquire(time.monotonic() + WORKER_START_TIMEOUT_S) for _ in range(self.size)]
         for w in workers:
-            if w is not None and not w.ready:
-                try:
-                    w._readline(time.monotonic() + WORKER_START_TIMEOUT_S)
-                    w.ready = True
-                except Exception:
-                    w.kill()
-                    self._release(None)
-                    continue
-            self._release(w) if w is not None else None
+            if w is None:
+                continue
+            try:
+                w.wait_ready(time.monotonic() + WORKER_START_TIMEOUT_S)
+            except Exception:
+                self._replace(w)
+                continue
+            self._release(w)
 
     def close(self) -> None:
         with self._cond:
