@@ -175,6 +175,7 @@ _UNIT_WORDS = (
     "元|厘米|毫米|千米|米|度|个|人|克|千克|秒|分钟|小时|天|平方厘米|平方米|立方厘米"
 )
 _UNIT_RE = re.compile(r"(?<=[\d}).\s])\s*(?:\\,)?\s*(?:" + _UNIT_WORDS + r")\s*(?:\^\s*\{?[23]\}?)?\s*\.?$")
+_NUMBER_WORDS_RE = re.compile(r"([+-]?\d[\d.,]*)\s+[A-Za-z]{2,}(?:\s+[A-Za-z]{2,})?")
 _VAR_ASSIGN_RE = re.compile(r"^[A-Za-z](?:_\{?\w{1,3}\}?)?\s*=\s*(?=\S)")
 _FRAC_SHORT_RE = re.compile(r"\\[dt]?frac\s*(\d)\s*(\d)")
 _DFRAC_RE = re.compile(r"\\[dt]frac")
@@ -225,6 +226,9 @@ def clean_answer(text: str) -> str:
         s = _UNIT_RE.sub("", s).strip()
         if s == before:
             break
+    m = _NUMBER_WORDS_RE.fullmatch(s)
+    if m:  # "5 apples", "12 square feet": a number with a unit we do not list
+        s = m.group(1)
     s = _THOUSANDS_RE.sub(lambda m: m.group(1) + re.sub(r"\{,\}|\\,|,", "", m.group(2)), s)
     s = _DFRAC_RE.sub(r"\\frac", s)
     s = _FRAC_SHORT_RE.sub(r"\\frac{\1}{\2}", s)
@@ -353,6 +357,48 @@ def extract_letters(answer: str) -> list[str]:
 
 def is_letter(gt: str) -> bool:
     return bool(re.fullmatch(r"\(?[A-Z]\)?", gt.strip()))
+
+
+_WORD_RE = re.compile(r"(?<![\\A-Za-z])[A-Za-z]{3,}")
+_MATH_WORDS = frozenset(
+    [
+        "sin",
+        "cos",
+        "tan",
+        "cot",
+        "sec",
+        "csc",
+        "arcsin",
+        "arccos",
+        "arctan",
+        "sinh",
+        "cosh",
+        "tanh",
+        "log",
+        "ln",
+        "exp",
+        "lim",
+        "max",
+        "min",
+        "det",
+        "gcd",
+        "lcm",
+        "mod",
+        "deg",
+        "dim",
+        "ker",
+        "sgn",
+        "arg",
+        "inf",
+        "sup",
+    ]
+)
+
+
+def is_wordy(cleaned: str) -> bool:
+    """Holds words (3+ letters, not a math function): math-verify would read them as products of
+    single-letter symbols, and e.g. "five apples" parses to the same thing as "five"."""
+    return any(w.lower() not in _MATH_WORDS for w in _WORD_RE.findall(cleaned))
 
 
 def truncate_pred(pred: str) -> str:

@@ -342,9 +342,14 @@ def rule_check(
     if decided is not None:
         return decided
     try:
-        status = get_pool().check(
-            [ans.clean_answer(g) for g in golds], ans.clean_answer(pred), timeout_s=timeout_s
-        )
+        cleaned_pred = ans.clean_answer(pred)
+        cleaned_golds = [ans.clean_answer(g) for g in golds]
+        if ans.is_wordy(cleaned_pred) or any(ans.is_wordy(g) for g in cleaned_golds):
+            return RuleResult(Outcome.UNDECIDED, "text")
+    except Exception:
+        return RuleResult(Outcome.UNDECIDED, "error")
+    try:
+        status = get_pool().check(cleaned_golds, cleaned_pred, timeout_s=timeout_s)
     except Exception:
         status = "error"
     if status == "equal":

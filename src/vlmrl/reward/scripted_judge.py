@@ -37,6 +37,8 @@ class Script:
     judge: Callable[[str], str] = substring_judge
     fail_first: int = 0  # the first N chat requests fail with 500, later ones follow `mode`
     requests: int = 0
+    inflight: int = 0
+    max_inflight: int = 0  # most chat requests the server was handling at once
     prompts: list[str] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -79,6 +81,17 @@ class _Handler(BaseHTTPRequestHandler):
             return
         with script.lock:
             script.prompts.append(prompt)
+            script.inflight += 1
+            script.max_inflight = max(script.max_inflight, script.inflight)
+        try:
+            self._reply(script, n, prompt)
+        except OSError:
+            pass  # the client gave up (timeout) and closed the connection
+        finally:
+            with script.lock:
+                script.inflight -= 1
+
+    def _reply(self, script: Script, n: int, prompt: str) -> None:
         if script.delay_s:
             time.sleep(script.delay_s)
         mode = "error500" if n <= script.fail_first else script.mode
