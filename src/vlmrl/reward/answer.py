@@ -209,6 +209,8 @@ def clean_answer(text: str) -> str:
 
     The result is what math-verify sees (wrapped in `\\boxed{}`), so spacing is kept.
     """
+    if len(text) > 4 * MAX_ANSWER_CHARS:
+        return text.strip()  # never compared (too long to be an answer); keep the cost linear and small
     s = text.strip()
     s = _UNICODE_RE.sub(lambda m: _UNICODE[m.group(0)], s)
     s = _SQRT_RE.sub(_replace_sqrt, s)
@@ -333,6 +335,8 @@ _LETTER_PHRASE_RE = re.compile(
 
 def extract_letters(answer: str) -> list[str]:
     """Option letters named by an answer: "C", "(B)", "A. 42", "option D", "A or B" -> ["A", "B"]."""
+    if len(answer) > MAX_ANSWER_CHARS:
+        return []
     s = clean_answer(answer)
     if len(s) > 300:
         return []
