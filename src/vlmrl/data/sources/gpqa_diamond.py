@@ -32,8 +32,8 @@ def load(path: str | None = None, split: str = "train", **options) -> Iterator[E
         shuffled = [options_text[j] for j in order]
         letter = LETTERS[order.index(0)] if correct else ""
         question = str(row["Question"] or "").strip()
-        body = "\n".join(f"{L}. {text}" for L, text in zip(LETTERS, shuffled))
-        meta = {"options": dict(zip(LETTERS, shuffled)), "correct_text": correct}
+        body = "\n".join(f"{L}. {text}" for L, text in zip(LETTERS, shuffled, strict=True))
+        meta = {"options": dict(zip(LETTERS, shuffled, strict=True)), "correct_text": correct}
         if row.get("Record ID"):
             meta["record_id"] = row["Record ID"]
         yield make_example(
