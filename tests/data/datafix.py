@@ -46,9 +46,14 @@ def skywork(path: Path, n: int = 6) -> Path:
         rows.append(
             {
                 "data_source": "train-math-deepscaler",
-                "prompt": [{"role": "user", "content": f"Compute {i} + {i + 2}, then add the number {i * 7}."}],
+                "prompt": [
+                    {"role": "user", "content": f"Compute {i} + {i + 2}, then add the number {i * 7}."}
+                ],
                 "ability": "math",
-                "reward_model": {"ground_truth": str([str(2 * i + 2 + i * 7), f"{2 * i + 2 + i * 7}.0"]), "style": "rule"},
+                "reward_model": {
+                    "ground_truth": str([str(2 * i + 2 + i * 7), f"{2 * i + 2 + i * 7}.0"]),
+                    "style": "rule",
+                },
                 "extra_info": {"index": 1000 + i, "model_difficulty": {"DeepSeek-R1-Distill-Qwen-1.5B": i}},
             }
         )
@@ -103,24 +108,49 @@ def aime24(path: Path) -> Path:
 
 def math500(path: Path) -> Path:
     rows = [
-        {"problem": "What is $\\frac{1}{2} + \\frac{1}{3}$?", "solution": "...", "answer": "\\frac{5}{6}",
-         "subject": "Algebra", "level": 1, "unique_id": "test/algebra/1.json"},
-        {"problem": "Compute 0 + 2, then add the number 0.", "solution": "...", "answer": "2",
-         "subject": "Prealgebra", "level": 1, "unique_id": "test/prealgebra/2.json"},
+        {
+            "problem": "What is $\\frac{1}{2} + \\frac{1}{3}$?",
+            "solution": "...",
+            "answer": "\\frac{5}{6}",
+            "subject": "Algebra",
+            "level": 1,
+            "unique_id": "test/algebra/1.json",
+        },
+        {
+            "problem": "Compute 0 + 2, then add the number 0.",
+            "solution": "...",
+            "answer": "2",
+            "subject": "Prealgebra",
+            "level": 1,
+            "unique_id": "test/prealgebra/2.json",
+        },
     ]
     return write_parquet(path, rows)
 
 
 def gpqa(path: Path) -> Path:
-    cols = ["Record ID", "Question", "Correct Answer", "Incorrect Answer 1", "Incorrect Answer 2", "Incorrect Answer 3"]
+    cols = [
+        "Record ID",
+        "Question",
+        "Correct Answer",
+        "Incorrect Answer 1",
+        "Incorrect Answer 2",
+        "Incorrect Answer 3",
+    ]
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w", newline="", encoding="utf-8") as fh:
         w = csv.DictWriter(fh, cols)
         w.writeheader()
         for i in range(3):
             w.writerow(
-                {"Record ID": f"rec{i}", "Question": f"Which particle {i} is a lepton?", "Correct Answer": "electron",
-                 "Incorrect Answer 1": "proton", "Incorrect Answer 2": "neutron", "Incorrect Answer 3": "pion"}
+                {
+                    "Record ID": f"rec{i}",
+                    "Question": f"Which particle {i} is a lepton?",
+                    "Correct Answer": "electron",
+                    "Incorrect Answer 1": "proton",
+                    "Incorrect Answer 2": "neutron",
+                    "Incorrect Answer 3": "pion",
+                }
             )
     return path
 
