@@ -7,35 +7,16 @@ core_algos.compute_grpo_outcome_advantage: correct answers get positive advantag
 
 from __future__ import annotations
 
-import textwrap
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from vlmrl.train.config import load_config
-from vlmrl.train.verl_overrides import build_overrides
+from vlmrl.train.verl_overrides import build_overrides, reward_function_path
 from vlmrl.train.verl_validate import validate
 
 PRESETS_DIR = Path(__file__).resolve().parents[2] / "configs" / "train"
-
-# Stand-in with the contract's shape (docs/contracts.md, Reward) until vlmrl.reward lands on main;
-# then this test points at reward_function_path() instead.
-CONTRACT_REWARD = textwrap.dedent(
-    """
-    import re
-
-    def compute_score(data_source, solution_str, ground_truth, extra_info=None, **kwargs):
-        m = re.fullmatch(r"\\s*<think>.*</think>\\s*<answer>(.*)</answer>\\s*", solution_str, re.S)
-        if not m:
-            return {"score": kwargs["format_score"], "acc": 0, "format_ok": 0, "pred": "",
-                    "verdict": "format", "verifier_error": 0}
-        pred = m.group(1).strip()
-        ok = pred in [str(g) for g in ground_truth]
-        return {"score": kwargs["correct_score"] if ok else kwargs["incorrect_score"], "acc": int(ok),
-                "format_ok": 1, "pred": pred, "verdict": "rule", "verifier_error": 0}
-    """
-)
 
 
 def _batch(tokenizer, prompts: list[str], responses: list[str], ground_truths: list[list[str]]):
@@ -74,16 +55,15 @@ def test_grpo_advantages_from_our_reward_have_the_expected_signs(tiny_processor,
     from verl.trainer.ppo import core_algos
     from verl.trainer.ppo.reward import get_custom_reward_fn, resolve_reward_manager_cls
 
-    reward_file = tmp_path / "verl_entry.py"
-    reward_file.write_text(CONTRACT_REWARD)
     # Short responses and buffer so one response below crosses into the overlong penalty zone.
     cfg = load_config(
         PRESETS_DIR / "text.yaml",
-        ["rollout.max_response_length=64", "reward.overlong.len=16", "reward.correct_score=1.0"],
+        ["rollout.max_response_length=64", "reward.overlong.len=16", "reward.verifier.url=null"],
     )
-    overrides = build_overrides(cfg, reward_path=str(reward_file))
+    overrides = build_overrides(cfg)  # the installed vlmrl/reward/verl_entry.py
     verl_cfg = validate([o.render() for o in overrides], overrides)
 
+    assert verl_cfg.reward.custom_reward_function.path == reward_function_path()
     compute_score = get_custom_reward_fn(verl_cfg)
     manager_cls = resolve_reward_manager_cls(verl_cfg)
     assert manager_cls.__name__ == "DAPORewardManager"

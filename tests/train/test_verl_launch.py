@@ -89,7 +89,7 @@ def test_real_launch_refuses_on_failed_preflight(tmp_path):
     assert result.exit_code != 0
     assert type(result.exception).__name__ == "PreflightError"
     message = str(result.exception)
-    assert "preflight failed" in message and "gpus" in message and "data/mm/train.parquet" in message
+    assert "preflight failed" in message and "gpus" in message and "data/multimodal/train.parquet" in message
     assert not (tmp_path / "out").exists()
 
 

@@ -45,7 +45,7 @@ def test_preset_composes_validates_and_lands_where_verl_reads(preset):
     # The reward function: our installed file, loaded by path, name compute_score (verl/trainer/ppo/reward.py).
     crf = verl.reward.custom_reward_function
     assert crf.path == reward_function_path()
-    assert crf.path.endswith("vlmrl/reward/verl_entry.py")
+    assert crf.path.endswith("vlmrl/reward/verl_entry.py") and Path(crf.path).is_file()
     assert crf.name == "compute_score"
     assert OmegaConf.to_container(crf.reward_kwargs) == cfg.reward.reward_kwargs()
     # The dapo manager reads config.reward.reward_kwargs.{overlong_buffer_cfg,max_resp_len}.

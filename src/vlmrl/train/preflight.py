@@ -266,7 +266,7 @@ def _check_verifier(cfg: ExperimentConfig, report: PreflightReport) -> None:
         status: Status = "fail" if v.on_unreachable == "fail" else "warn"
         hint = "start it (`vlmrl verifier serve`) or set reward.verifier.on_unreachable=warn"
         if status == "warn":
-            hint = "launching anyway: the reward counts each failed call as verifier_error=1"
+            hint = "launching anyway: answers the rules cannot decide score as wrong (verifier_error=1) meanwhile"
         report.add("verifier", status, f"{detail}; {hint}")
 
 
