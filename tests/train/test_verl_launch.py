@@ -71,6 +71,18 @@ def test_cluster_plan_from_ray_address_env(monkeypatch, tmp_path):
     assert plan(cfg2, ray_address="http://other:8265", validate=False).ray_address == "http://other:8265"
 
 
+def test_extra_override_replaces_our_key_instead_of_fighting_it():
+    # e.g. the reward file as the cluster nodes see it, when submitting from another machine.
+    cfg = load_config(
+        PRESETS_DIR / "text.yaml",
+        ["extra_overrides=[reward.custom_reward_function.path=/opt/vlmrl/reward/verl_entry.py]"],
+    )
+    launch = plan(cfg)
+    paths = [a for a in launch.hydra_args if a.startswith("reward.custom_reward_function.path=")]
+    assert paths == ["reward.custom_reward_function.path=/opt/vlmrl/reward/verl_entry.py"]
+    assert launch.verl_config.reward.custom_reward_function.path == "/opt/vlmrl/reward/verl_entry.py"
+
+
 def test_runtime_env_file_errors(tmp_path):
     cfg = load_config(PRESETS_DIR / "text.yaml")
     with pytest.raises(Exception, match="not found"):

@@ -61,7 +61,9 @@ def _run_verl(cfg, dry_run: bool, brief: bool, address: str | None, runtime_env:
             cfg, ray_address=address, runtime_env_file=str(runtime_env) if runtime_env else None
         )
     with err_console.status("preflight checks..."):
-        report = run_preflight(cfg, reward_path=launch.reward_path, cluster=launch.mode == "cluster")
+        # The path veRL will load (extra_overrides may name the one the cluster nodes see).
+        reward_path = str(launch.verl_config.reward.custom_reward_function.path)
+        report = run_preflight(cfg, reward_path=reward_path, cluster=launch.mode == "cluster")
     err_console.print(_preflight_table(report))
     if dry_run:
         # stdout stays valid YAML: the command and runtime env ride along as comments.

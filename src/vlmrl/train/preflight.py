@@ -221,9 +221,11 @@ def _check_gpus(cfg: ExperimentConfig, report: PreflightReport, cluster: bool) -
         report.add("gpus", "ok", f"{have} GPU(s) visible, {need} used")
 
 
-def _check_reward_entry(reward_path: str, report: PreflightReport) -> None:
+def _check_reward_entry(reward_path: str, report: PreflightReport, cluster: bool) -> None:
     if Path(reward_path).is_file():
         report.add("reward", "ok", f"{reward_path}")
+    elif cluster:
+        report.add("reward", "warn", f"{reward_path}: not on this machine; every Ray node must have it")
     else:
         report.add(
             "reward",
@@ -276,6 +278,6 @@ def run_preflight(cfg: ExperimentConfig, *, reward_path: str, cluster: bool = Fa
     _check_data(cfg, report, cluster)
     _check_model(cfg, report)
     _check_gpus(cfg, report, cluster)
-    _check_reward_entry(reward_path, report)
+    _check_reward_entry(reward_path, report, cluster)
     _check_verifier(cfg, report)
     return report

@@ -18,7 +18,7 @@ from typing import Any, Literal
 import yaml
 
 from vlmrl.train.config import ExperimentConfig
-from vlmrl.train.verl_overrides import Override, build_overrides, check_raw_overrides, reward_function_path
+from vlmrl.train.verl_overrides import Override, merged_overrides, reward_function_path
 from vlmrl.utils.io import write_text_atomic
 
 ENTRY_MODULE = "verl.trainer.main_ppo"
@@ -100,9 +100,7 @@ def plan(
 ) -> LaunchPlan:
     """Build and (by default) validate the launch of `cfg` against the installed veRL; runs nothing."""
     reward_path = reward_path or reward_function_path()
-    check_raw_overrides(cfg.extra_overrides)
-    overrides = build_overrides(cfg, reward_path)
-    hydra_args = [o.render() for o in overrides] + list(cfg.extra_overrides)
+    overrides, hydra_args = merged_overrides(cfg, reward_path)
     verl_config = None
     if validate:
         from vlmrl.train.verl_validate import validate as validate_overrides

@@ -296,7 +296,20 @@ def build_overrides(cfg: ExperimentConfig, reward_path: str | None = None) -> li
 _LOGGERS = {"console": "console", "wandb": "wandb", "tensorboard": "tensorboard", "jsonl": "file"}
 
 
+def merged_overrides(
+    cfg: ExperimentConfig, reward_path: str | None = None
+) -> tuple[list[Override], list[str]]:
+    """(our overrides minus the keys `extra_overrides` sets, the full `main_ppo` argument list).
+
+    `extra_overrides` are checked and come last; a key they set replaces ours instead of appearing
+    twice (e.g. `reward.custom_reward_function.path` as the cluster nodes see it).
+    """
+    check_raw_overrides(cfg.extra_overrides)
+    taken = {override_key(text)[1] for text in cfg.extra_overrides}
+    ours = [o for o in build_overrides(cfg, reward_path) if o.key not in taken]
+    return ours, [o.render() for o in ours] + list(cfg.extra_overrides)
+
+
 def to_hydra_args(cfg: ExperimentConfig, reward_path: str | None = None) -> list[str]:
     """The full override list for `main_ppo`: ours, then the config's `extra_overrides` (checked)."""
-    check_raw_overrides(cfg.extra_overrides)
-    return [o.render() for o in build_overrides(cfg, reward_path)] + list(cfg.extra_overrides)
+    return merged_overrides(cfg, reward_path)[1]
