@@ -91,6 +91,7 @@ def test_mixed_presets_use_native_policy_and_cluster_sizes():
         ("reward_model.overlong_buffer.len=4096", "+reward.reward_kwargs.max_resp_len"),
         ("actor_rollout_ref.actor.grad_clip=0.5", "actor_rollout_ref.actor.optim.clip_grad"),
         ("algorithm.filter_groups.max_num_gen_batches=10", "max_inflight_gen_batches"),
+        ("actor_rollout_ref.actor.freeze_vision_tower=true", "never reads it"),
     ],
 )
 def test_silently_ignored_keys_are_refused_with_the_replacement(override, replacement):
@@ -156,5 +157,7 @@ def test_awkward_values_survive_hydra_quoting():
 def test_engines_verl_cannot_run_are_refused():
     with pytest.raises(ConfigError, match="rollout.engine"):
         build_overrides(load_config(PRESETS_DIR / "text.yaml", ["rollout.engine=hf"]))
+    with pytest.raises(ConfigError, match="freeze_vision_tower"):
+        build_overrides(load_config(PRESETS_DIR / "text.yaml", ["model.freeze_vision_tower=true"]))
     with pytest.raises(ConfigError, match="dapo"):
         build_overrides(load_config(PRESETS_DIR / "text.yaml", ["reward.manager=naive"]))

@@ -48,6 +48,10 @@ REFUSED_KEYS: tuple[tuple[str, str], ...] = (
         "actor_rollout_ref.actor.optim.clip_grad (vlmrl: `algorithm.grad_clip`)",
     ),
     (
+        "actor_rollout_ref.actor.freeze_vision_tower",
+        "nothing: veRL 0.9.1 defines it but never reads it, so the tower would still train",
+    ),
+    (
         "algorithm.filter_groups.max_num_gen_batches",
         "algorithm.filter_groups.max_inflight_gen_batches (the V1 trainer ignores max_num_gen_batches)",
     ),
@@ -154,6 +158,12 @@ def build_overrides(cfg: ExperimentConfig, reward_path: str | None = None) -> li
         )
     if cfg.trainer.n_gpus_per_node < 1:
         raise ConfigError("trainer.n_gpus_per_node must be at least 1 for backend=verl (veRL needs GPUs)")
+    if cfg.model.freeze_vision_tower:
+        raise ConfigError(
+            "model.freeze_vision_tower=true is not available on veRL 0.9.1: its "
+            "actor_rollout_ref.actor.freeze_vision_tower is never read, so the tower would still train; "
+            "use backend=trl or leave it false"
+        )
     if cfg.reward.overlong.enable and cfg.reward.manager != "dapo":
         raise ConfigError(
             f"reward.overlong.enable=true needs reward.manager=dapo (got {cfg.reward.manager!r}); "
@@ -226,7 +236,6 @@ def build_overrides(cfg: ExperimentConfig, reward_path: str | None = None) -> li
     put(f"{actor}.use_dynamic_bsz", a.use_dynamic_bsz)
     # One full prompt + response must fit a dynamic micro-batch.
     put(f"{actor}.ppo_max_token_len_per_gpu", d.max_prompt_length + r.max_response_length)
-    put(f"{actor}.freeze_vision_tower", m.freeze_vision_tower)
     put(f"{actor}.optim.lr", a.lr)
     put(f"{actor}.optim.lr_warmup_steps", a.lr_warmup_steps)
     put(f"{actor}.optim.weight_decay", a.weight_decay)
