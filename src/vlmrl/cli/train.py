@@ -25,13 +25,18 @@ def _preflight_table(report) -> Table:
 
 def _run_trl(cfg, dry_run: bool) -> None:
     # The only TRL touchpoint of this module: the TRL backend owns everything past the config.
+    import importlib.util
+
+    from vlmrl.errors import NotBuiltError, UserError
+
+    if importlib.util.find_spec("vlmrl.train.trl_backend") is None:
+        raise NotBuiltError("backend=trl needs the module vlmrl.train.trl_backend, which is not built yet")
     try:
         from vlmrl.train import trl_backend
     except ImportError as exc:
-        from vlmrl.errors import NotBuiltError
-
-        raise NotBuiltError(
-            f"backend=trl needs the module vlmrl.train.trl_backend, which is not available ({exc})"
+        raise UserError(
+            f"backend=trl could not import its engine ({exc}); install it with "
+            "`pip install -c constraints.txt -e '.[trl]'`"
         ) from None
     if dry_run:
         from vlmrl.train.config import dump_config
