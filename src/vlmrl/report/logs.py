@@ -7,7 +7,6 @@ onto the few quantities we plot (reward, response length, accuracy, format rate)
 from __future__ import annotations
 
 import json
-import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -233,4 +232,3 @@ def read_log(path: str | Path, name: str | None = None) -> RunLog:
             p / "metrics.jsonl" if p.is_dir() else p, name or (p.name if p.is_dir() else None)
         )
     return read_verl_console(p, name)
-
