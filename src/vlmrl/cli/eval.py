@@ -289,7 +289,7 @@ def register(app: typer.Typer) -> None:
                 on_output=lambda line: err_console.print(line, markup=False, highlight=False),
             )
         except LmmsEvalNotInstalled as exc:
-            err_console.print(f"[bold red]lmms-eval not runnable:[/] {exc}", highlight=False)
+            err_console.print(f"[bold red]lmms-eval not runnable:[/] {exc}", highlight=False, soft_wrap=True)
             err_console.print(f"chat template written to {exc.run.chat_template}; once installed, run:")
             typer.echo(exc.run.command_line)
             raise typer.Exit(3) from None
