@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import json
 import re
 
@@ -64,49 +65,107 @@ def _lines(path):
     return path.read_text().splitlines()
 
 
+def write_benchmark_files(root):
+    """Local copies of the hub files, in the hub's columns (what `--data NAME=PATH` reads)."""
+    import csv
+
+    root.mkdir(parents=True, exist_ok=True)
+    aime = root / "aime24.jsonl"
+    aime.write_text(
+        "\n".join(
+            json.dumps(r)
+            for r in [
+                {"id": 60, "problem": "What is 2 + 2?", "answer": "4", "year": 2024},
+                {"id": 61, "problem": "Name 5 + 2.", "answer": "7", "year": 2024},
+            ]
+        )
+        + "\n"
+    )
+    gpqa = root / "gpqa_diamond.csv"
+    with gpqa.open("w", newline="") as fh:
+        writer = csv.DictWriter(
+            fh,
+            ["Question", "Correct Answer", "Incorrect Answer 1", "Incorrect Answer 2", "Incorrect Answer 3"],
+        )
+        writer.writeheader()
+        writer.writerow(
+            {
+                "Question": "Which particle carries the electromagnetic force?",
+                "Correct Answer": "photon",
+                "Incorrect Answer 1": "gluon",
+                "Incorrect Answer 2": "W boson",
+                "Incorrect Answer 3": "graviton",
+            }
+        )
+    return {"aime24": str(aime), "gpqa_diamond": str(gpqa)}
+
+
 @needs_reward
+@needs_data
 @pytest.mark.slow
-def test_hf_backend_rows_resume_and_more_samples(tiny_vlm_path, tmp_path):
+def test_hf_backend_benchmark_files_resume_and_more_samples(tiny_vlm_path, tmp_path):
     rows = [  # a `native` mixed file: text rows carry `images: []`
-        _row(0, "What is 2 + 2?", ["4"], images=[]),
-        _row(1, "<image>How many squares?", ["1"], images=[_png()]),
-        _row(2, "Compute 3 * 3.", ["9"], images=[]),
+        _row(0, "<image>How many squares?", ["1"], images=[_png()]),
+        _row(1, "Compute 3 * 3.", ["9"], images=[]),
     ]
     parquet = _write_parquet(tmp_path / "held_out.parquet", rows)
     out = tmp_path / "eval"
-    kwargs = dict(backend="hf", n=2, temperature=1.0, max_new_tokens=8, out_dir=out, model_name="tiny")
-    first = evaluate(str(tiny_vlm_path), rows_or_parquet=parquet, **kwargs)
-    bench = first.benchmarks["held_out"]
-    assert (bench.generated, bench.reused) == (6, 0)
+    kwargs = dict(
+        benchmarks=["aime24", "gpqa_diamond"],
+        data_paths=write_benchmark_files(tmp_path / "bench"),
+        rows_or_parquet=parquet,
+        backend="hf",
+        n=2,
+        temperature=1.0,
+        max_new_tokens=8,
+        out_dir=out,
+        model_name="tiny",
+    )
+    first = evaluate(str(tiny_vlm_path), **kwargs)
+    assert {k: (b.generated, b.reused) for k, b in first.benchmarks.items()} == {
+        "aime24": (4, 0),
+        "gpqa_diamond": (2, 0),
+        "held_out": (4, 0),
+    }
+    from vlmrl.data.prompt import DEFAULT_INSTRUCTION
 
-    samples = [json.loads(line) for line in _lines(out / "held_out" / "samples.jsonl")]
-    assert len(samples) == 6
-    for s in samples:
-        assert {"prompt", "response", "extracted", "acc", "format_ok", "verdict", "num_tokens"} <= set(s)
-        assert s["prompt"][0]["content"].endswith(INSTRUCTION)
-        assert 1 <= s["num_tokens"] <= 8
-    metrics = json.loads((out / "held_out" / "metrics.json").read_text())
-    assert (metrics["num_problems"], metrics["n"]) == (3, 2)
-    assert metrics["pass@1"] == pytest.approx(100 * sum(s["acc"] for s in samples) / 6)
+    for name, problems in (("aime24", 2), ("gpqa_diamond", 1), ("held_out", 2)):
+        samples = [json.loads(line) for line in _lines(out / name / "samples.jsonl")]
+        assert len(samples) == 2 * problems
+        for s in samples:
+            assert {"prompt", "response", "extracted", "acc", "format_ok", "verdict", "num_tokens"} <= set(s)
+            assert 1 <= s["num_tokens"] <= 8
+        metrics = json.loads((out / name / "metrics.json").read_text())
+        assert (metrics["num_problems"], metrics["n"]) == (problems, 2)
+        assert metrics["pass@1"] == pytest.approx(100 * sum(s["acc"] for s in samples) / len(samples))
+    aime_prompt = json.loads(_lines(out / "aime24" / "samples.jsonl")[0])["prompt"][0]["content"]
+    assert aime_prompt == f"What is 2 + 2? {DEFAULT_INSTRUCTION}"  # exactly as training rows are built
+    gpqa = json.loads(_lines(out / "gpqa_diamond" / "samples.jsonl")[0])
+    assert gpqa["ground_truth"][0] in "ABCD" and "photon" in gpqa["prompt"][0]["content"]
     result = read_result(out / "results.json")
     assert result["model"] == "tiny"
-    assert result["scores"]["held_out"] == metrics["pass@1"]
-    assert "| held_out | 3 | 2 |" in (out / "summary.md").read_text()
+    assert set(result["scores"]) == {"aime24", "gpqa_diamond", "held_out"}
+    summary = (out / "summary.md").read_text()
+    assert "| aime24 | 2 | 2 |" in summary and "| gpqa_diamond | 1 | 2 |" in summary
 
-    # Second run: everything is found, nothing generated (the journal does not grow).
-    journal = _lines(out / "held_out" / "generations.jsonl")
-    second = evaluate(str(tiny_vlm_path), rows_or_parquet=parquet, **kwargs)
-    assert (second.benchmarks["held_out"].generated, second.benchmarks["held_out"].reused) == (0, 6)
-    assert _lines(out / "held_out" / "generations.jsonl") == journal
-    assert second.benchmarks["held_out"].metrics["pass@1"] == metrics["pass@1"]
+    # Second run: everything is found, nothing generated (the journals do not grow).
+    journal = _lines(out / "aime24" / "generations.jsonl")
+    second = evaluate(str(tiny_vlm_path), **kwargs)
+    assert [b.generated for b in second.benchmarks.values()] == [0, 0, 0]
+    assert _lines(out / "aime24" / "generations.jsonl") == journal
+    assert second.scores == first.scores
 
     # More samples: only the missing ones are generated.
-    third = evaluate(str(tiny_vlm_path), rows_or_parquet=parquet, **{**kwargs, "n": 3})
-    assert (third.benchmarks["held_out"].generated, third.benchmarks["held_out"].reused) == (3, 6)
-    assert third.benchmarks["held_out"].metrics["n"] == 3
+    third = evaluate(str(tiny_vlm_path), **{**kwargs, "n": 3})
+    assert {k: b.generated for k, b in third.benchmarks.items()} == {
+        "aime24": 2,
+        "gpqa_diamond": 1,
+        "held_out": 2,
+    }
+    assert third.benchmarks["aime24"].metrics["n"] == 3
 
     with pytest.raises(UserError, match=r"other settings.*temperature"):
-        evaluate(str(tiny_vlm_path), rows_or_parquet=parquet, **{**kwargs, "temperature": 0.6})
+        evaluate(str(tiny_vlm_path), **{**kwargs, "temperature": 0.6})
 
 
 def _answer_server(answers: dict[str, str]):
@@ -191,6 +250,31 @@ def test_interrupted_run_resumes_with_only_the_missing_samples(chat_server, tmp_
     assert res.benchmarks["toy"].metrics["pass@1"] == pytest.approx(
         50.0
     )  # GOOD says 4: right once, wrong once
+
+
+@needs_reward
+@needs_data
+def test_registry_benchmarks_grade_gpqa_letters_through_the_shuffle(chat_server, tmp_path):
+    def respond(body):
+        text = last_user_text(body)
+        letter = re.search(r"^([A-D])\. photon$", text, re.M)
+        if letter:  # the server knows physics: answers with whatever letter "photon" was shuffled to
+            return chat_reply(f"<think>\nlight\n</think>\n<answer>\n{letter.group(1)}\n</answer>")
+        return chat_reply(GOOD)  # says 4: right for the first AIME problem, wrong for the second
+
+    server = chat_server(respond)
+    res = evaluate(
+        server.url,
+        ["aime24", "gpqa_diamond"],
+        data_paths=write_benchmark_files(tmp_path / "bench"),
+        backend="openai",
+        n=2,
+        out_dir=tmp_path / "e",
+    )
+    assert res.scores == {"aime24": 50.0, "gpqa_diamond": 100.0}
+    result = read_result(tmp_path / "e" / "results.json")
+    assert result["scores"] == {"aime24": 50.0, "gpqa_diamond": 100.0}
+    assert result["benchmarks"]["aime24"]["pass@2"] == 50.0
 
 
 def test_rows_are_checked_with_row_and_key_named():

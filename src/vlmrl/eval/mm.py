@@ -92,9 +92,13 @@ def _jinja_literal(text: str) -> str:
 
 
 def chat_template(
-    instruction: str, *, separator: str = "\n", system: str = "You are a helpful assistant."
+    instruction: str, *, separator: str = " ", system: str = "You are a helpful assistant."
 ) -> str:
-    """The Jinja chat template text (Qwen2.5-VL format) with `instruction` after each user turn."""
+    """The Jinja chat template text (Qwen2.5-VL format) with `instruction` after each user turn.
+
+    The default separator (one space) matches how training prompts join question and instruction
+    (`vlmrl.data.prompt.prompt_text`).
+    """
     return (
         _TEMPLATE.replace("INSTRUCTION", _jinja_literal(instruction))
         .replace("SEPARATOR", _jinja_literal(separator))
@@ -106,7 +110,7 @@ def write_chat_template(
     path: str | os.PathLike[str],
     instruction: str | None = None,
     *,
-    separator: str = "\n",
+    separator: str = " ",
     system: str = "You are a helpful assistant.",
 ) -> Path:
     """Write the template file passed to lmms-eval as `chat_template=`; default: the training instruction."""
@@ -310,7 +314,7 @@ def evaluate_mm(
     *,
     model_name: str | None = None,
     instruction: str | None = None,
-    separator: str = "\n",
+    separator: str = " ",
     batch_size: int = 64,
     tensor_parallel_size: int = 1,
     gpu_memory_utilization: float = 0.85,
