@@ -16,6 +16,7 @@ from vlmrl.eval.mm import (
     find_results_json,
     lmms_eval_version,
     parse_lmms_results,
+    probe_judge,
     write_chat_template,
 )
 
@@ -174,3 +175,24 @@ def test_without_lmms_eval_the_command_is_given(tmp_path):
     assert run.chat_template.is_file()
     assert shlex.split(run.command_line) == run.command
     assert "--log_samples" in run.command
+
+
+def test_local_judge_probe(chat_server):
+    env = {"OPENAI_API_KEY": "local"}
+    wrong_name = chat_server(lambda body: (200, {}), models=("Qwen/Qwen2.5-72B-Instruct",))
+    problems = probe_judge(
+        ["mathverse_testmini"], {**env, "OPENAI_API_URL": wrong_name.url + "/v1/chat/completions"}
+    )
+    assert "--served-model-name gpt-3.5-turbo" in problems[0]
+    right = chat_server(lambda body: (200, {}), models=("gpt-3.5-turbo",))
+    assert (
+        probe_judge(
+            ["mathvista_testmini_format"], {**env, "OPENAI_API_URL": right.url + "/v1/chat/completions"}
+        )
+        == []
+    )
+    assert probe_judge(["mme"], {**env, "OPENAI_API_URL": "http://127.0.0.1:9/v1/chat/completions"}) == []
+    down = probe_judge(
+        ["mathverse_testmini"], {**env, "OPENAI_API_URL": "http://127.0.0.1:9/v1/chat/completions"}
+    )
+    assert "unreachable" in down[0]

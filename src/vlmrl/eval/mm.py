@@ -218,6 +218,44 @@ def check_judge_env(tasks: Sequence[str], env: dict[str, str] | None = None) -> 
     return problems
 
 
+JUDGE_MODEL = "gpt-3.5-turbo"  # tasks/mathvista|mathverse/*.yaml metadata.gpt_eval_model_name in 0.3.5
+
+
+def probe_judge(tasks: Sequence[str], env: dict[str, str] | None = None, timeout_s: float = 5.0) -> list[str]:
+    """For a judge at OPENAI_API_URL (not api.openai.com): is it up, and does it serve `gpt-3.5-turbo`?
+
+    Worth asking before a long run: MathVerse's judge client retries a failing call ~10^7 times.
+    """
+    env = dict(os.environ if env is None else env)
+    url = env.get("OPENAI_API_URL", "")
+    if not any(t in JUDGED_TASKS for t in tasks) or not url or "api.openai.com" in url:
+        return []
+    import httpx
+
+    base = url.rstrip("/")
+    base = base[: -len("/chat/completions")] if base.endswith("/chat/completions") else base
+    try:
+        response = httpx.get(
+            f"{base}/models",
+            headers={"Authorization": f"Bearer {env.get('OPENAI_API_KEY', '')}"},
+            timeout=timeout_s,
+        )
+    except httpx.HTTPError as exc:
+        return [f"the judge at OPENAI_API_URL={url} is unreachable ({type(exc).__name__}); start it first"]
+    if response.status_code != 200:
+        return []  # not every server lists models; the run will tell
+    try:
+        ids = [m.get("id") for m in response.json().get("data", [])]
+    except (ValueError, AttributeError):
+        return []
+    if ids and JUDGE_MODEL not in ids:
+        return [
+            f"the judge at {base} serves {ids}, but lmms-eval 0.3.5 asks for {JUDGE_MODEL!r}: "
+            f"serve it with --served-model-name {JUDGE_MODEL}"
+        ]
+    return []
+
+
 def find_results_json(output_path: str | os.PathLike[str]) -> Path:
     """The newest `*_results.json` lmms-eval wrote under `output_path` (it adds a model subdir)."""
     root = Path(output_path)
@@ -363,7 +401,7 @@ def evaluate_mm(
             run,
         )
     if check_judge:
-        problems = check_judge_env(tasks)
+        problems = check_judge_env(tasks) or probe_judge(tasks)
         if problems:
             raise UserError("; ".join(problems))
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1)
