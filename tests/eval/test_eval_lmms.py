@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shlex
 
 import pytest
@@ -196,3 +197,61 @@ def test_local_judge_probe(chat_server):
         ["mathverse_testmini"], {**env, "OPENAI_API_URL": "http://127.0.0.1:9/v1/chat/completions"}
     )
     assert "unreachable" in down[0]
+
+
+FAKE_LMMS_MAIN = '''
+"""Stand-in for `python -m lmms_eval` (the real one needs a GPU and the hub): checks the
+arguments vlmrl passes and writes a results file in 0.3.5's layout."""
+import argparse, json, pathlib, sys
+p = argparse.ArgumentParser()
+for flag in ("--model", "--model_args", "--tasks", "--batch_size", "--output_path", "--log_samples_suffix", "--limit"):
+    p.add_argument(flag)
+p.add_argument("--log_samples", action="store_true")
+a = p.parse_args()
+args = dict(kv.split("=", 1) for kv in a.model_args.split(","))
+template = pathlib.Path(args["chat_template"]).read_text()
+if a.model != "vllm" or not a.log_samples or "Think first" not in template or "FAIL" in args["model_version"]:
+    print("bad invocation", file=sys.stderr)
+    sys.exit(1)
+out = pathlib.Path(a.output_path)
+out.mkdir(parents=True, exist_ok=True)
+results = {"mme": {"alias": "mme", "mme_cognition_score,none": 300.0, "mme_perception_score,none": 1400.0},
+           "mmstar": {"alias": "mmstar", "average,none": 0.5}}
+doc = {"results": {t: results[t] for t in a.tasks.split(",")}, "config": {"model_args": a.model_args}}
+(out / "2026-11-24T00-00-00_results.json").write_text(json.dumps(doc))
+print("done")
+'''
+
+
+@pytest.fixture
+def fake_lmms_eval(tmp_path, monkeypatch):
+    root = tmp_path / "fake_site"
+    pkg = root / "lmms_eval"
+    pkg.mkdir(parents=True)
+    (pkg / "__init__.py").write_text("")
+    (pkg / "__main__.py").write_text(FAKE_LMMS_MAIN)
+    dist = root / "lmms_eval-0.3.5.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: lmms_eval\nVersion: 0.3.5\n")
+    monkeypatch.syspath_prepend(str(root))
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")]))
+    return root
+
+
+def test_evaluate_mm_runs_lmms_eval_and_writes_our_results(fake_lmms_eval, tmp_path):
+    assert lmms_eval_version() == "0.3.5"
+    lines = []
+    run = evaluate_mm(
+        "/ckpt/hf",
+        ["mme", "mmstar"],
+        tmp_path / "mm",
+        model_name="base",
+        instruction=INSTRUCTION,
+        on_output=lines.append,
+    )
+    assert run.ran and lines[-1] == "done"
+    result = json.loads((tmp_path / "mm" / "results.json").read_text())
+    assert result["model"] == "base"
+    assert result["scores"] == {"mme_cognition": 300.0, "mme_perception": 1400.0, "mmstar": 50.0}
+    with pytest.raises(UserError, match=r"(?s)lmms-eval exited with code 1.*bad invocation"):
+        evaluate_mm("/ckpt/FAIL", ["mme"], tmp_path / "mm2", instruction=INSTRUCTION)

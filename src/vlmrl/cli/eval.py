@@ -201,14 +201,14 @@ def register(app: typer.Typer) -> None:
             "benchmark",
             "problems",
             "n",
-            "Pass@1 %",
-            f"pass@{n} %",
-            "format %",
-            "truncated %",
-            "mean len",
-            "new",
+            "Pass@1",
+            f"pass@{n}",
+            "format",
+            "trunc.",
+            "length",
+            "new/old",
         ):
-            table.add_column(col, justify="right" if col != "benchmark" else "left")
+            table.add_column(col, justify="left" if col == "benchmark" else "right", no_wrap=True)
         for note in result.notes:
             err_console.print(f"[yellow]note:[/] {note}", highlight=False)
         for name, r in result.benchmarks.items():
@@ -224,10 +224,13 @@ def register(app: typer.Typer) -> None:
                 f"{m['format_rate']:.1f}",
                 f"{m['truncated_rate']:.1f}",
                 "—" if length is None else f"{length:.0f}",
-                f"{r.generated} generated, {r.reused} reused",
+                f"{r.generated}/{r.reused}",
             )
         console.print(table)
-        console.print(f"results: {result.results_path}   summary: {result.summary_path}")
+        console.print(
+            "rates in %; length = mean response tokens; new/old = samples generated now / found from before"
+        )
+        console.print(f"results: {result.results_path}\nsummary: {result.summary_path}", soft_wrap=True)
 
     @group.command("mm")
     def mm(
