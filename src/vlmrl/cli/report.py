@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import typer
@@ -67,6 +68,15 @@ def register(app: typer.Typer) -> None:
         for run in runs:
             for note in run.notes:
                 err_console.print(f"[yellow]note:[/] {note}", highlight=False)
+        plotted = json.loads((Path(out_dir) / "curves.json").read_text(encoding="utf-8"))
+        for quantity, fig in plotted["figures"].items():
+            for series in fig["series"]:
+                if series["dropped_non_finite"]:
+                    err_console.print(
+                        f"[yellow]note:[/] {series['label']}: {series['dropped_non_finite']} NaN/inf "
+                        f"value(s) of {quantity} not drawn",
+                        highlight=False,
+                    )
         table = Table(title="Curves")
         for col in ("run", "log kind", "steps", "metrics"):
             table.add_column(col)
