@@ -289,6 +289,12 @@ def test_rows_are_checked_with_row_and_key_named():
         evaluate("m", ["aime25"], out_dir="/nonexistent")
 
 
+@needs_data
+def test_missing_benchmark_file_names_the_benchmark_and_path(tmp_path):
+    with pytest.raises(UserError, match=r"benchmark aime24: .*nope\.jsonl"):
+        evaluate("m", ["aime24"], data_paths={"aime24": str(tmp_path / "nope.jsonl")}, out_dir=tmp_path / "o")
+
+
 @needs_reward
 def test_cli_eval_text_against_a_server(chat_server, tmp_path):
     server = chat_server(_answer_server({"What is 2 + 2?": GOOD}))

@@ -149,8 +149,14 @@ def benchmark_rows(
     from vlmrl.data.sources import load_examples
 
     instruction = DEFAULT_INSTRUCTION if instruction is None else instruction
-    examples = load_examples(benchmark.source, path=path, split=benchmark.split, **dict(benchmark.options))
-    return [example_to_row(example, instruction=instruction) for example in examples]
+    try:
+        examples = load_examples(
+            benchmark.source, path=path, split=benchmark.split, **dict(benchmark.options)
+        )
+        return [example_to_row(example, instruction=instruction) for example in examples]
+    except UserError as exc:
+        hint = "" if path else f" (with `vlmrl eval text`: --data {benchmark.name}=PATH)"
+        raise UserError(f"benchmark {benchmark.name}: {exc}{hint}") from exc
 
 
 # ---------------------------------------------------------------- journal files
