@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import subprocess
 import sys
 from pathlib import Path
 
@@ -130,3 +131,41 @@ def test_trl_backend_dispatch(tmp_path):
         assert result.exit_code == 0, result.output
         assert "trl_backend.run" in result.stdout
         assert yaml.safe_load(result.stdout)["backend"] == "trl"
+
+
+def test_cluster_launch_runs_ray_job_submit(tmp_path, monkeypatch, capfd):
+    """The real `ray job submit` is started with our argument list; no cluster answers on this port."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    monkeypatch.setenv("RAY_ADDRESS", f"http://127.0.0.1:{port}")
+    out = tmp_path / "out"
+    result = runner.invoke(app, ["train", str(PRESETS_DIR / "mixed_2node.yaml"), f"trainer.output_dir={out}"])
+    assert result.exit_code not in (0, 2), result.output  # ray's own failure code, not a preflight refusal
+    captured = capfd.readouterr()
+    assert f"Failed to connect to Ray at address: http://127.0.0.1:{port}" in captured.out + captured.err
+    runtime_env = yaml.safe_load((out / "ray_runtime_env.yaml").read_text())
+    assert runtime_env["env_vars"]["TOKENIZERS_PARALLELISM"] == "true"
+
+
+def test_error_messages_with_brackets_print_verbatim(tmp_path):
+    # Paths in Hydra list syntax look like rich markup ("[/data/...]"); the CLI must print them as-is.
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "vlmrl.cli",
+            "train",
+            str(PRESETS_DIR / "text.yaml"),
+            "extra_overrides=['+trainer.bogus=[/data/x.parquet]']",
+            "--dry-run",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 2, proc.stderr
+    assert "+trainer.bogus=[/data/x.parquet]" in proc.stderr
+    assert "Traceback" not in proc.stderr and "MarkupError" not in proc.stderr

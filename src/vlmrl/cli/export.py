@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from vlmrl.cli._common import console, err_console
@@ -32,12 +33,12 @@ def register(app: typer.Typer) -> None:
         if dry_run:
             typer.echo(shlex.join(merge_command(actor, output, trust_remote_code)))
             return
-        with err_console.status(f"merging {actor} with veRL's model merger..."):
+        with err_console.status(f"merging {escape(str(actor))} with veRL's model merger..."):
             target = run_export(ckpt_dir, output, trust_remote_code)
         table = Table(title="exported")
         table.add_column("what")
         table.add_column("value", overflow="fold")
-        table.add_row("checkpoint", str(actor))
-        table.add_row("model", str(target))
-        table.add_row("files", ", ".join(sorted(p.name for p in target.iterdir())))
+        table.add_row("checkpoint", escape(str(actor)))
+        table.add_row("model", escape(str(target)))
+        table.add_row("files", escape(", ".join(sorted(p.name for p in target.iterdir()))))
         console.print(table)

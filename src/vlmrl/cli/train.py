@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from vlmrl.cli._common import console, err_console
@@ -19,7 +20,7 @@ def _preflight_table(report) -> Table:
     table.add_column("status")
     table.add_column("detail", overflow="fold")
     for c in report.checks:
-        table.add_row(c.name, f"[{_STATUS_STYLE[c.status]}]{c.status}[/]", c.detail)
+        table.add_row(c.name, f"[{_STATUS_STYLE[c.status]}]{c.status}[/]", escape(c.detail))
     return table
 
 
@@ -50,7 +51,7 @@ def _run_trl(cfg, dry_run: bool) -> None:
     table.add_column("what")
     table.add_column("value", overflow="fold")
     for key, value in info.items():
-        table.add_row(str(key), str(value))
+        table.add_row(escape(str(key)), escape(str(value)))
     console.print(table)
 
 
@@ -96,7 +97,7 @@ def _run_verl(cfg, dry_run: bool, brief: bool, address: str | None, runtime_env:
         return
     report.raise_on_failure()
     err_console.print(
-        f"[bold]launching ({launch.mode}):[/] {launch.shell()}", highlight=False, soft_wrap=True
+        f"[bold]launching ({launch.mode}):[/] {escape(launch.shell())}", highlight=False, soft_wrap=True
     )
     code = verl_launch.run(launch)
     if code != 0:
