@@ -141,7 +141,10 @@ def iter_hub(
                 ds = ds.cast_column(col, datasets.Image(decode=False))
             elif isinstance(feature, (datasets.Sequence, list)):
                 ds = ds.cast_column(col, [datasets.Image(decode=False)])
-    yield from ds
+    for i, row in enumerate(ds):
+        if i == 0 and names is None:
+            _check_columns(list(row), need, f"hub dataset {hub_id!r}")
+        yield row
 
 
 def iter_records(
