@@ -268,10 +268,12 @@ class _OrderedSink:
         self.n_buckets = max(1, math.ceil(n_rows / BUCKET_ROWS))
         self._tmpdir = tempfile.TemporaryDirectory(prefix=".vlmrl-shuffle-", dir=final.path.parent)
         order_schema = schema.append(pa.field("_order", pa.int64()))
-        buffer_rows = max(16, chunk_rows // self.n_buckets)  # all buckets together buffer about one chunk
+        # All buckets together buffer about one chunk, and are left uncompressed (no codec state per
+        # open bucket), so memory does not grow with the number of buckets, i.e. with the dataset.
+        buffer_rows = max(4, chunk_rows // self.n_buckets)
         self._buckets = [
             ParquetChunkWriter(
-                Path(self._tmpdir.name) / f"b{i}.parquet", order_schema, buffer_rows
+                Path(self._tmpdir.name) / f"b{i}.parquet", order_schema, buffer_rows, compression=None
             ).__enter__()
             for i in range(self.n_buckets)
         ]
