@@ -232,6 +232,7 @@ def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     )
 
 
+@pytest.mark.slow
 def test_cli_build_with_source_paths_and_inspect(data_dir):
     paths = datafix.all_sources(data_dir / "src")
     preset = Path(__file__).resolve().parents[2] / "configs" / "data" / "mixed.yaml"
