@@ -7,12 +7,12 @@ Compares our batch path (concurrent, pooled client) with one request at a time (
 from __future__ import annotations
 
 import argparse
+import subprocess
+import sys
 import time
 
 from vlmrl.reward import compute_score, score_batch
 from vlmrl.reward import verifier as vf
-from vlmrl.reward.rule import get_pool
-from vlmrl.reward.scripted_judge import Script, ScriptedJudge
 
 
 def make_items(n: int, tag: str) -> list[dict]:
@@ -36,11 +36,18 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=64)
     args = parser.parse_args()
 
-    get_pool()  # rules never reach math-verify here; nothing to warm
-    with ScriptedJudge(Script(delay_s=args.latency)) as judge:
+    # The judge runs in its own process so its threads do not share the client's GIL.
+    server = subprocess.Popen(
+        [sys.executable, "-m", "vlmrl.reward.scripted_judge", "--delay-s", str(args.latency)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    url = server.stdout.readline().strip()  # type: ignore[union-attr]
+    try:
         kwargs = {
-            "verifier_url": judge.url,
-            "verifier_model": judge.model_name,
+            "verifier_url": url,
+            "verifier_model": "scripted-judge",
             "verifier_concurrency": args.concurrency,
             "verifier_timeout_s": 30,
         }
@@ -50,7 +57,6 @@ def main() -> None:
         batch = score_batch(items, **kwargs)
         batch_s = time.perf_counter() - t
         assert all(r["verdict"] == "verifier" for r in batch), "every item must reach the verifier"
-        peak = judge.script.max_inflight
 
         vf.reset_state()
         items = make_items(args.n, "serial")
@@ -64,9 +70,12 @@ def main() -> None:
         serial_s = time.perf_counter() - t
         assert all(r["verdict"] == "verifier" for r in serial)
         errors = sum(r["verifier_error"] for r in batch + serial)
+    finally:
+        server.stdin.close()  # type: ignore[union-attr]
+        server.wait(timeout=30)
 
     print(f"items: {args.n}  judge latency: {args.latency * 1000:.0f} ms  concurrency: {args.concurrency}")
-    print(f"batch (score_batch)   : {batch_s:7.2f} s  {args.n / batch_s:8.1f} items/s  peak in flight {peak}")
+    print(f"batch (score_batch)   : {batch_s:7.2f} s  {args.n / batch_s:8.1f} items/s")
     print(f"one at a time         : {serial_s:7.2f} s  {args.n / serial_s:8.1f} items/s")
     print(f"speed-up              : {serial_s / batch_s:7.1f}x  (target >= 20x)  verifier errors: {errors}")
 

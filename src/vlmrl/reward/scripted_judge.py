@@ -139,3 +139,21 @@ class ScriptedJudge:
     def __exit__(self, *exc: object) -> None:
         self._server.shutdown()
         self._server.server_close()
+
+
+def main() -> None:
+    """Serve in its own process (benchmarks: keeps the server off the client's GIL); prints the URL."""
+    import argparse
+    import sys
+
+    parser = argparse.ArgumentParser(description="Scripted OpenAI-compatible judge on 127.0.0.1.")
+    parser.add_argument("--delay-s", type=float, default=0.0)
+    parser.add_argument("--mode", default="ok")
+    args = parser.parse_args()
+    with ScriptedJudge(Script(mode=args.mode, delay_s=args.delay_s)) as judge:
+        print(judge.url, flush=True)
+        sys.stdin.read()  # until the parent closes our stdin or exits
+
+
+if __name__ == "__main__":
+    main()
