@@ -10,6 +10,7 @@ import asyncio
 import hashlib
 import os
 import random
+import ssl
 import threading
 import time
 import weakref
@@ -200,12 +201,38 @@ def reset_state() -> None:
 # --- per event loop: client, concurrency limit, requests in flight ------------------------------
 
 
+# httpcore scans every pooled connection (with a socket poll each) whenever a request is queued or
+# finishes, which grows with connections x requests; several small pools keep that scan short.
+CONNECTIONS_PER_CLIENT = 8
+
+
+_ssl: ssl.SSLContext | None = None
+
+
+def _ssl_context() -> ssl.SSLContext:
+    """One certificate store per process: loading it costs ~0.1 s, once per client otherwise."""
+    global _ssl
+    if _ssl is None:
+        _ssl = ssl.create_default_context()
+    return _ssl
+
+
 class _LoopState:
     def __init__(self, concurrency: int) -> None:
-        limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-        self.client = httpx.AsyncClient(limits=limits, timeout=None)
+        n_clients = max(1, -(-concurrency // CONNECTIONS_PER_CLIENT))
+        per_client = -(-concurrency // n_clients)
+        limits = httpx.Limits(max_connections=per_client, max_keepalive_connections=per_client)
+        self.clients = [
+            httpx.AsyncClient(limits=limits, timeout=None, verify=_ssl_context()) for _ in range(n_clients)
+        ]
+        self._next = 0
         self.semaphore = asyncio.Semaphore(concurrency)
         self.inflight: dict[str, asyncio.Future[Judgement]] = {}
+
+    @property
+    def client(self) -> httpx.AsyncClient:
+        self._next = (self._next + 1) % len(self.clients)
+        return self.clients[self._next]
 
 
 # Keyed by loop so veRL's reward-loop workers (one loop each) and our own background loop never
