@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import ast
 import asyncio
-import atexit
 import concurrent.futures
-import contextlib
 import os
 import threading
 from collections.abc import Mapping, Sequence
@@ -292,15 +290,6 @@ def _background_loop() -> asyncio.AbstractEventLoop:
             threading.Thread(target=loop.run_forever, name="vlmrl-reward-loop", daemon=True).start()
             _bg_loop, _bg_pid = loop, os.getpid()
         return _bg_loop
-
-
-@atexit.register
-def _close_background_clients() -> None:
-    # Sessions left open at exit make aiohttp print "Unclosed client session" noise.
-    loop = _bg_loop
-    if loop is not None and _bg_pid == os.getpid() and loop.is_running():
-        with contextlib.suppress(Exception):
-            asyncio.run_coroutine_threadsafe(vf.close_clients(), loop).result(timeout=2)
 
 
 def _run(coro: Any) -> Any:

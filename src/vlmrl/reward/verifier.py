@@ -7,6 +7,8 @@ an LRU cache, retries with backoff and a circuit breaker. It never raises: failu
 from __future__ import annotations
 
 import asyncio
+import atexit
+import contextlib
 import hashlib
 import json
 import os
@@ -368,3 +370,25 @@ async def close_clients() -> None:
     per_loop = _loop_states.pop(asyncio.get_running_loop(), {})
     for state in per_loop.values():
         await state.session.close()
+
+
+@atexit.register
+def _close_all_sessions() -> None:
+    # Sessions left open at exit make aiohttp print "Unclosed client session" noise; close each in
+    # its own loop: run a stopped loop briefly, hand a running one (another thread's) the coroutine.
+    if os.getpid() != _state_pid:
+        return
+    for loop, per_loop in list(_loop_states.items()):
+        sessions = [state.session for state in per_loop.values()]
+
+        async def close(sessions: list[aiohttp.ClientSession] = sessions) -> None:
+            for session in sessions:
+                await session.close()
+
+        with contextlib.suppress(Exception):
+            if loop.is_closed():
+                continue
+            if loop.is_running():
+                asyncio.run_coroutine_threadsafe(close(), loop).result(timeout=2)
+            else:
+                loop.run_until_complete(close())
