@@ -157,9 +157,12 @@ def test_async_variant_survives_event_loop_changes():
     with ScriptedJudge() as judge:
 
         async def run(answer: str):
-            return await asyncio.gather(
-                *(compute_score_async("s", wrap(answer), ["five"], INFO, **kw(judge)) for _ in range(3))
-            )
+            try:
+                return await asyncio.gather(
+                    *(compute_score_async("s", wrap(answer), ["five"], INFO, **kw(judge)) for _ in range(3))
+                )
+            finally:
+                await vf.close_clients()
 
         first = asyncio.run(run("five apples"))
         second = asyncio.run(run("no apples"))  # a new loop: a new pooled client

@@ -116,8 +116,9 @@ def register(app: typer.Typer) -> None:
         verifier_concurrency: int = typer.Option(64, help="Verifier requests in flight at once."),
         chunk_size: int = typer.Option(256, min=1, help="Responses scored per batch (progress granularity)."),
     ) -> None:
-        """Score every response in a JSONL file; write it back with score, acc, format_ok, pred,
-        verdict and verifier_error added, and print a summary.
+        """Score every response in a JSONL file and print a summary table.
+
+        Each output line is the input line plus score, acc, format_ok, pred, verdict, verifier_error.
 
         Example: vlmrl reward score responses.jsonl -o scored.jsonl --verifier-url http://host:8888/v1
         """

@@ -159,7 +159,12 @@ def register(app: typer.Typer) -> None:
             vf.reset_state()
 
             async def probe_all() -> list[vf.Judgement]:
-                return list(await asyncio.gather(*(vf.judge(settings, q, o, a) for q, o, a, _ in _PROBES)))
+                try:
+                    return list(
+                        await asyncio.gather(*(vf.judge(settings, q, o, a) for q, o, a, _ in _PROBES))
+                    )
+                finally:
+                    await vf.close_clients()
 
             for (_, output, answer, expected), j in zip(_PROBES, asyncio.run(probe_all()), strict=True):
                 got = j.verdict or (f"error: {j.detail}" if j.error else f"undecided: {j.detail}")

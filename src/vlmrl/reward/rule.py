@@ -16,6 +16,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -327,6 +328,39 @@ def fast_check(
     return None
 
 
+def quick_check(
+    pred: str, golds: Sequence[str], answer_type: str | None = None, choices: Sequence[str] = ()
+) -> RuleResult | None:
+    """Everything before math-verify (cheap, bounded, in-process); None = math-verify must decide."""
+    try:
+        decided = fast_check(pred, golds, answer_type, choices)
+        if decided is not None:
+            return decided
+        if ans.is_wordy(ans.clean_answer(pred)) or any(ans.is_wordy(ans.clean_answer(g)) for g in golds):
+            return RuleResult(Outcome.UNDECIDED, "text")
+        return _cache.get((ans.clean_answer(pred), *(ans.clean_answer(g) for g in golds)))
+    except Exception:  # a bug in a normaliser must not cost a training step
+        return None
+
+
+def math_verify_check(pred: str, golds: Sequence[str], timeout_s: float = 5.0) -> RuleResult:
+    """math-verify in a killable worker; returns within about 2x `timeout_s`, never raises."""
+    try:
+        cleaned_pred = ans.clean_answer(pred)
+        cleaned_golds = [ans.clean_answer(g) for g in golds]
+        status = get_pool().check(cleaned_golds, cleaned_pred, timeout_s=timeout_s)
+    except Exception:
+        return RuleResult(Outcome.UNDECIDED, "error")
+    if status == "equal":
+        result = RuleResult(Outcome.CORRECT, "math_verify")
+    elif status == "unequal":
+        result = RuleResult(Outcome.MISMATCH, "math_verify")
+    else:
+        return RuleResult(Outcome.UNDECIDED, status)
+    _cache.put((cleaned_pred, *cleaned_golds), result)
+    return result
+
+
 def rule_check(
     pred: str,
     golds: Sequence[str],
@@ -335,25 +369,34 @@ def rule_check(
     timeout_s: float = 5.0,
 ) -> RuleResult:
     """Fast check, then math-verify in a worker; returns within about 2x `timeout_s`, never raises."""
-    try:
-        decided = fast_check(pred, golds, answer_type, choices)
-    except Exception:  # a bug in a normaliser must not cost a training step
-        decided = None
-    if decided is not None:
-        return decided
-    try:
-        cleaned_pred = ans.clean_answer(pred)
-        cleaned_golds = [ans.clean_answer(g) for g in golds]
-        if ans.is_wordy(cleaned_pred) or any(ans.is_wordy(g) for g in cleaned_golds):
-            return RuleResult(Outcome.UNDECIDED, "text")
-    except Exception:
-        return RuleResult(Outcome.UNDECIDED, "error")
-    try:
-        status = get_pool().check(cleaned_golds, cleaned_pred, timeout_s=timeout_s)
-    except Exception:
-        status = "error"
-    if status == "equal":
-        return RuleResult(Outcome.CORRECT, "math_verify")
-    if status == "unequal":
-        return RuleResult(Outcome.MISMATCH, "math_verify")
-    return RuleResult(Outcome.UNDECIDED, status)
+    decided = quick_check(pred, golds, answer_type, choices)
+    return decided if decided is not None else math_verify_check(pred, golds, timeout_s)
+
+
+class _ResultCache:
+    """LRU of math-verify verdicts: GRPO groups repeat the same answers to the same question."""
+
+    def __init__(self, size: int = 65536) -> None:
+        self.size = size
+        self._data: OrderedDict[tuple[str, ...], RuleResult] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple[str, ...]) -> RuleResult | None:
+        with self._lock:
+            value = self._data.get(key)
+            if value is not None:
+                self._data.move_to_end(key)
+            return value
+
+    def put(self, key: tuple[str, ...], value: RuleResult) -> None:
+        with self._lock:
+            self._data[key] = value
+            while len(self._data) > self.size:
+                self._data.popitem(last=False)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._data.clear()
+
+
+_cache = _ResultCache()

@@ -18,7 +18,7 @@ from typing import Any
 from vlmrl.errors import UserError
 from vlmrl.reward import answer as ans
 from vlmrl.reward import verifier as vf
-from vlmrl.reward.rule import Outcome, RuleResult, default_pool_size, rule_check
+from vlmrl.reward.rule import Outcome, RuleResult, default_pool_size, math_verify_check, quick_check
 
 VERDICTS = ("rule", "verifier", "format", "none")
 
@@ -141,7 +141,8 @@ class _Pending:
     done: dict[str, Any] | None = None
 
 
-def _rule_stage(solution_str: Any, ground_truth: Any, extra_info: Any, settings: RewardSettings) -> _Pending:
+def _prepare(solution_str: Any, ground_truth: Any, extra_info: Any, settings: RewardSettings) -> _Pending:
+    """Format gate, extraction and the cheap rule checks; `rule` stays None when math-verify must decide."""
     if not isinstance(solution_str, str):
         solution_str = "" if solution_str is None else str(solution_str)
     parsed = ans.check_format(solution_str)
@@ -151,8 +152,23 @@ def _rule_stage(solution_str: Any, ground_truth: Any, extra_info: Any, settings:
     golds = normalize_ground_truth(ground_truth)
     answer_type, choices, question = _info(extra_info)
     pending = _Pending(pred, parsed.answer, golds, question)
-    pending.rule = rule_check(pred, golds, answer_type, choices, timeout_s=settings.rule_timeout_s)
+    pending.rule = quick_check(pred, golds, answer_type, choices)
     return pending
+
+
+def _safe_prepare(
+    solution_str: Any, ground_truth: Any, extra_info: Any, settings: RewardSettings
+) -> _Pending:
+    try:
+        return _prepare(solution_str, ground_truth, extra_info, settings)
+    except Exception:  # last line of defence: a reward bug must not crash a training run
+        return _Pending("", "", [], "", done=_result(settings.incorrect_score, 0, 0, "", "none", 0))
+
+
+def _slow_rule(p: _Pending, settings: RewardSettings) -> _Pending:
+    if p.done is None and p.rule is None:
+        p.rule = math_verify_check(p.pred, p.golds, settings.rule_timeout_s)
+    return p
 
 
 def _needs_verifier(p: _Pending, settings: RewardSettings) -> bool:
@@ -188,15 +204,6 @@ def _verifier_args(p: _Pending) -> tuple[str, str, str]:
     return p.question, p.answer_block, " | ".join(p.golds)
 
 
-def _safe_rule_stage(
-    solution_str: Any, ground_truth: Any, extra_info: Any, settings: RewardSettings
-) -> _Pending:
-    try:
-        return _rule_stage(solution_str, ground_truth, extra_info, settings)
-    except Exception:  # last line of defence: a reward bug must not crash a training run
-        return _Pending("", "", [], "", done=_result(settings.incorrect_score, 0, 0, "", "none", 0))
-
-
 # --- async API -----------------------------------------------------------------------------------
 
 _rule_threads: concurrent.futures.ThreadPoolExecutor | None = None
@@ -205,15 +212,22 @@ _rule_threads_lock = threading.Lock()
 
 
 def _rule_executor() -> concurrent.futures.ThreadPoolExecutor:
-    """Threads that wait on the math-verify workers, so an event loop never blocks on them."""
+    """Threads that wait on the math-verify workers, one per worker: queueing happens here, where it
+    costs no bound, rather than inside the pool, where waiting counts against `rule_timeout_s`."""
     global _rule_threads, _rule_threads_pid
     with _rule_threads_lock:
         if _rule_threads is None or _rule_threads_pid != os.getpid():
             _rule_threads = concurrent.futures.ThreadPoolExecutor(
-                max_workers=2 * default_pool_size() + 2, thread_name_prefix="vlmrl-rule"
+                max_workers=default_pool_size(), thread_name_prefix="vlmrl-rule"
             )
             _rule_threads_pid = os.getpid()
         return _rule_threads
+
+
+async def _complete_rule(p: _Pending, settings: RewardSettings) -> _Pending:
+    if p.done is None and p.rule is None:
+        await asyncio.get_running_loop().run_in_executor(_rule_executor(), _slow_rule, p, settings)
+    return p
 
 
 async def compute_score_async(
@@ -225,10 +239,7 @@ async def compute_score_async(
 ) -> dict[str, Any]:
     """Async `compute_score`: verifier calls share the running loop's pooled client; never raises."""
     settings = RewardSettings.from_kwargs(**kwargs)
-    loop = asyncio.get_running_loop()
-    p = await loop.run_in_executor(
-        _rule_executor(), _safe_rule_stage, solution_str, ground_truth, extra_info, settings
-    )
+    p = await _complete_rule(_safe_prepare(solution_str, ground_truth, extra_info, settings), settings)
     judgement = None
     if _needs_verifier(p, settings):
         assert settings.verifier is not None
@@ -242,21 +253,16 @@ async def score_batch_async(items: Sequence[Mapping[str, Any]], **kwargs: Any) -
     Each item has `solution_str` (or `response`), `ground_truth`, optional `data_source`, `extra_info`.
     """
     settings = RewardSettings.from_kwargs(**kwargs)
-    loop = asyncio.get_running_loop()
-    executor = _rule_executor()
-    pendings = await asyncio.gather(
-        *(
-            loop.run_in_executor(
-                executor,
-                _safe_rule_stage,
-                item.get("solution_str", item.get("response", "")),
-                item.get("ground_truth"),
-                item.get("extra_info"),
-                settings,
-            )
-            for item in items
+    prepared = [
+        _safe_prepare(
+            item.get("solution_str", item.get("response", "")),
+            item.get("ground_truth"),
+            item.get("extra_info"),
+            settings,
         )
-    )
+        for item in items
+    ]
+    pendings = await asyncio.gather(*(_complete_rule(p, settings) for p in prepared))
     judgements: list[vf.Judgement | None] = [None] * len(pendings)
     todo = [i for i, p in enumerate(pendings) if _needs_verifier(p, settings)]
     if todo:
@@ -303,7 +309,7 @@ def compute_score(
     when the rules decide, no event loop is involved at all.
     """
     settings = RewardSettings.from_kwargs(**kwargs)
-    p = _safe_rule_stage(solution_str, ground_truth, extra_info, settings)
+    p = _slow_rule(_safe_prepare(solution_str, ground_truth, extra_info, settings), settings)
     judgement = None
     if _needs_verifier(p, settings):
         assert settings.verifier is not None

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -46,6 +47,12 @@ class Script:
 class _Handler(BaseHTTPRequestHandler):
     server: _Server
     protocol_version = "HTTP/1.1"
+
+    def setup(self) -> None:
+        super().setup()
+        # Headers and body go out in two writes; without this, Nagle + delayed ACK add ~40 ms to
+        # every keep-alive request (uvicorn, under vLLM, sets it too).
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
     def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - stdlib signature
         pass
@@ -139,3 +146,21 @@ class ScriptedJudge:
     def __exit__(self, *exc: object) -> None:
         self._server.shutdown()
         self._server.server_close()
+
+
+def main() -> None:
+    """Serve in its own process (benchmarks: keeps the server off the client's GIL); prints the URL."""
+    import argparse
+    import sys
+
+    parser = argparse.ArgumentParser(description="Scripted OpenAI-compatible judge on 127.0.0.1.")
+    parser.add_argument("--delay-s", type=float, default=0.0)
+    parser.add_argument("--mode", default="ok")
+    args = parser.parse_args()
+    with ScriptedJudge(Script(mode=args.mode, delay_s=args.delay_s)) as judge:
+        print(judge.url, flush=True)
+        sys.stdin.read()  # until the parent closes our stdin or exits
+
+
+if __name__ == "__main__":
+    main()
