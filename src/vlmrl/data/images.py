@@ -1,0 +1,152 @@
+"""Image preparation: any mode to RGB, EXIF orientation, size into [min_pixels, max_pixels].
+
+Runs in worker processes; an image is re-encoded only when something changed, so clean inputs
+keep their original bytes. Also the blank image of the `blank` mixing policy and vision-token counts.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from dataclasses import dataclass
+
+from PIL import Image, ImageOps
+
+# Qwen2.5-VL: 14-pixel patches merged 2x2, so sizes are multiples of 28 and one token covers 28x28.
+PATCH_FACTOR = 28
+QWEN_MIN_PIXELS = 56 * 56
+QWEN_MAX_PIXELS = 28 * 28 * 1280
+MAX_ASPECT_RATIO = 200  # Qwen2.5-VL's processor refuses anything more elongated
+
+_ORIENTATION_TAG = 0x0112
+
+
+@dataclass(frozen=True)
+class ImageOptions:
+    """How images are normalised (recipe key `images`)."""
+
+    min_pixels: int = QWEN_MIN_PIXELS
+    max_pixels: int = QWEN_MAX_PIXELS
+    min_side: int = PATCH_FACTOR
+    jpeg_quality: int = 95
+
+
+@dataclass(frozen=True)
+class PreparedImage:
+    data: bytes
+    width: int
+    height: int
+    changed: bool
+
+
+class ImageError(ValueError):
+    """An image that cannot be decoded or used; the row is rejected with this message."""
+
+
+def target_size(width: int, height: int, opts: ImageOptions) -> tuple[int, int]:
+    """The size an image of `width x height` is brought to (itself when already within bounds)."""
+    if width <= 0 or height <= 0:
+        raise ImageError(f"image has an empty size {width}x{height}")
+    if max(width, height) / min(width, height) > MAX_ASPECT_RATIO:
+        raise ImageError(f"aspect ratio {width}x{height} exceeds {MAX_ASPECT_RATIO}:1")
+    pixels = width * height
+    scale = 1.0
+    if pixels > opts.max_pixels:
+        scale = math.sqrt(opts.max_pixels / pixels)
+    elif pixels < opts.min_pixels:
+        scale = math.sqrt(opts.min_pixels / pixels)
+    if min(width, height) * scale < opts.min_side:
+        scale = opts.min_side / min(width, height)
+    if scale == 1.0:
+        return width, height
+    round_ = math.floor if scale < 1 else math.ceil
+    return max(opts.min_side, int(round_(width * scale))), max(opts.min_side, int(round_(height * scale)))
+
+
+def _to_rgb(img: Image.Image) -> Image.Image:
+    """RGB from any mode; transparency is composed on white (what a reader of the page would see)."""
+    if img.mode == "RGB":
+        return img
+    if img.mode == "P":
+        img = img.convert("RGBA")
+    if img.mode in ("RGBA", "LA", "PA") or (img.mode in ("L", "RGB") and "transparency" in img.info):
+        img = img.convert("RGBA")
+        background = Image.new("RGB", img.size, (255, 255, 255))
+        background.paste(img, mask=img.getchannel("A"))
+        return background
+    return img.convert("RGB")
+
+
+def prepare_image(data: bytes, opts: ImageOptions = ImageOptions()) -> PreparedImage:
+    """Decode, fix orientation and mode, resize into bounds; raise `ImageError` when undecodable."""
+    try:
+        with Image.open(io.BytesIO(data)) as src:
+            fmt = src.format or "PNG"
+            src.load()
+            img = src
+            orientation = img.getexif().get(_ORIENTATION_TAG, 1)
+            changed = False
+            if orientation not in (None, 1):
+                img = ImageOps.exif_transpose(img)
+                changed = True
+            if img.mode != "RGB" or "transparency" in img.info:
+                img = _to_rgb(img)
+                changed = True
+            size = target_size(img.width, img.height, opts)
+            if size != img.size:
+                img = img.resize(size, Image.Resampling.BICUBIC)
+                changed = True
+            if not changed:
+                return PreparedImage(data, img.width, img.height, False)
+            out = io.BytesIO()
+            if fmt == "JPEG":
+                img.save(out, format="JPEG", quality=opts.jpeg_quality)
+            else:
+                img.save(out, format="PNG")
+            return PreparedImage(out.getvalue(), img.width, img.height, True)
+    except ImageError:
+        raise
+    except Exception as exc:  # PIL raises many types for bad files; all mean "cannot use this image"
+        raise ImageError(f"image cannot be decoded ({type(exc).__name__}: {exc})") from exc
+
+
+def prepare_images(images: list[bytes], opts: ImageOptions) -> tuple[list[PreparedImage] | None, str | None]:
+    """Worker entry: all images of one row, or the first error message (a row is kept or dropped whole)."""
+    out = []
+    for i, data in enumerate(images):
+        try:
+            out.append(prepare_image(data, opts))
+        except ImageError as exc:
+            return None, f"image {i}: {exc}"
+    return out, None
+
+
+def image_size(data: bytes) -> tuple[int, int]:
+    """(width, height) from the header only, without decoding pixels."""
+    with Image.open(io.BytesIO(data)) as img:
+        return img.size
+
+
+def blank_image(size: int = PATCH_FACTOR, color: tuple[int, int, int] = (255, 255, 255)) -> bytes:
+    """PNG of a plain square; the default 28x28 is the smallest image Qwen2.5-VL accepts."""
+    out = io.BytesIO()
+    Image.new("RGB", (size, size), color).save(out, format="PNG")
+    return out.getvalue()
+
+
+def vision_tokens(
+    width: int, height: int, min_pixels: int = QWEN_MIN_PIXELS, max_pixels: int = QWEN_MAX_PIXELS
+) -> int:
+    """Vision tokens Qwen2.5-VL's processor spends on an image (its smart_resize, then 28x28 per token)."""
+    factor = PATCH_FACTOR
+    h_bar = round(height / factor) * factor
+    w_bar = round(width / factor) * factor
+    if h_bar * w_bar > max_pixels:
+        beta = math.sqrt((height * width) / max_pixels)
+        h_bar = max(factor, math.floor(height / beta / factor) * factor)
+        w_bar = max(factor, math.floor(width / beta / factor) * factor)
+    elif h_bar * w_bar < min_pixels:
+        beta = math.sqrt(min_pixels / (height * width))
+        h_bar = math.ceil(height * beta / factor) * factor
+        w_bar = math.ceil(width * beta / factor) * factor
+    return (h_bar // factor) * (w_bar // factor)

@@ -1,0 +1,127 @@
+"""Normalising answers once at build time, typing them, and keys for dedup and decontamination.
+
+Ground truths lose presentation wrappers (`$$...$$`, `\\(...\\)`, a whole-answer `\\boxed{}`) here,
+so the reward never has to guess; several acceptable answers stay a list.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from collections.abc import Iterable
+
+_WRAPPERS = (
+    ("$$", "$$"),
+    ("\\[", "\\]"),
+    ("\\(", "\\)"),
+    ("$", "$"),
+)
+_NUMBER_RE = re.compile(r"^[-+]?(\d{1,3}(,\d{3})+|\d+)?(\.\d+)?(e[-+]?\d+)?%?$", re.IGNORECASE)
+_FRACTION_RE = re.compile(r"^[-+]?\d+\s*/\s*\d+$")
+_WORD_RE = re.compile(r"[A-Za-z]{3,}")
+_MATH_HINT_RE = re.compile(r"[\\^_{}=+*/()\[\]<>|]|\d")
+
+
+def _unwrap_boxed(text: str) -> str:
+    """`\\boxed{x}` -> `x` when the box spans the whole answer (braces balanced)."""
+    for prefix in ("\\boxed{", "\\fbox{"):
+        if text.startswith(prefix) and text.endswith("}"):
+            inner = text[len(prefix) : -1]
+            depth = 0
+            for ch in inner:
+                depth += ch == "{"
+                depth -= ch == "}"
+                if depth < 0:
+                    return text
+            if depth == 0:
+                return inner.strip()
+    return text
+
+
+def normalize_answer(answer: object) -> str:
+    """One ground truth as the reward expects it: no math-mode wrappers, whitespace collapsed."""
+    if answer is None:
+        return ""
+    text = str(answer).strip()
+    changed = True
+    while changed and text:
+        changed = False
+        for left, right in _WRAPPERS:
+            if len(text) > len(left) + len(right) and text.startswith(left) and text.endswith(right):
+                text = text[len(left) : -len(right)].strip()
+                changed = True
+                break
+        unboxed = _unwrap_boxed(text)
+        if unboxed != text:
+            text, changed = unboxed, True
+    text = re.sub(r"\s+", " ", text)
+    if len(text) > 1 and text.endswith(".") and not text.endswith(".."):
+        text = text[:-1]
+    return text.strip()
+
+
+def normalize_answers(answers: Iterable[object]) -> list[str]:
+    """Normalise each answer, drop empties and repeats, keep the original order (first = canonical)."""
+    seen: set[str] = set()
+    out: list[str] = []
+    for a in answers:
+        n = normalize_answer(a)
+        if n and n not in seen:
+            seen.add(n)
+            out.append(n)
+    return out
+
+
+def parse_answer_list(value: object) -> list[str]:
+    """Ground truths stored as a string holding a Python-literal list (Skywork-OR1's `"['3', '3.0']"`).
+
+    Parsed with `ast.literal_eval` (literals only, never code). A value that is not a list of
+    strings, e.g. the interval `"[0, 1)"` or `"[1, 2]"`, is one answer, kept verbatim.
+    """
+    if isinstance(value, (list, tuple)):
+        return [str(v) for v in value]
+    if value is None:
+        return []
+    text = str(value).strip()
+    if text.startswith(("[", "(")):
+        try:
+            parsed = ast.literal_eval(text)
+        except (ValueError, SyntaxError, MemoryError, RecursionError):
+            return [text]
+        if isinstance(parsed, (list, tuple)) and all(isinstance(v, str) for v in parsed):
+            return list(parsed)
+    return [text]
+
+
+def infer_answer_type(answer: str, choices: list[str] | None = None) -> str:
+    """`choice` (a listed option letter), `number`, `expression` (anything mathematical) or `text`."""
+    if choices and answer in choices:
+        return "choice"
+    compact = answer.replace(" ", "")
+    if compact and (_NUMBER_RE.match(compact) and any(c.isdigit() for c in compact)):
+        return "number"
+    if _FRACTION_RE.match(compact):
+        return "expression"
+    words = _WORD_RE.findall(answer)
+    if len(words) >= 2 and "\\" not in answer:
+        return "text"
+    if _MATH_HINT_RE.search(answer) or len(compact) <= 3:
+        return "expression"
+    return "text"
+
+
+def normalize_question(question: str) -> str:
+    """Dedup/decontamination key: lower case, no placeholders or `$`, whitespace collapsed."""
+    text = question.replace("<image>", " ").replace("$", " ").lower()
+    return re.sub(r"\s+", " ", text).strip()
+
+
+_TOKEN_RE = re.compile(r"\w+|[^\w\s]")
+
+
+def question_ngrams(normalized: str, n: int) -> set[tuple[str, ...]]:
+    """Word n-grams of a normalised question (the whole token list when shorter than n)."""
+    tokens = _TOKEN_RE.findall(normalized)
+    if len(tokens) < n:
+        return {tuple(tokens)} if tokens else set()
+    return {tuple(tokens[i : i + n]) for i in range(len(tokens) - n + 1)}

@@ -1,0 +1,45 @@
+"""The reasoning instruction and the chat prompt built from a question.
+
+`DEFAULT_INSTRUCTION` is the seed's; recipes may replace it (or drop it with an empty string).
+"""
+
+from __future__ import annotations
+
+import re
+
+IMAGE_PLACEHOLDER = "<image>"
+
+DEFAULT_INSTRUCTION = (
+    "You first think about the reasoning process as an internal monologue and then provide the user "
+    "with the answer. Respond in the following format: <think>\n...\n</think>\n<answer>\n...\n</answer>"
+)
+
+_PLACEHOLDER_RE = re.compile(re.escape(IMAGE_PLACEHOLDER))
+
+
+def count_placeholders(text: str) -> int:
+    return len(_PLACEHOLDER_RE.findall(text))
+
+
+def prompt_text(question: str, instruction: str | None = DEFAULT_INSTRUCTION) -> str:
+    """The user turn's text: the question, then the instruction after one space (veRL's own recipes' way)."""
+    question = question.strip()
+    if not instruction:
+        return question
+    return f"{question} {instruction}"
+
+
+def build_prompt(question: str, instruction: str | None = DEFAULT_INSTRUCTION) -> list[dict[str, str]]:
+    """veRL's `prompt` column: one user message whose string content keeps the `<image>` placeholders."""
+    return [{"role": "user", "content": prompt_text(question, instruction)}]
+
+
+def split_on_images(text: str) -> list[dict[str, str]]:
+    """TRL/transformers content parts: `{"type": "image"}` where each `<image>` was, text around them."""
+    parts: list[dict[str, str]] = []
+    for i, segment in enumerate(text.split(IMAGE_PLACEHOLDER)):
+        if i > 0:
+            parts.append({"type": "image"})
+        if segment:
+            parts.append({"type": "text", "text": segment})
+    return parts

@@ -1,0 +1,157 @@
+"""Data recipes: which sources to read and which parquet files to write (YAML, validated).
+
+Loaded from YAML with dotted `key=value` overrides (e.g. `sources.mmk12.path=/data/mmk12`);
+unknown keys and wrong types are errors naming the key.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from vlmrl.data.images import PATCH_FACTOR, QWEN_MAX_PIXELS, QWEN_MIN_PIXELS, ImageOptions
+from vlmrl.data.prompt import DEFAULT_INSTRUCTION
+from vlmrl.errors import UserError
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class SourceSpec(_Strict):
+    source: str = Field(description="Registry name (see `vlmrl data sources`), e.g. mmk12, skywork_or1_math.")
+    path: str | None = Field(None, description="Local file or directory; None reads the hub id.")
+    split: str | None = Field(None, description="Split to read; None = the source's default.")
+    options: dict[str, Any] = Field(default_factory=dict, description="Source-specific options.")
+    limit: int | None = Field(None, ge=1, description="Keep at most this many rows (seeded random choice).")
+
+
+class ImageSpec(_Strict):
+    min_pixels: int = Field(QWEN_MIN_PIXELS, ge=1)
+    max_pixels: int = Field(QWEN_MAX_PIXELS, ge=1)
+    min_side: int = Field(PATCH_FACTOR, ge=1)
+    jpeg_quality: int = Field(95, ge=1, le=100)
+
+    def options(self) -> ImageOptions:
+        if self.min_pixels > self.max_pixels:
+            raise UserError("images.min_pixels must not exceed images.max_pixels")
+        return ImageOptions(self.min_pixels, self.max_pixels, self.min_side, self.jpeg_quality)
+
+
+class DecontaminationSpec(_Strict):
+    against: list[str] = Field(default_factory=list, description="Source names (evaluation sets) to check.")
+    ngram: int = Field(8, ge=1, description="Word n-gram length for overlap.")
+    threshold: float = Field(0.5, gt=0, le=1, description="Share of a question's n-grams found to drop it.")
+
+
+class OutputSpec(_Strict):
+    path: str
+    sources: list[str] = Field(min_length=1)
+    mixing: Literal["blank", "native"] = Field(
+        "blank", description="Text rows in a file with images: blank image (stock veRL) or none (native)."
+    )
+    mix_ratio: dict[str, float] | None = Field(
+        None, description="Share of rows per source after filtering, e.g. {mmk12: 0.5, skywork: 0.5}."
+    )
+    shuffle: bool = True
+    dedup: bool = True
+    decontaminate: bool = True
+
+
+class Recipe(_Strict):
+    instruction: str | None = Field(
+        DEFAULT_INSTRUCTION, description="Appended to every question; '' for none. Default: the seed's."
+    )
+    seed: int = 0
+    workers: int = Field(0, ge=0, description="Image worker processes; 0 = all cores.")
+    chunk_rows: int = Field(256, ge=1, description="Rows per parquet row group and per image batch.")
+    images: ImageSpec = Field(default_factory=ImageSpec)
+    blank_image_size: int = Field(PATCH_FACTOR, ge=PATCH_FACTOR)
+    tokenizer: str | None = Field(
+        None, description="Tokenizer (model dir or hub id) for the prompt length check."
+    )
+    max_prompt_tokens: int | None = Field(None, ge=1)
+    decontamination: DecontaminationSpec = Field(default_factory=DecontaminationSpec)
+    rejects: str | None = Field(
+        None, description="Rejects jsonl; default: rejects.jsonl beside the first output."
+    )
+    sources: dict[str, SourceSpec]
+    outputs: dict[str, OutputSpec] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _names_exist(self) -> Recipe:
+        for out_name, out in self.outputs.items():
+            for s in out.sources:
+                if s not in self.sources:
+                    raise ValueError(f"outputs.{out_name}.sources: {s!r} is not under `sources`")
+            for s in out.mix_ratio or {}:
+                if s not in out.sources:
+                    raise ValueError(f"outputs.{out_name}.mix_ratio: {s!r} is not one of its sources")
+        for s in self.decontamination.against:
+            if s not in self.sources:
+                raise ValueError(f"decontamination.against: {s!r} is not under `sources`")
+        if self.max_prompt_tokens and not self.tokenizer:
+            raise ValueError("max_prompt_tokens needs `tokenizer` (a model directory or hub id)")
+        return self
+
+    def rejects_path(self) -> Path:
+        if self.rejects:
+            return Path(self.rejects)
+        first = next(iter(self.outputs.values()))
+        return Path(first.path).parent / "rejects.jsonl"
+
+
+def _set_dotted(data: dict[str, Any], key: str, value: Any) -> None:
+    parts = key.split(".")
+    node = data
+    for part in parts[:-1]:
+        child = node.get(part)
+        if child is None:
+            child = node[part] = {}
+        if not isinstance(child, dict):
+            raise UserError(f"override {key!r}: {part!r} is not a mapping")
+        node = child
+    node[parts[-1]] = value
+
+
+def load_recipe(
+    path: str | os.PathLike[str] | None = None,
+    overrides: list[str] | tuple[str, ...] = (),
+    source_paths: dict[str, str] | None = None,
+    data: dict[str, Any] | None = None,
+) -> Recipe:
+    """A validated recipe from a YAML file (or a dict), then `key=value` overrides, then source paths."""
+    where = str(path) if path is not None else "recipe"
+    if data is None:
+        if path is None:
+            raise UserError("load_recipe needs a path or data")
+        p = Path(path)
+        if not p.is_file():
+            raise UserError(f"{p}: recipe file not found (presets live in configs/data/)")
+        try:
+            data = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
+        except yaml.YAMLError as exc:
+            raise UserError(f"{p}: not valid YAML ({exc})") from exc
+    if not isinstance(data, dict):
+        raise UserError(f"{where}: a recipe is a mapping with `sources` and `outputs`")
+    for item in overrides:
+        if "=" not in item:
+            raise UserError(f"override {item!r}: expected key=value, e.g. sources.mmk12.path=/data/mmk12")
+        key, raw = item.split("=", 1)
+        _set_dotted(data, key.strip(), yaml.safe_load(raw) if raw else None)
+    for name, src_path in (source_paths or {}).items():
+        if name not in (data.get("sources") or {}):
+            known = ", ".join(data.get("sources") or {}) or "none"
+            raise UserError(f"--source-path {name}=...: no source {name!r} in {where} (sources: {known})")
+        data["sources"][name]["path"] = src_path
+    try:
+        return Recipe.model_validate(data)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or '(top)'}: {err['msg']}" for err in exc.errors()
+        )
+        raise UserError(f"{where}: {problems}") from exc

@@ -1,0 +1,82 @@
+"""Helpers shared by the source modules: option checks and building an `Example` from raw fields."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+from vlmrl.data.example import Example
+from vlmrl.data.normalize import infer_answer_type, normalize_answers
+from vlmrl.data.prompt import IMAGE_PLACEHOLDER, count_placeholders
+from vlmrl.data.sources._io import image_bytes
+from vlmrl.errors import UserError
+
+_OPTION_LETTER_RE = re.compile(r"(?:^|\n|\s)\(?([A-H])[\.\):：]\s")
+
+
+def check_options(source: str, options: dict[str, Any], allowed: tuple[str, ...]) -> None:
+    unknown = sorted(set(options) - set(allowed))
+    if unknown:
+        raise UserError(
+            f"source {source!r}: unknown option(s) {', '.join(unknown)}; "
+            f"allowed: {', '.join(allowed) or 'none'}"
+        )
+
+
+def read_images(values: list[Any], base_dir: Path | None) -> list[bytes]:
+    """Encoded bytes per image; an unreadable one becomes b'' so the image stage rejects the row by name."""
+    out = []
+    for v in values:
+        try:
+            out.append(image_bytes(v, base_dir))
+        except (OSError, ValueError):
+            out.append(b"")
+    return out
+
+
+def with_placeholders(question: str, n_images: int) -> str:
+    """Prefix one `<image>` per image when the published question carries none (MMK12's way)."""
+    if n_images and count_placeholders(question) == 0:
+        return IMAGE_PLACEHOLDER * n_images + "\n" + question
+    return question
+
+
+def choice_letters(question: str) -> list[str]:
+    """Option letters listed in a question ("A. ...", "(B) ..."), in order, when they run A, B, C..."""
+    letters = []
+    for m in _OPTION_LETTER_RE.finditer(question):
+        letter = m.group(1)
+        if letter not in letters:
+            letters.append(letter)
+    expected = [chr(ord("A") + i) for i in range(len(letters))]
+    return letters if len(letters) >= 2 and letters == expected else []
+
+
+def make_example(
+    source: str,
+    index: int,
+    split: str,
+    question: Any,
+    raw_answers: list[Any],
+    images: list[bytes] | None = None,
+    choices: list[str] | None = None,
+    meta: dict[str, Any] | None = None,
+) -> Example:
+    answers = normalize_answers(raw_answers)
+    choices = list(choices or [])
+    answer = answers[0] if answers else ""
+    if choices and answer.upper() in choices and len(answer) == 1:
+        answers = [a.upper() if len(a) == 1 else a for a in answers]
+        answer = answers[0]
+    return Example(
+        source=source,
+        index=index,
+        split=split,
+        question=str(question or "").strip(),
+        answers=answers,
+        images=list(images or []),
+        answer_type=infer_answer_type(answer, choices) if answer else "text",
+        choices=choices if (choices and answer in choices) else [],
+        meta=dict(meta or {}),
+    )

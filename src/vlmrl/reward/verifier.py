@@ -1,0 +1,342 @@
+"""Verifier model client: asks an OpenAI-compatible judge (xVerify on vLLM) when the rules cannot decide.
+
+One pooled httpx client per process and event loop, bounded concurrency, in-flight deduplication,
+an LRU cache, retries with backoff and a circuit breaker. It never raises: failures come back as errors.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import random
+import threading
+import time
+import weakref
+from collections import OrderedDict
+from dataclasses import dataclass
+
+import httpx
+
+# xVerify's published judge prompt (IAAR-Shanghai/xVerify, src/xVerify/prompts/judge_prompt.py,
+# https://github.com/IAAR-Shanghai/xVerify): the model was fine-tuned on exactly this input and
+# answers the bare words "Correct" / "Incorrect". Placeholders: {question}, {output}, {answer}.
+XVERIFY_PROMPT = (
+    "You are a diligent and precise assistant tasked with evaluating the correctness of responses. "
+    "You will receive a question, an output sentence, and the correct answer. Your task is to determine "
+    "if the output sentence accurately answers the question based on the provided correct answer. "
+    "Respond with either [Correct] or [Incorrect].\n"
+    "-\n"
+    "Special considerations:\n"
+    "\n"
+    "1. **Multiple Answers**: If the output contains multiple answers, evaluate whether later answers "
+    "modify or correct earlier ones. In such cases, compare the final answer with the correct answer. "
+    "If the final answer is unclear or incorrect, respond with [Incorrect].\n"
+    "\n"
+    "2. **Mathematical Problems**: If the formats differ but the answers are mathematically equivalent, "
+    "respond with [Correct].\n"
+    "\n"
+    "3. **Explicit Options**: If the question provides explicit candidate answers, the output will be "
+    "considered correct if it clearly indicates the correct option's code or the correct option's content.\n"
+    "\n"
+    "4. **No Explicit Options**: If the question does not provide explicit options, the output must align "
+    "with the correct answer in content and meaning to be considered [Correct].\n"
+    "-\n"
+    "\n"
+    'Question: """{question}"""\n'
+    "\n"
+    'Output sentence: """{output}"""\n'
+    "\n"
+    "Correct answer: {answer}\n"
+    "\n"
+    "Judgement:\n"
+)
+
+# xVerify's published decoding settings.
+TEMPERATURE = 0.1
+TOP_P = 0.7
+MAX_TOKENS = 16
+# Long inputs are cut so a request never overflows the judge's context window.
+MAX_FIELD_CHARS = 6000
+
+CIRCUIT_FAILURES = 5  # consecutive failed requests (after retries) that open the circuit
+CIRCUIT_COOLDOWN_S = 30.0
+CACHE_SIZE = 65536
+
+
+@dataclass(frozen=True)
+class Judgement:
+    """`verdict`: 'correct' | 'incorrect' | None (undecided); `error`: the request failed."""
+
+    verdict: str | None
+    error: bool
+    detail: str = ""
+
+
+def parse_reply(text: object) -> str | None:
+    """'correct' / 'incorrect' after strip + lowercase (brackets and a final period tolerated)."""
+    if not isinstance(text, str):
+        return None
+    s = text.strip().lower().rstrip(".").strip()
+    if s.startswith("[") and s.endswith("]"):
+        s = s[1:-1].strip()
+    return s if s in ("correct", "incorrect") else None
+
+
+def build_prompt(template: str, question: str, output: str, answer: str) -> str:
+    def cut(s: str) -> str:
+        return s if len(s) <= MAX_FIELD_CHARS else s[:MAX_FIELD_CHARS] + " ..."
+
+    # str.replace, not str.format: questions and answers are full of LaTeX braces.
+    return (
+        template.replace("{question}", cut(question))
+        .replace("{output}", cut(output))
+        .replace("{answer}", cut(answer))
+    )
+
+
+def chat_url(base_url: str) -> str:
+    base = base_url.rstrip("/")
+    if base.endswith("/chat/completions"):
+        return base
+    if not base.endswith("/v1"):
+        base += "/v1"
+    return base + "/chat/completions"
+
+
+# --- process-wide state: cache and circuit breaker (shared by every loop and thread) ------------
+
+
+class _LRU:
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._data: OrderedDict[str, str] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: str) -> str | None:
+        with self._lock:
+            value = self._data.get(key)
+            if value is not None:
+                self._data.move_to_end(key)
+            return value
+
+    def put(self, key: str, value: str) -> None:
+        with self._lock:
+            self._data[key] = value
+            self._data.move_to_end(key)
+            while len(self._data) > self.size:
+                self._data.popitem(last=False)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._data.clear()
+
+
+class CircuitBreaker:
+    """Open after `threshold` consecutive failures; after `cooldown_s` let one probe through."""
+
+    def __init__(self, threshold: int = CIRCUIT_FAILURES, cooldown_s: float = CIRCUIT_COOLDOWN_S) -> None:
+        self.threshold = threshold
+        self.cooldown_s = cooldown_s
+        self._failures = 0
+        self._opened_at: float | None = None
+        self._probing = False
+        self._lock = threading.Lock()
+
+    def allow(self) -> bool:
+        with self._lock:
+            if self._opened_at is None:
+                return True
+            if time.monotonic() - self._opened_at >= self.cooldown_s and not self._probing:
+                self._probing = True
+                return True
+            return False
+
+    def record(self, ok: bool) -> None:
+        with self._lock:
+            self._probing = False
+            if ok:
+                self._failures = 0
+                self._opened_at = None
+            else:
+                self._failures += 1
+                if self._failures >= self.threshold:
+                    self._opened_at = time.monotonic()
+
+    @property
+    def is_open(self) -> bool:
+        return self._opened_at is not None
+
+
+_cache = _LRU(CACHE_SIZE)
+_breakers: dict[str, CircuitBreaker] = {}
+_breakers_lock = threading.Lock()
+_state_pid = os.getpid()
+
+
+def _reset_if_forked() -> None:
+    global _state_pid, _cache
+    if os.getpid() != _state_pid:
+        _state_pid = os.getpid()
+        _cache = _LRU(CACHE_SIZE)
+        _breakers.clear()
+        _loop_states.clear()
+
+
+def breaker_for(url: str) -> CircuitBreaker:
+    with _breakers_lock:
+        if url not in _breakers:
+            _breakers[url] = CircuitBreaker()
+        return _breakers[url]
+
+
+def reset_state() -> None:
+    """Forget cached judgements and circuit state (tests, or after fixing a verifier)."""
+    _cache.clear()
+    with _breakers_lock:
+        _breakers.clear()
+
+
+# --- per event loop: client, concurrency limit, requests in flight ------------------------------
+
+
+class _LoopState:
+    def __init__(self, concurrency: int) -> None:
+        limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+        self.client = httpx.AsyncClient(limits=limits, timeout=None)
+        self.semaphore = asyncio.Semaphore(concurrency)
+        self.inflight: dict[str, asyncio.Future[Judgement]] = {}
+
+
+# Keyed by loop so veRL's reward-loop workers (one loop each) and our own background loop never
+# share a client bound to another loop; a loop that is garbage-collected drops its state.
+_loop_states: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[tuple[str, int], _LoopState]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _loop_state(url: str, concurrency: int) -> _LoopState:
+    _reset_if_forked()
+    loop = asyncio.get_running_loop()
+    per_loop = _loop_states.setdefault(loop, {})
+    key = (url, concurrency)
+    if key not in per_loop:
+        per_loop[key] = _LoopState(concurrency)
+    return per_loop[key]
+
+
+@dataclass(frozen=True)
+class VerifierSettings:
+    url: str
+    model: str
+    timeout_s: float = 30.0
+    max_retries: int = 2
+    concurrency: int = 64
+    prompt_template: str = XVERIFY_PROMPT
+    api_key: str | None = None
+
+
+_RETRY_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
+
+
+async def _post_once(state: _LoopState, settings: VerifierSettings, prompt: str) -> Judgement:
+    body = {
+        "model": settings.model,
+        "messages": [{"role": "user", "content": prompt}],
+        "temperature": TEMPERATURE,
+        "top_p": TOP_P,
+        "max_tokens": MAX_TOKENS,
+    }
+    headers = {"Authorization": f"Bearer {settings.api_key}"} if settings.api_key else {}
+    resp = await state.client.post(
+        chat_url(settings.url), json=body, headers=headers, timeout=settings.timeout_s
+    )
+    if resp.status_code in _RETRY_STATUS:
+        raise _Retryable(f"HTTP {resp.status_code}")
+    if resp.status_code >= 400:
+        return Judgement(None, True, f"HTTP {resp.status_code}: {resp.text[:200]}")
+    try:
+        content = resp.json()["choices"][0]["message"]["content"]
+    except (ValueError, KeyError, IndexError, TypeError) as exc:
+        raise _Retryable(f"malformed reply ({type(exc).__name__})") from exc
+    verdict = parse_reply(content)
+    return Judgement(verdict, False, "" if verdict else f"undecided reply {str(content)[:80]!r}")
+
+
+class _Retryable(Exception):
+    pass
+
+
+async def _judge_uncached(state: _LoopState, settings: VerifierSettings, prompt: str) -> Judgement:
+    breaker = breaker_for(settings.url)
+    if not breaker.allow():
+        return Judgement(None, True, "circuit open")
+    last = ""
+    for attempt in range(settings.max_retries + 1):
+        if attempt:
+            # Exponential backoff with jitter so a recovering server is not hit by a thundering herd.
+            await asyncio.sleep(min(8.0, 0.25 * 2 ** (attempt - 1)) * (0.5 + random.random()))
+        try:
+            async with state.semaphore:
+                result = await _post_once(state, settings, prompt)
+            breaker.record(not result.error)
+            return result
+        except (_Retryable, httpx.HTTPError, OSError) as exc:
+            last = f"{type(exc).__name__}: {exc}"[:200]
+    breaker.record(False)
+    return Judgement(None, True, last)
+
+
+def _cache_key(settings: VerifierSettings, prompt: str) -> str:
+    h = hashlib.sha256()
+    for part in (settings.url, settings.model, prompt):
+        h.update(part.encode("utf-8", "replace"))
+        h.update(b"\0")
+    return h.hexdigest()
+
+
+async def judge(settings: VerifierSettings, question: str, output: str, answer: str) -> Judgement:
+    """Ask the verifier whether `output` answers `question` with `answer`; never raises."""
+    try:
+        prompt = build_prompt(settings.prompt_template, question, output, answer)
+        key = _cache_key(settings, prompt)
+        cached = _cache.get(key)
+        if cached is not None:
+            return Judgement(cached, False, "cached")
+        state = _loop_state(settings.url, settings.concurrency)
+        pending = state.inflight.get(key)
+        if pending is not None:
+            return await asyncio.shield(pending)
+        future: asyncio.Future[Judgement] = asyncio.get_running_loop().create_future()
+        state.inflight[key] = future
+        try:
+            result = await _judge_uncached(state, settings, prompt)
+        except BaseException as exc:
+            result = Judgement(None, True, f"{type(exc).__name__}")
+            future.set_result(result)
+            raise
+        finally:
+            state.inflight.pop(key, None)
+        if not future.done():
+            future.set_result(result)
+        if result.verdict is not None:
+            _cache.put(key, result.verdict)
+        return result
+    except asyncio.CancelledError:
+        raise
+    except Exception as exc:  # never let a client bug escape into the reward
+        return Judgement(None, True, f"{type(exc).__name__}: {exc}"[:200])
+
+
+async def health(url: str, timeout_s: float = 10.0) -> tuple[bool, str]:
+    """GET <base>/models: (reachable, list of served model names or the error)."""
+    base = chat_url(url).rsplit("/chat/completions", 1)[0]
+    try:
+        async with httpx.AsyncClient(timeout=timeout_s) as client:
+            resp = await client.get(base + "/models")
+        if resp.status_code != 200:
+            return False, f"HTTP {resp.status_code} from {base}/models"
+        names = [m.get("id", "?") for m in resp.json().get("data", [])]
+        return True, ", ".join(names) or "(no models listed)"
+    except Exception as exc:
+        return False, f"{type(exc).__name__}: {exc}"

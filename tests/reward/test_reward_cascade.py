@@ -1,0 +1,328 @@
+"""Each step of the reward cascade: format gate, extraction, normalisation, rule check, scores."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+
+from vlmrl.errors import UserError
+from vlmrl.reward import RewardSettings, compute_score, normalize_ground_truth, score_batch
+from vlmrl.reward.answer import check_format, clean_answer, comparison_key, extract_answer, extract_letters
+from vlmrl.reward.rule import Outcome, fast_check, get_pool, rule_check
+
+KEYS = {"score", "acc", "format_ok", "pred", "verdict", "verifier_error"}
+
+
+def wrap(answer: str, think: str = "Let me work it out.") -> str:
+    return f"<think>\n{think}\n</think>\n<answer>\n{answer}\n</answer>"
+
+
+@pytest.fixture(autouse=True)
+def _no_verifier_env(monkeypatch):
+    monkeypatch.delenv("REWARD_MODEL_URL", raising=False)
+    monkeypatch.delenv("REWARD_MODEL_NAME", raising=False)
+
+
+# --- (1) format gate ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "response",
+    [
+        wrap("5"),
+        "<think>a</think><answer>5</answer>",
+        "  \n<think>a</think>\n\n<answer> 5 </answer>\n ",
+    ],
+)
+def test_format_gate_accepts(response):
+    parsed = check_format(response)
+    assert parsed.format_ok, parsed.reason
+    assert parsed.answer == "5"
+
+
+@pytest.mark.parametrize(
+    ("response", "reason"),
+    [
+        ("<think></think><answer>5</answer>", "empty <think>"),
+        ("<think>  \n </think><answer>5</answer>", "empty <think>"),
+        ("<think>a</think><answer>5</answer><answer>6</answer>", "<answer> appears 2 times"),
+        ("<think>a</think><think>b</think><answer>5</answer>", "<think> appears 2 times"),
+        ("<answer>5</answer><think>a</think>", "out of order"),
+        ("Sure! <think>a</think><answer>5</answer>", "outside"),
+        ("<think>a</think> so <answer>5</answer>", "outside"),
+        ("<think>a</think><answer>5</answer> done", "after </answer>"),
+        ("<think>a</think><answer>  </answer>", "empty <answer>"),
+        ("<think>a</think>", "appears 0 times"),
+        ("the answer is 5", "appears 0 times"),
+        ("", "appears 0 times"),
+    ],
+)
+def test_format_gate_rejects(response, reason):
+    parsed = check_format(response)
+    assert not parsed.format_ok
+    assert reason in parsed.reason
+    result = compute_score("x", response, "5")
+    assert result == {
+        "score": -1.0,
+        "acc": 0,
+        "format_ok": 0,
+        "pred": "",
+        "verdict": "format",
+        "verifier_error": 0,
+    }
+
+
+# --- (2) extraction -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("block", "expected"),
+    [
+        ("42", "42"),
+        ("The answer is \\boxed{42}.", "42"),
+        ("\\boxed{\\frac{1}{2}}", "\\frac{1}{2}"),
+        ("\\boxed{\\{1, 2\\}}", "\\{1, 2\\}"),
+        ("\\fbox{7}", "7"),
+        ("\\boxed{5} or \\boxed{6}", "5 or 6"),
+        ("\\boxed{2}, \\boxed{3}", "2, 3"),
+        ("\\boxed{unbalanced", "\\boxed{unbalanced"),
+    ],
+)
+def test_extract_answer(block, expected):
+    assert extract_answer(block) == expected
+
+
+@pytest.mark.parametrize(
+    ("answer", "letters"),
+    [
+        ("C", ["C"]),
+        ("(B)", ["B"]),
+        ("b.", ["B"]),
+        ("A. 42 apples", ["A"]),
+        ("(D) \\frac{1}{2}", ["D"]),
+        ("The answer is C", ["C"]),
+        ("option D", ["D"]),
+        ("\\text{(B)}", ["B"]),
+        ("A or B", ["A", "B"]),
+        ("A, C", ["A", "C"]),
+        ("42", []),
+    ],
+)
+def test_extract_letters(answer, letters):
+    assert extract_letters(answer) == letters
+
+
+# --- (3) normalisation and the rule check --------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("pred", "gold"),
+    [
+        ("$5$", "5"),
+        ("$$5$$", "5"),
+        ("\\(5\\)", "5"),
+        ("\\[ 5 \\]", "5"),
+        ("5.0", "5"),
+        ("1,000", "1000"),
+        ("1{,}000", "1000"),
+        ("12,345,678", "12345678"),
+        ("30^\\circ", "30"),
+        ("30^{\\circ}", "30"),
+        ("30°", "30"),
+        ("30 degrees", "30"),
+        ("5 cm", "5"),
+        ("5 \\text{ cm}", "5"),
+        ("12\\mbox{ m}^2", "12"),
+        ("\\$12", "12"),
+        ("−3", "-3"),
+        ("½", "\\frac{1}{2}"),
+        ("\\dfrac{1}{2}", "\\frac12"),
+        ("0.5", "\\frac{1}{2}"),
+        ("1/2", "0.5"),
+        ("√2", "\\sqrt{2}"),
+        ("2√3", "2\\sqrt{3}"),
+        ("x²+1", "x^2+1"),
+        ("\\text{The answer is } 7", "7"),
+        ("The final answer is: 7.", "7"),
+        ("x = 4", "4"),
+        ("y=-2", "-2"),
+        ("50\\%", "50"),
+        ("50%", "0.5"),
+        ("\\left( 1, 2 \\right)", "(1,2)"),
+        ("Yes", "yes"),
+        ("1.5\\times10^{3}", "1500"),
+        ("3.14", "3.14"),
+        ("\\frac{1}{3}", "0.33"),
+    ],
+)
+def test_fast_path_normalisation(pred, gold):
+    result = fast_check(pred, [gold])
+    assert result is not None and result.outcome is Outcome.CORRECT, (pred, gold, result)
+
+
+@pytest.mark.parametrize(
+    ("pred", "gold"),
+    [
+        ("\\sqrt{8}", "2\\sqrt{2}"),
+        ("\\frac{\\sqrt{2}}{2}", "\\frac{1}{\\sqrt{2}}"),
+        ("x^2 + 2x + 1", "(x+1)^2"),
+        ("\\pi r^2", "r^2\\pi"),
+        ("[1, 3)", "[1,3)"),
+    ],
+)
+def test_math_verify_symbolic_equivalence(pred, gold):
+    assert rule_check(pred, [gold], timeout_s=30).outcome is Outcome.CORRECT
+
+
+@pytest.mark.parametrize(
+    ("pred", "gold", "how"),
+    [
+        ("5", "6", "number"),
+        ("5.1", "5", "number"),
+        ("5 or 6", "5", "hedge"),
+        ("6 or 5", "5", "hedge"),
+        ("either 5 or 6", "5", "hedge"),
+        ("x = 5 or x = 6", "5", "hedge"),
+        ("\\boxed{5} or \\boxed{6}", "5", "hedge"),
+        ("B", "A", "choice"),
+        ("A or B", "A", "hedge"),
+    ],
+)
+def test_certain_mismatches_are_final(pred, gold, how):
+    result = fast_check(extract_answer(pred), [gold])
+    assert result is not None
+    assert result.outcome is Outcome.WRONG and result.how == how
+
+
+def test_hedge_is_wrong_end_to_end():
+    result = compute_score("math", wrap("5 or 6"), "5")
+    assert result["acc"] == 0 and result["score"] == -1.0 and result["verdict"] == "rule"
+    assert result["pred"] == "5 or 6"
+
+
+def test_listed_alternatives_match_a_listed_ground_truth():
+    assert fast_check("x = 2 or x = -2", ["2, -2"]).outcome is Outcome.CORRECT
+    assert fast_check("-2, 2", ["2, -2"]).outcome is Outcome.CORRECT
+    assert fast_check("2, 3", ["2, -2"]) is None  # not certain: math-verify decides
+
+
+def test_symbolic_mismatch_is_tentative():
+    result = rule_check("x^2", ["x^3"], timeout_s=30)
+    assert result.outcome is Outcome.MISMATCH
+    scored = compute_score("math", wrap("x^2"), "x^3")
+    assert scored["acc"] == 0 and scored["verdict"] == "rule"
+
+
+def test_every_acceptable_ground_truth_counts():
+    assert compute_score("s", wrap("3.0"), np.array(["three", "3"]))["acc"] == 1
+    assert compute_score("s", wrap("3"), ["2", "4"])["acc"] == 0
+    assert compute_score("s", wrap("\\boxed{3}"), "['3', '3.0']")["acc"] == 1
+
+
+def test_ground_truth_forms():
+    assert normalize_ground_truth("5") == ["5"]
+    assert normalize_ground_truth(["5", "five"]) == ["5", "five"]
+    assert normalize_ground_truth(("5",)) == ["5"]
+    assert normalize_ground_truth(np.array(["5", "6"], dtype=object)) == ["5", "6"]
+    assert normalize_ground_truth("['3', '3.0']") == ["3", "3.0"]
+    assert normalize_ground_truth("[0, 1]") == ["[0, 1]"]  # an interval, not a list of answers
+    assert normalize_ground_truth(None) == []
+
+
+def test_multiple_choice():
+    info = {"answer_type": "choice", "choices": np.array(["A", "B", "C", "D"]), "question": "Pick."}
+    assert compute_score("mmk12", wrap("\\boxed{C}"), ["C"], info)["acc"] == 1
+    assert compute_score("mmk12", wrap("(C) 42"), ["C"], info)["acc"] == 1
+    assert compute_score("mmk12", wrap("B"), ["C"], info)["acc"] == 0
+    assert compute_score("mmk12", wrap("C or D"), ["C"], info)["acc"] == 0
+    assert compute_score("mmk12", wrap("E"), ["C"], info)["acc"] == 0  # not an offered option
+    # The option's text rather than its letter: the rules cannot tell, nobody decided.
+    undecided = compute_score("mmk12", wrap("42 apples"), ["C"], info)
+    assert undecided["verdict"] == "none" and undecided["acc"] == 0
+
+
+def test_letter_ground_truth_without_answer_type():
+    assert compute_score("geo", wrap("(A)"), "A")["acc"] == 1
+    assert compute_score("geo", wrap("B"), "A")["acc"] == 0
+
+
+def test_too_long_answer_is_wrong_without_math_verify():
+    result = fast_check("1+" * 5000 + "1", ["2"])
+    assert result is not None and result.outcome is Outcome.WRONG and result.how == "too_long"
+
+
+def test_clean_and_key_keep_latex_meaning():
+    assert clean_answer("$\\pi r$") == "\\pi r"
+    assert comparison_key("\\pi r") != comparison_key("\\pir")
+    assert comparison_key("New York") == "new york"
+
+
+# --- scores and settings -------------------------------------------------------------------------
+
+
+def test_scores_are_configurable_and_keys_always_present():
+    kw = {"correct_score": 2.0, "incorrect_score": 0.0, "format_score": -0.5, "unknown_kwarg": object()}
+    right = compute_score("s", wrap("5"), "5", None, **kw)
+    wrong = compute_score("s", wrap("4"), "5", None, **kw)
+    bad = compute_score("s", "5", "5", None, **kw)
+    assert (right["score"], wrong["score"], bad["score"]) == (2.0, 0.0, -0.5)
+    for r in (right, wrong, bad):
+        assert set(r) == KEYS
+
+
+def test_bad_setting_is_a_clear_error():
+    with pytest.raises(UserError, match="rule_timeout_s"):
+        RewardSettings.from_kwargs(rule_timeout_s="soon")
+    with pytest.raises(UserError, match="model"):
+        RewardSettings.from_kwargs(verifier_url="http://127.0.0.1:1/v1")
+
+
+def test_verifier_settings_fall_back_to_env(monkeypatch):
+    monkeypatch.setenv("REWARD_MODEL_URL", "http://127.0.0.1:9/v1")
+    monkeypatch.setenv("REWARD_MODEL_NAME", "judge")
+    settings = RewardSettings.from_kwargs()
+    assert settings.verifier is not None
+    assert (settings.verifier.url, settings.verifier.model) == ("http://127.0.0.1:9/v1", "judge")
+    assert RewardSettings.from_kwargs(verifier_model="other").verifier.model == "other"
+
+
+def test_batch_matches_single_and_works_from_threads():
+    items = [
+        {"solution_str": wrap("5"), "ground_truth": "5"},
+        {"response": wrap("\\sqrt{8}"), "ground_truth": ["2\\sqrt{2}"]},
+        {"solution_str": "no format", "ground_truth": "5"},
+        {"solution_str": wrap("7"), "ground_truth": "5"},
+    ]
+    batch = score_batch(items, rule_timeout_s=30)
+    assert [r["acc"] for r in batch] == [1, 1, 0, 0]
+    assert [r["verdict"] for r in batch] == ["rule", "rule", "format", "rule"]
+    # veRL calls the sync function from a thread pool: no signal / event-loop assumptions.
+    results: list[dict] = []
+    threads = [
+        threading.Thread(target=lambda: results.append(compute_score("s", wrap("\\sqrt{8}"), "2\\sqrt{2}")))
+        for _ in range(4)
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert [r["acc"] for r in results] == [1, 1, 1, 1]
+
+
+# --- (hard bound) killable workers ---------------------------------------------------------------
+
+
+def test_overrunning_check_is_killed_and_the_pool_recovers():
+    pool = get_pool()
+    pool.warm_up()
+    kills = pool.kills
+    # Nested huge powers keep sympy busy far beyond a 0.5 s bound.
+    nasty = "9^{9^{9^{9^{9^{9}}}}} - 8^{8^{8^{8^{8}}}}"
+    result = rule_check(nasty, ["1"], timeout_s=0.5)
+    assert result.outcome in (Outcome.UNDECIDED, Outcome.MISMATCH)
+    if result.outcome is Outcome.UNDECIDED:
+        assert pool.kills == kills + 1
+    # A fresh worker answers the next check.
+    assert rule_check("\\sqrt{8}", ["2\\sqrt{2}"], timeout_s=30).outcome is Outcome.CORRECT

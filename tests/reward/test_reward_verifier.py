@@ -1,0 +1,177 @@
+"""The verifier client over real loopback HTTP against a scripted OpenAI-compatible judge."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+
+from vlmrl.reward import compute_score, compute_score_async, score_batch
+from vlmrl.reward import verifier as vf
+from vlmrl.reward.scripted_judge import Script, ScriptedJudge
+
+QUESTION = "How many apples are left?"
+
+
+def wrap(answer: str) -> str:
+    return f"<think>\ncounting\n</think>\n<answer>\n{answer}\n</answer>"
+
+
+def kw(judge: ScriptedJudge, **extra):
+    return {
+        "verifier_url": judge.url,
+        "verifier_model": judge.model_name,
+        "verifier_timeout_s": 2.0,
+        "verifier_max_retries": 1,
+        "verifier_concurrency": 8,
+        **extra,
+    }
+
+
+INFO = {"question": QUESTION}
+
+
+@pytest.fixture(autouse=True)
+def _fresh_state(monkeypatch):
+    monkeypatch.delenv("REWARD_MODEL_URL", raising=False)
+    monkeypatch.delenv("REWARD_MODEL_NAME", raising=False)
+    vf.reset_state()
+    yield
+    vf.reset_state()
+
+
+def test_parse_reply():
+    assert vf.parse_reply("Correct") == "correct"
+    assert vf.parse_reply("  INCORRECT \n") == "incorrect"
+    assert vf.parse_reply("[Correct]") == "correct"
+    assert vf.parse_reply("Correct.") == "correct"
+    assert vf.parse_reply("The answer is correct") is None
+    assert vf.parse_reply("") is None
+    assert vf.parse_reply(None) is None
+
+
+def test_prompt_is_xverify_format_and_braces_survive():
+    prompt = vf.build_prompt(vf.XVERIFY_PROMPT, "Find {x}.", "\\frac{1}{2}", "0.5")
+    assert 'Question: """Find {x}."""' in prompt
+    assert 'Output sentence: """\\frac{1}{2}"""' in prompt
+    assert prompt.endswith("Correct answer: 0.5\n\nJudgement:\n")
+
+
+def test_verifier_decides_when_rules_cannot():
+    with ScriptedJudge() as judge:
+        # "five apples" vs "5": the rules cannot compare words with numbers; the judge can.
+        right = compute_score("s", wrap("five apples (5)"), ["five"], INFO, **kw(judge))
+        wrong = compute_score("s", wrap("six apples"), ["five"], INFO, **kw(judge))
+        assert judge.script.prompts and QUESTION in judge.script.prompts[0]
+    assert (right["acc"], right["verdict"], right["verifier_error"]) == (1, "verifier", 0)
+    assert (wrong["acc"], wrong["verdict"], wrong["score"]) == (0, "verifier", -1.0)
+
+
+def test_rule_decided_answers_never_reach_the_verifier():
+    with ScriptedJudge() as judge:
+        assert compute_score("s", wrap("\\boxed{5}"), "5", INFO, **kw(judge))["verdict"] == "rule"
+        assert compute_score("s", wrap("4"), "5", INFO, **kw(judge))["verdict"] == "rule"
+        assert compute_score("s", wrap("4 or 5"), "5", INFO, **kw(judge))["verdict"] == "rule"
+        assert judge.script.requests == 0
+
+
+@pytest.mark.parametrize("mode", ["error500", "drop", "garbage"])
+def test_outage_keeps_the_rule_verdict(mode):
+    with ScriptedJudge(Script(mode=mode)) as judge:
+        # A correct answer is decided by the rules and never punished, whatever the judge does.
+        correct = compute_score("s", wrap("\\frac{1}{2}"), "0.5", INFO, **kw(judge))
+        assert (correct["acc"], correct["score"], correct["verdict"]) == (1, 1.0, "rule")
+        # Undecided by rules: the verifier fails, the (tentative) rule verdict stands and is flagged.
+        result = compute_score("s", wrap("x^2"), "x^3", INFO, **kw(judge))
+        assert result["verifier_error"] == 1
+        assert result["verdict"] == "rule" and result["acc"] == 0
+        nobody = compute_score("s", wrap("five apples"), "5 apples", INFO, **kw(judge))
+        assert nobody["verifier_error"] == 1 and nobody["verdict"] in ("none", "rule")
+        assert judge.script.requests >= 2  # retried
+
+
+def test_retry_recovers_from_transient_500s():
+    with ScriptedJudge(Script(fail_first=1)) as judge:
+        result = compute_score("s", wrap("five"), ["five apples"], INFO, **kw(judge, verifier_max_retries=2))
+        # substring judge: "five apples" is not in "five" -> Incorrect, but decided by the verifier.
+        assert (result["verdict"], result["verifier_error"]) == ("verifier", 0)
+        assert judge.script.requests == 2
+
+
+def test_slow_verifier_times_out():
+    with ScriptedJudge(Script(delay_s=20.0)) as judge:
+        start = time.monotonic()
+        result = compute_score(
+            "s", wrap("five"), ["5"], INFO, **kw(judge, verifier_timeout_s=0.3, verifier_max_retries=1)
+        )
+        elapsed = time.monotonic() - start
+    assert result["verifier_error"] == 1 and result["acc"] == 0
+    assert elapsed < 20.0  # gave up on its own timeout, did not wait for the server's reply
+
+
+def test_undecided_reply_is_not_an_error():
+    with ScriptedJudge(Script(mode="undecided")) as judge:
+        result = compute_score("s", wrap("five"), ["5"], INFO, **kw(judge))
+    assert result["verifier_error"] == 0 and result["verdict"] == "none" and result["acc"] == 0
+
+
+def test_circuit_breaker_stops_calling_a_dead_verifier():
+    with ScriptedJudge(Script(mode="error500")) as judge:
+        settings = kw(judge, verifier_max_retries=0)
+        for i in range(vf.CIRCUIT_FAILURES):
+            compute_score("s", wrap(f"y^{i + 2}"), "x", INFO, **settings)
+        calls = judge.script.requests
+        assert vf.breaker_for(judge.url).is_open
+        result = compute_score("s", wrap("y^99"), "x", INFO, **settings)
+        assert result["verifier_error"] == 1
+        assert judge.script.requests == calls  # short-circuited, no request sent
+
+
+def test_batch_dedups_identical_requests_and_caches_across_batches():
+    with ScriptedJudge(Script(delay_s=0.05)) as judge:
+        items = [{"solution_str": wrap("five"), "ground_truth": ["5"], "extra_info": INFO}] * 20
+        items += [{"solution_str": wrap("six"), "ground_truth": ["5"], "extra_info": INFO}] * 5
+        first = score_batch(items, **kw(judge))
+        assert judge.script.requests == 2
+        assert all(r["verdict"] == "verifier" for r in first)
+        second = score_batch(items, **kw(judge))
+        assert judge.script.requests == 2  # served from the LRU cache
+        assert second == first
+
+
+def test_batch_calls_run_concurrently_within_the_limit():
+    with ScriptedJudge(Script(delay_s=0.2)) as judge:
+        items = [
+            {"solution_str": wrap(f"apples number {i}"), "ground_truth": ["x"], "extra_info": INFO}
+            for i in range(24)
+        ]
+        results = score_batch(items, **kw(judge, verifier_concurrency=6))
+    assert len(results) == 24 and all(r["verdict"] == "verifier" for r in results)
+    assert judge.script.requests == 24
+    assert 1 < judge.script.max_inflight <= 6
+
+
+def test_async_variant_survives_event_loop_changes():
+    """veRL's reward-loop workers each run their own loop; a client must never cross loops."""
+    with ScriptedJudge() as judge:
+
+        async def run(answer: str):
+            return await asyncio.gather(
+                *(compute_score_async("s", wrap(answer), ["five"], INFO, **kw(judge)) for _ in range(3))
+            )
+
+        first = asyncio.run(run("five apples"))
+        second = asyncio.run(run("no apples"))  # a new loop: a new pooled client
+    assert [r["verdict"] for r in first + second] == ["verifier"] * 6
+    assert [r["acc"] for r in first] == [1, 1, 1]
+    # identical concurrent requests shared one HTTP call
+    assert judge.script.requests == 2
+
+
+def test_health_lists_models():
+    with ScriptedJudge(model_name="xverify-test") as judge:
+        ok, detail = asyncio.run(vf.health(judge.url))
+    assert ok and detail == "xverify-test"
+    ok, detail = asyncio.run(vf.health("http://127.0.0.1:9/v1", timeout_s=1))
+    assert not ok
