@@ -55,9 +55,19 @@ def test_knobs_map_onto_grpo_config(tmp_path):
     )
     args, notes = trl_backend.build_grpo_config(cfg, output_dir=tmp_path)
     assert (args.epsilon, args.epsilon_high, args.beta) == (0.15, 0.3, 0.04)
-    assert (args.learning_rate, args.warmup_steps, args.weight_decay, args.max_grad_norm) == (3e-6, 7, 0.05, 0.5)
+    assert (args.learning_rate, args.warmup_steps, args.weight_decay, args.max_grad_norm) == (
+        3e-6,
+        7,
+        0.05,
+        0.5,
+    )
     assert args.scale_rewards == "none"
-    assert (args.temperature, args.top_p, args.num_generations, args.max_completion_length) == (0.9, 0.95, 4, 64)
+    assert (args.temperature, args.top_p, args.num_generations, args.max_completion_length) == (
+        0.9,
+        0.95,
+        4,
+        64,
+    )
     # 4 prompts x 4 responses generated per step; 2 prompts x 4 responses per optimizer step in micro-batches of 4
     assert args.generation_batch_size == 16
     assert (args.per_device_train_batch_size, args.gradient_accumulation_steps) == (4, 2)
@@ -107,8 +117,8 @@ def test_contract_row_maps_trl_names():
         "reward": 0.5,
         "reward_std": 0.1,
         "acc": 0.25,
-        "format_ok": 0.75,
-        "verifier_error": 0.0,
+        "format_rate": 0.75,
+        "verifier_error_rate": 0.0,
         "completions/mean_length": 12.0,
         "completions/max_length": 20.0,
         "clip_ratio/low_mean": 0.01,
@@ -136,3 +146,71 @@ def test_missing_train_files_name_the_key(tmp_path):
     cfg = _cfg(f"data.train_files=[{tmp_path / 'nope.parquet'}]")
     with pytest.raises(ConfigError, match="nope.parquet"):
         trl_backend.load_train_dataset(cfg)
+
+
+@pytest.fixture
+def one_torch_thread():
+    """The tiny model runs fastest on one thread, and the test machine's cores are shared."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def _mixed_parquet(path):
+    from vlmrl.data.build import build_from_examples
+    from vlmrl.demo.synthetic import make_examples
+
+    report = build_from_examples(make_examples(8, "train", seed=3), path, with_images=True, mixing="native")
+    assert report.kept == 8 and report.images == 4
+    return path
+
+
+@pytest.mark.slow
+def test_trl_steps_on_mixed_parquet_write_metrics_checkpoints_and_resume(
+    tiny_vlm_path, tmp_path, one_torch_thread
+):
+    from transformers import AutoModelForImageTextToText
+
+    train = _mixed_parquet(tmp_path / "train.parquet")
+    out = tmp_path / "run"
+    overrides = [
+        "backend=trl",
+        f"model.path={tiny_vlm_path}",
+        "model.gradient_checkpointing=false",
+        f"data.train_files=[{train}]",
+        "data.train_batch_size=4",  # 4 prompts: with 8 shuffled rows, 2 text + 2 image on average per step
+        "data.dataloader_num_workers=0",
+        "algorithm.ppo_mini_batch_size=4",
+        "algorithm.ppo_micro_batch_size_per_gpu=8",
+        "rollout.n=2",
+        "rollout.max_response_length=12",
+        "reward.overlong.len=4",
+        "trainer.save_freq=1",
+        "trainer.max_actor_ckpt_to_keep=2",
+        f"trainer.output_dir={out}",
+    ]
+    cfg = load_config(None, [*overrides, "trainer.total_training_steps=2"])
+    summary = trl_backend.run(cfg)
+    assert summary.global_step == 2 and summary.resumed_from is None
+    rows = read_metrics(summary.metrics_path)
+    assert [r["step"] for r in rows] == [1, 2]
+    for row in rows:
+        for key in CONTRACT_KEYS:
+            if key not in ("kl",):  # TRL logs KL only when beta > 0
+                assert key in row, (key, row)
+        # The tiny random model never passes the format gate: our reward scored every response -1.
+        assert row["rewards/math_reward/mean"] == -1.0
+        assert row["reward_mean"] == pytest.approx(-1.0 + row["rewards/overlong_penalty/mean"])
+        assert row["format_rate"] == 0.0 and row["acc_mean"] == 0.0
+        assert 1 <= row["response_length_max"] <= 12
+    assert [p.rsplit("-", 1)[1] for p in summary.checkpoints] == ["1", "2"]
+    AutoModelForImageTextToText.from_pretrained(summary.checkpoints[-1])
+    AutoModelForImageTextToText.from_pretrained(summary.final_model_dir)
+
+    resumed = trl_backend.run(load_config(None, [*overrides, "trainer.total_training_steps=3"]))
+    assert resumed.resumed_from == summary.checkpoints[-1]
+    assert resumed.global_step == 3
+    assert [r["step"] for r in read_metrics(resumed.metrics_path)] == [1, 2, 3]

@@ -51,7 +51,9 @@ def test_grpo_raises_a_learnable_reward(tiny_vlm_path, tmp_path):
             f"trainer.output_dir={tmp_path / 'run'}",
         ],
     )
-    summary = trl_backend.run(cfg, train_dataset=Dataset.from_list(rows), reward_funcs=[digit_rate], max_steps=STEPS)
+    summary = trl_backend.run(
+        cfg, train_dataset=Dataset.from_list(rows), reward_funcs=[digit_rate], max_steps=STEPS
+    )
 
     rewards = [row["reward_mean"] for row in read_metrics(summary.metrics_path)]
     assert len(rewards) == STEPS

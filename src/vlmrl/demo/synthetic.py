@@ -7,27 +7,12 @@ from __future__ import annotations
 
 import io
 import random
-from dataclasses import dataclass, field
-from typing import Any
+
+from vlmrl.data.example import Example
 
 SHAPES = ("circle", "square", "triangle")
 COLOURS = {"red": (220, 40, 40), "blue": (40, 80, 220), "green": (30, 160, 60)}
 IMAGE_SIDE = 112  # 16 vision tokens for Qwen2.5-VL's 28-pixel merged patches: cheap on a CPU
-
-
-@dataclass
-class DemoExample:
-    """One synthetic question in the fields of the data stage's canonical example."""
-
-    source: str
-    index: int
-    split: str
-    question: str
-    answers: list[str]
-    images: list[bytes] = field(default_factory=list)  # PNG bytes
-    answer_type: str = "number"
-    choices: list[str] = field(default_factory=list)
-    meta: dict[str, Any] = field(default_factory=dict)
 
 
 def draw_shapes(counts: dict[str, int], rng: random.Random, side: int = IMAGE_SIDE) -> bytes:
@@ -54,39 +39,41 @@ def draw_shapes(counts: dict[str, int], rng: random.Random, side: int = IMAGE_SI
     return buf.getvalue()
 
 
-def arithmetic_example(index: int, split: str, rng: random.Random) -> DemoExample:
+def arithmetic_example(index: int, split: str, rng: random.Random) -> Example:
     a, b = rng.randint(0, 9), rng.randint(0, 9)
     op = rng.choice(["+", "-", "*"])
     value = {"+": a + b, "-": a - b, "*": a * b}[op]
-    return DemoExample(
+    return Example(
         source="demo/arithmetic",
         index=index,
         split=split,
         question=f"What is {a} {op} {b}?",
         answers=[str(value)],
+        answer_type="number",
         meta={"a": a, "b": b, "op": op},
     )
 
 
-def counting_example(index: int, split: str, rng: random.Random) -> DemoExample:
+def counting_example(index: int, split: str, rng: random.Random) -> Example:
     target = rng.choice(SHAPES)
     counts = {shape: 0 for shape in SHAPES}
     counts[target] = rng.randint(1, 5)
     for other in SHAPES:
         if other != target:
             counts[other] = rng.randint(0, 2)
-    return DemoExample(
+    return Example(
         source="demo/count_shapes",
         index=index,
         split=split,
         question=f"<image>How many {target}s are in the picture?",
         answers=[str(counts[target])],
         images=[draw_shapes(counts, rng)],
+        answer_type="number",
         meta={"counts": counts, "target": target},
     )
 
 
-def make_examples(n: int, split: str, seed: int = 0, image_fraction: float = 0.5) -> list[DemoExample]:
+def make_examples(n: int, split: str, seed: int = 0, image_fraction: float = 0.5) -> list[Example]:
     """`n` questions, about `image_fraction` of them image counting, the rest arithmetic, interleaved."""
     if not 0.0 <= image_fraction <= 1.0:
         raise ValueError(f"image_fraction must be in [0, 1], got {image_fraction}")
@@ -101,7 +88,7 @@ def make_examples(n: int, split: str, seed: int = 0, image_fraction: float = 0.5
     ]
 
 
-def formatted_solution(example: DemoExample) -> str:
+def formatted_solution(example: Example) -> str:
     """A response in the reasoning format whose answer is right, for the warm-up's supervised steps."""
     meta = example.meta
     if "op" in meta:

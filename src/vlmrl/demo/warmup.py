@@ -27,11 +27,16 @@ def _images(row: dict[str, Any]) -> list:
 
 def encode_batch(processor, rows: Sequence[dict[str, Any]], responses: Sequence[str]) -> dict[str, Any]:
     """A right-padded batch of prompt + response + end of turn; labels cover only the responses."""
-    prompts = [processor.apply_chat_template(r["prompt"], tokenize=False, add_generation_prompt=True) for r in rows]
+    prompts = [
+        processor.apply_chat_template(r["prompt"], tokenize=False, add_generation_prompt=True) for r in rows
+    ]
     fulls = [p + resp + "<|im_end|>" for p, resp in zip(prompts, responses, strict=True)]
     images = [_images(r) for r in rows]
     flat = [im for ims in images for im in ims] or None
-    prompt_lens = [len(processor(text=[p], images=ims or None)["input_ids"][0]) for p, ims in zip(prompts, images)]
+    prompt_lens = [
+        len(processor(text=[p], images=ims or None)["input_ids"][0])
+        for p, ims in zip(prompts, images, strict=True)
+    ]
     processor.tokenizer.padding_side = "right"
     try:
         enc = processor(text=fulls, images=flat, padding=True, return_tensors="pt")
@@ -61,7 +66,9 @@ def warm_up(
     from transformers import AutoModelForImageTextToText, AutoProcessor
 
     if len(rows) != len(responses) or not rows:
-        raise ValueError(f"warm_up needs one response per row, got {len(rows)} rows, {len(responses)} responses")
+        raise ValueError(
+            f"warm_up needs one response per row, got {len(rows)} rows, {len(responses)} responses"
+        )
     torch.manual_seed(seed)
     rng = random.Random(seed)
     processor = AutoProcessor.from_pretrained(model_path)
