@@ -1,14 +1,313 @@
-"""`vlmrl eval`: text benchmarks and lmms-eval multimodal benchmarks."""
+"""`vlmrl eval`: text benchmarks (AIME24, MATH-500, GPQA-Diamond) and lmms-eval multimodal benchmarks."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+from typing import Any
 
 import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
 
-from vlmrl.cli._common import register_not_built
+from vlmrl.cli._common import console, err_console
+from vlmrl.errors import UserError
+
+
+def _pairs(items: list[str] | None, option: str) -> dict[str, str]:
+    out = {}
+    for item in items or []:
+        name, sep, value = item.partition("=")
+        if not sep or not name or not value:
+            raise UserError(f"{option} {item!r}: expected NAME=PATH")
+        out[name] = value
+    return out
+
+
+def _auto_backend(model: str) -> str:
+    if model.startswith(("http://", "https://")):
+        return "openai"
+    return "vllm" if importlib.util.find_spec("vllm") is not None else "hf"
 
 
 def register(app: typer.Typer) -> None:
-    register_not_built(
-        app,
-        "eval",
-        "Evaluate a model on text (AIME, MATH-500, GPQA) and multimodal benchmarks.",
-        "eval text/mm",
+    group = typer.Typer(
+        help=(
+            "Evaluate a checkpoint: `eval text` (AIME24, MATH-500, GPQA-Diamond; Pass@1 over n samples, "
+            "graded by the training reward) and `eval mm` (lmms-eval: MathVerse, MathVista, MME, MMStar)."
+        ),
+        no_args_is_help=True,
     )
+
+    @group.command("text")
+    def text(
+        model: str = typer.Option(
+            ...,
+            "--model",
+            help="Checkpoint dir or hub id (hf, vllm), or an OpenAI-compatible server URL (openai).",
+        ),
+        benchmarks: str = typer.Option(
+            "", "--benchmarks", "-b", help="Comma-separated registry names: aime24, math500, gpqa_diamond."
+        ),
+        rows: list[str] = typer.Option(
+            None, "--rows", help="NAME=FILE.parquet in our row schema (e.g. a held-out split); repeatable."
+        ),
+        data: list[str] = typer.Option(
+            None, "--data", help="NAME=PATH: read a registry benchmark from a local file instead of the hub."
+        ),
+        backend: str = typer.Option(
+            "auto",
+            "--backend",
+            help="openai | vllm | hf; auto = openai for URLs, else vllm when installed, else hf.",
+        ),
+        out_dir: Path = typer.Option(
+            Path("eval/text"),
+            "--out-dir",
+            "-o",
+            help="Samples, metrics and results.json go here; re-runs resume.",
+        ),
+        n: int = typer.Option(
+            8, "--n", help="Samples per problem (the seed: 8). Pass@1 = mean accuracy over them."
+        ),
+        temperature: float = typer.Option(0.6, "--temperature", help="Sampling temperature (the seed: 0.6)."),
+        top_p: float = typer.Option(
+            1.0, "--top-p", help="Nucleus sampling; 1.0 = off. Always sent explicitly."
+        ),
+        top_k: int = typer.Option(-1, "--top-k", help="Top-k sampling; -1 = off. Always sent explicitly."),
+        max_new_tokens: int = typer.Option(
+            8192, "--max-new-tokens", help="Response budget per sample (tokens)."
+        ),
+        repetition_penalty: float = typer.Option(
+            1.0, "--repetition-penalty", help="1.0 = off (sent explicitly)."
+        ),
+        seed: int = typer.Option(0, "--seed", help="Sampling seed."),
+        instruction: str = typer.Option(
+            None,
+            "--instruction",
+            help="Reasoning instruction appended to registry questions (default: the training one; '' = none).",
+        ),
+        limit: int = typer.Option(
+            None, "--limit", help="Only the first N problems of each benchmark (smoke tests)."
+        ),
+        model_name: str = typer.Option(
+            None, "--model-name", help="Row label in results.json and report tables."
+        ),
+        overwrite: bool = typer.Option(
+            False, "--overwrite", help="Discard samples made with other settings."
+        ),
+        verifier_url: str = typer.Option(
+            None,
+            "--verifier-url",
+            help="Optional verifier model (OpenAI-compatible URL) for undecided answers.",
+        ),
+        verifier_model: str = typer.Option(
+            None, "--verifier-model", help="Served name of the verifier model."
+        ),
+        served_model_name: str = typer.Option(
+            None, "--served-model-name", help="openai: model name on the server (default: its only model)."
+        ),
+        concurrency: int = typer.Option(32, "--concurrency", help="openai: requests in flight at once."),
+        max_retries: int = typer.Option(
+            5, "--max-retries", help="openai: retries on connection errors, 429, 5xx."
+        ),
+        tensor_parallel_size: int = typer.Option(1, "--tensor-parallel-size", help="vllm: GPUs per model."),
+        gpu_memory_utilization: float = typer.Option(
+            0.85, "--gpu-memory-utilization", help="vllm: KV-cache share."
+        ),
+        max_model_len: int = typer.Option(None, "--max-model-len", help="vllm: context length cap."),
+        batch_size: int = typer.Option(8, "--batch-size", help="hf: sequences per generate call."),
+        device: str = typer.Option(
+            None, "--device", help="hf: cpu, cuda, cuda:1 (default: cuda if available)."
+        ),
+    ) -> None:
+        """Generate n samples per problem, grade them with the training reward, write per-sample jsonl,
+        metrics (Pass@1, pass@k, format rate, lengths), results.json and a summary table. Resumable."""
+        from vlmrl.eval.text import evaluate
+
+        names = [b.strip() for b in benchmarks.split(",") if b.strip()]
+        row_files = _pairs(rows, "--rows")
+        if not names and not row_files:
+            raise UserError(
+                "nothing to evaluate: pass --benchmarks aime24,math500,gpqa_diamond and/or --rows NAME=FILE"
+            )
+        kind = _auto_backend(model) if backend == "auto" else backend
+        options: dict[str, Any] = {}
+        if kind == "openai":
+            options = {
+                "served_model_name": served_model_name,
+                "concurrency": concurrency,
+                "max_retries": max_retries,
+            }
+        elif kind == "vllm":
+            options = {
+                "tensor_parallel_size": tensor_parallel_size,
+                "gpu_memory_utilization": gpu_memory_utilization,
+                "max_model_len": max_model_len,
+                "seed": seed,
+            }
+        elif kind == "hf":
+            options = {"batch_size": batch_size, "device": device}
+        reward_kwargs = {
+            k: v for k, v in {"verifier_url": verifier_url, "verifier_model": verifier_model}.items() if v
+        }
+        common = dict(
+            backend=kind,
+            backend_options=options,
+            out_dir=out_dir,
+            n=n,
+            temperature=temperature,
+            top_p=top_p,
+            top_k=top_k,
+            max_new_tokens=max_new_tokens,
+            repetition_penalty=repetition_penalty,
+            seed=seed,
+            instruction=instruction,
+            limit=limit,
+            reward_kwargs=reward_kwargs,
+            model_name=model_name,
+            overwrite=overwrite,
+        )
+        err_console.print(
+            f"backend [bold]{kind}[/], n={n}, temperature={temperature}, top_p={top_p}, top_k={top_k}, "
+            f"max_new_tokens={max_new_tokens}",
+            highlight=False,
+        )
+        with Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=err_console,
+            transient=False,
+        ) as progress:
+            tasks: dict[str, Any] = {}
+
+            def on_progress(stage: str, done: int, total: int) -> None:
+                if stage not in tasks:
+                    tasks[stage] = progress.add_task(stage, total=total)
+                progress.update(tasks[stage], completed=done, total=total)
+
+            result = evaluate(
+                model,
+                names,
+                rows_or_parquet=row_files or None,
+                data_paths=_pairs(data, "--data"),
+                **common,
+                on_progress=on_progress,
+            )
+
+        table = Table(title=f"{result.model}: {out_dir}")
+        for col in (
+            "benchmark",
+            "problems",
+            "n",
+            "Pass@1",
+            f"pass@{n}",
+            "format",
+            "trunc.",
+            "length",
+            "new/old",
+        ):
+            table.add_column(col, justify="left" if col == "benchmark" else "right", no_wrap=True)
+        for note in result.notes:
+            err_console.print(f"[yellow]note:[/] {note}", highlight=False)
+        for name, r in result.benchmarks.items():
+            m = r.metrics
+            length = m.get("response_length", {}).get("mean")
+            pass_n = m.get("pass@" + str(m["n"]))
+            table.add_row(
+                name,
+                str(m["num_problems"]),
+                str(m["n"]),
+                f"{m['pass@1']:.1f}",
+                "—" if pass_n is None else f"{pass_n:.1f}",
+                f"{m['format_rate']:.1f}",
+                f"{m['truncated_rate']:.1f}",
+                "—" if length is None else f"{length:.0f}",
+                f"{r.generated}/{r.reused}",
+            )
+        console.print(table)
+        console.print(
+            "rates in %; length = mean response tokens; new/old = samples generated now / found from before"
+        )
+        console.print(f"results: {result.results_path}\nsummary: {result.summary_path}", soft_wrap=True)
+
+    @group.command("mm")
+    def mm(
+        model: str = typer.Option(
+            ..., "--model", help="Checkpoint dir or hub id, loaded by lmms-eval's vLLM engine."
+        ),
+        tasks: str = typer.Option(
+            "mathverse_testmini,mathvista_testmini_format,mme,mmstar",
+            "--tasks",
+            help="Comma-separated lmms-eval tasks (the seed's four by default).",
+        ),
+        out_dir: Path = typer.Option(
+            Path("eval/mm"), "--out-dir", "-o", help="Template, lmms-eval output, results.json."
+        ),
+        model_name: str = typer.Option(
+            None, "--model-name", help="Row label in results.json and report tables."
+        ),
+        instruction: str = typer.Option(
+            None, "--instruction", help="Instruction appended to each user turn (default: the training one)."
+        ),
+        batch_size: int = typer.Option(
+            64, "--batch-size", help="lmms-eval --batch_size (prompts per vLLM call)."
+        ),
+        tensor_parallel_size: int = typer.Option(1, "--tensor-parallel-size", help="GPUs per model."),
+        gpu_memory_utilization: float = typer.Option(
+            0.85, "--gpu-memory-utilization", help="vLLM KV-cache share."
+        ),
+        max_model_len: int = typer.Option(None, "--max-model-len", help="vLLM context length cap."),
+        limit: int = typer.Option(None, "--limit", help="lmms-eval --limit: first N documents per task."),
+        dry_run: bool = typer.Option(
+            False, "--dry-run", help="Write the template and print the command only."
+        ),
+        no_judge_check: bool = typer.Option(
+            False, "--no-judge-check", help="Run even if the MathVista/MathVerse judge variables look unset."
+        ),
+    ) -> None:
+        """Run lmms-eval 0.3.5 with a chat template that appends the reasoning instruction to each user turn,
+        then parse its results into results.json (MME cognition/perception labelled right).
+
+        MathVista and MathVerse are scored by a GPT judge: set OPENAI_API_KEY, and OPENAI_API_URL for a
+        local judge served as `gpt-3.5-turbo` (see docs/evaluation.md)."""
+        from vlmrl.eval.mm import INSTALL_HINT, LmmsEvalNotInstalled, evaluate_mm
+
+        task_list = [t.strip() for t in tasks.split(",") if t.strip()]
+        try:
+            run = evaluate_mm(
+                model,
+                task_list,
+                out_dir,
+                model_name=model_name,
+                instruction=instruction,
+                batch_size=batch_size,
+                tensor_parallel_size=tensor_parallel_size,
+                gpu_memory_utilization=gpu_memory_utilization,
+                max_model_len=max_model_len,
+                limit=limit,
+                dry_run=dry_run,
+                check_judge=not no_judge_check,
+                on_output=lambda line: err_console.print(line, markup=False, highlight=False),
+            )
+        except LmmsEvalNotInstalled as exc:
+            err_console.print(f"[bold red]lmms-eval not runnable:[/] {exc}", highlight=False, soft_wrap=True)
+            err_console.print(f"chat template written to {exc.run.chat_template}; once installed, run:")
+            typer.echo(exc.run.command_line)
+            raise typer.Exit(3) from None
+        for note in run.notes:
+            err_console.print(f"[yellow]note:[/] {note}", highlight=False)
+        if not run.ran:
+            err_console.print(f"chat template: {run.chat_template}\ncommand (install: {INSTALL_HINT}):")
+            typer.echo(run.command_line)
+            return
+        table = Table(title=f"{model_name or model}: lmms-eval")
+        table.add_column("column")
+        table.add_column("score", justify="right")
+        for column, value in run.scores.items():
+            table.add_row(column, "—" if value is None else f"{value:.1f}")
+        console.print(table)
+        console.print(f"results: {Path(out_dir) / 'results.json'}   lmms-eval: {run.result_path}")
+
+    app.add_typer(group, name="eval")

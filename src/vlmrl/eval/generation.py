@@ -1,0 +1,454 @@
+"""Generation backends for evaluation: an OpenAI-compatible server, vLLM offline, transformers.
+
+Every backend takes one request per sample and the same explicit sampling parameters, so no
+server-side or model `generation_config.json` default can change what is measured.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import importlib.util
+import os
+import random
+import zlib
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any, Protocol
+
+from vlmrl.errors import UserError
+
+IMAGE_PLACEHOLDER = "<image>"
+
+
+@dataclass(frozen=True)
+class SamplingParams:
+    """What every backend sends, explicitly. top_k -1 = off; repetition_penalty 1.0 = off.
+
+    Qwen2.5-VL's generation_config.json says temperature 0.1, top_k 1, top_p 0.001,
+    repetition_penalty 1.05: vLLM and transformers apply those to anything left unset.
+    """
+
+    temperature: float = 0.6
+    top_p: float = 1.0
+    top_k: int = -1
+    max_new_tokens: int = 8192
+    repetition_penalty: float = 1.0
+    seed: int | None = 0
+
+    def __post_init__(self) -> None:
+        if self.temperature < 0:
+            raise UserError(f"temperature must be >= 0, got {self.temperature}")
+        if not 0 < self.top_p <= 1:
+            raise UserError(f"top_p must be in (0, 1], got {self.top_p}")
+        if self.top_k == 0 or self.top_k < -1:
+            raise UserError(f"top_k must be -1 (off) or a positive integer, got {self.top_k}")
+        if self.max_new_tokens < 1:
+            raise UserError(f"max_new_tokens must be >= 1, got {self.max_new_tokens}")
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class GenerationRequest:
+    """One sample to generate: chat messages (content strings with `<image>` placeholders) + images."""
+
+    key: str
+    messages: tuple[dict[str, Any], ...]
+    images: tuple[bytes, ...] = ()
+    sample_index: int = 0
+
+
+@dataclass
+class Completion:
+    text: str
+    num_tokens: int | None = None
+    finish_reason: str | None = None  # "stop" | "length" | engine-specific
+
+
+OnResult = Callable[[GenerationRequest, Completion], None]
+
+
+class Backend(Protocol):
+    name: str
+
+    def generate(
+        self, requests: Sequence[GenerationRequest], params: SamplingParams, on_result: OnResult
+    ) -> None:
+        """Generate every request; call `on_result` as each finishes (so progress can be saved)."""
+
+    def close(self) -> None: ...
+
+
+def _split_placeholders(content: str, n_images_left: int) -> list[tuple[str, str]]:
+    """[("text", ...), ("image", "")...] in order; `<image>` marks where an image goes."""
+    parts: list[tuple[str, str]] = []
+    pieces = content.split(IMAGE_PLACEHOLDER)
+    for i, piece in enumerate(pieces):
+        if i > 0:
+            parts.append(("image", ""))
+        if piece:
+            parts.append(("text", piece))
+    if sum(1 for kind, _ in parts if kind == "image") > n_images_left:
+        raise UserError(
+            f"a prompt has more `{IMAGE_PLACEHOLDER}` placeholders than images ({n_images_left} left); "
+            "every placeholder needs one image"
+        )
+    return parts
+
+
+def _image_mime(data: bytes) -> str:
+    if data[:8] == b"\x89PNG\r\n\x1a\n":
+        return "image/png"
+    if data[:3] == b"\xff\xd8\xff":
+        return "image/jpeg"
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "image/webp"
+    return "image/png"
+
+
+def openai_messages(request: GenerationRequest) -> list[dict[str, Any]]:
+    """Chat messages for /v1/chat/completions; images become data: URLs where their placeholder was."""
+    if not request.images:
+        return [{"role": m["role"], "content": m["content"]} for m in request.messages]
+    images = list(request.images)
+    out = []
+    for message in request.messages:
+        parts = []
+        for kind, text in _split_placeholders(message["content"], len(images)):
+            if kind == "text":
+                parts.append({"type": "text", "text": text})
+            else:
+                data = images.pop(0)
+                url = f"data:{_image_mime(data)};base64,{base64.b64encode(data).decode('ascii')}"
+                parts.append({"type": "image_url", "image_url": {"url": url}})
+        out.append({"role": message["role"], "content": parts})
+    if images:
+        raise UserError(f"request {request.key}: {len(images)} image(s) without an `<image>` placeholder")
+    return out
+
+
+class ServerError(Exception):
+    """A retryable failure (connection, timeout, 429, 5xx)."""
+
+
+@dataclass
+class OpenAIBackend:
+    """Any OpenAI-compatible chat server (vLLM, SGLang, ...): httpx async, bounded concurrency, retries.
+
+    Sends temperature, top_p, top_k, max_tokens, n=1, repetition_penalty (and seed when set) in
+    every request. Serve without a reasoning parser: the reward needs the `<think>` text in content.
+    """
+
+    base_url: str
+    model: str | None = None
+    api_key: str | None = None
+    concurrency: int = 32
+    max_retries: int = 5
+    timeout_s: float = 3600.0
+    retry_backoff_s: float = 1.0
+    extra_body: dict[str, Any] = field(default_factory=dict)
+    name: str = "openai"
+
+    def __post_init__(self) -> None:
+        url = self.base_url.rstrip("/")
+        if not url.startswith(("http://", "https://")):
+            raise UserError(
+                f"--model {self.base_url!r}: an OpenAI-compatible URL starts with http:// or https://"
+            )
+        for suffix in ("/chat/completions", "/completions"):
+            if url.endswith(suffix):
+                url = url[: -len(suffix)]
+        self.base_url = url if url.endswith("/v1") else url + "/v1"
+        if self.concurrency < 1:
+            raise UserError(f"concurrency must be >= 1, got {self.concurrency}")
+        if self.api_key is None:
+            self.api_key = os.environ.get("OPENAI_API_KEY", "EMPTY")
+
+    def _headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.api_key}"}
+
+    def payload(self, request: GenerationRequest, params: SamplingParams) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "model": self.model,
+            "messages": openai_messages(request),
+            "temperature": params.temperature,
+            "top_p": params.top_p,
+            "top_k": params.top_k,
+            "max_tokens": params.max_new_tokens,
+            "n": 1,
+            "repetition_penalty": params.repetition_penalty,
+        }
+        if params.seed is not None:
+            # A distinct seed per sample: one shared seed would make the n samples identical.
+            body["seed"] = params.seed * 100_003 + zlib.crc32(request.key.encode()) % 100_003
+        body.update(self.extra_body)
+        return body
+
+    async def _resolve_model(self, client: Any) -> None:
+        if self.model:
+            return
+        response = await client.get(f"{self.base_url}/models", headers=self._headers())
+        if response.status_code != 200:
+            raise UserError(
+                f"{self.base_url}/models answered {response.status_code}; pass the served model name"
+            )
+        ids = [m.get("id") for m in response.json().get("data", [])]
+        if len(ids) != 1:
+            raise UserError(f"{self.base_url} serves {ids}; pick one with --served-model-name")
+        self.model = ids[0]
+
+    async def _post(self, client: Any, request: GenerationRequest, params: SamplingParams) -> Completion:
+        import httpx
+
+        body = self.payload(request, params)
+        last: str = ""
+        for attempt in range(self.max_retries + 1):
+            if attempt:
+                # Exponential backoff with jitter so many workers do not retry in lockstep.
+                await asyncio.sleep(self.retry_backoff_s * (2 ** (attempt - 1)) * (0.5 + random.random()))
+            try:
+                response = await client.post(
+                    f"{self.base_url}/chat/completions", json=body, headers=self._headers()
+                )
+            except httpx.TransportError as exc:
+                last = f"{type(exc).__name__}: {exc}"
+                continue
+            if response.status_code == 429 or response.status_code >= 500:
+                last = f"HTTP {response.status_code}: {response.text[:200]}"
+                continue
+            if response.status_code != 200:
+                raise UserError(
+                    f"{self.base_url}/chat/completions rejected request {request.key} with HTTP "
+                    f"{response.status_code}: {response.text[:500]}"
+                )
+            data = response.json()
+            try:
+                choice = data["choices"][0]
+                text = choice["message"]["content"] or ""
+            except (KeyError, IndexError, TypeError) as exc:
+                raise UserError(
+                    f"{self.base_url}: unexpected response for {request.key}: {str(data)[:300]}"
+                ) from exc
+            usage = data.get("usage") or {}
+            return Completion(text, usage.get("completion_tokens"), choice.get("finish_reason"))
+        raise UserError(
+            f"{self.base_url}: request {request.key} failed after {self.max_retries} retries ({last}); "
+            "finished samples are saved, re-run the same command to resume"
+        )
+
+    async def _run(
+        self, requests: Sequence[GenerationRequest], params: SamplingParams, on_result: OnResult
+    ) -> None:
+        import httpx
+
+        limits = httpx.Limits(max_connections=self.concurrency, max_keepalive_connections=self.concurrency)
+        async with httpx.AsyncClient(timeout=self.timeout_s, limits=limits) as client:
+            await self._resolve_model(client)
+            semaphore = asyncio.Semaphore(self.concurrency)
+
+            async def one(request: GenerationRequest) -> None:
+                async with semaphore:
+                    completion = await self._post(client, request, params)
+                on_result(request, completion)
+
+            tasks = [asyncio.create_task(one(r)) for r in requests]
+            try:
+                await asyncio.gather(*tasks)
+            finally:
+                for task in tasks:
+                    task.cancel()
+                await asyncio.gather(*tasks, return_exceptions=True)
+
+    def generate(
+        self, requests: Sequence[GenerationRequest], params: SamplingParams, on_result: OnResult
+    ) -> None:
+        if requests:
+            asyncio.run(self._run(requests, params, on_result))
+
+    def close(self) -> None:
+        pass
+
+
+class VLLMBackend:
+    """vLLM's offline engine (`vllm.LLM.chat`) in this process; needs a GPU machine with vllm installed."""
+
+    name = "vllm"
+
+    def __init__(
+        self,
+        model: str,
+        *,
+        tensor_parallel_size: int = 1,
+        gpu_memory_utilization: float = 0.85,
+        max_model_len: int | None = None,
+        seed: int = 0,
+        chunk_size: int = 512,
+        **llm_kwargs: Any,
+    ):
+        if importlib.util.find_spec("vllm") is None:
+            raise UserError(
+                "the `vllm` backend needs vLLM installed (`pip install vllm`, on a GPU machine); "
+                "or serve the model (`vllm serve PATH --generation-config vllm`) and use --backend openai "
+                "with --model http://HOST:PORT, or use --backend hf for small models on CPU"
+            )
+        from vllm import LLM
+
+        kwargs: dict[str, Any] = {
+            "model": model,
+            "tensor_parallel_size": tensor_parallel_size,
+            "gpu_memory_utilization": gpu_memory_utilization,
+            "seed": seed,
+            # Our SamplingParams are complete; do not let the model's generation_config fill gaps.
+            "generation_config": "vllm",
+        }
+        if max_model_len is not None:
+            kwargs["max_model_len"] = max_model_len
+        kwargs.update(llm_kwargs)
+        self.llm = LLM(**kwargs)
+        self.chunk_size = chunk_size
+
+    def generate(
+        self, requests: Sequence[GenerationRequest], params: SamplingParams, on_result: OnResult
+    ) -> None:
+        from vllm import SamplingParams as VSamplingParams
+
+        sampling = VSamplingParams(
+            n=1,
+            temperature=params.temperature,
+            top_p=params.top_p,
+            top_k=params.top_k,
+            max_tokens=params.max_new_tokens,
+            repetition_penalty=params.repetition_penalty,
+        )
+        # Chunks, so finished samples are handed back (and saved) as the run goes.
+        for start in range(0, len(requests), self.chunk_size):
+            chunk = list(requests[start : start + self.chunk_size])
+            outputs = self.llm.chat([openai_messages(r) for r in chunk], sampling, use_tqdm=False)
+            for request, output in zip(chunk, outputs, strict=True):
+                out = output.outputs[0]
+                on_result(request, Completion(out.text, len(out.token_ids), out.finish_reason))
+
+    def close(self) -> None:
+        pass
+
+
+class HFBackend:
+    """transformers `generate` for small models (CPU or one GPU): batched, left-padded, explicit sampling."""
+
+    name = "hf"
+
+    def __init__(self, model: str, *, device: str | None = None, dtype: str = "auto", batch_size: int = 8):
+        import torch
+        from transformers import AutoModelForImageTextToText, AutoProcessor
+
+        self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        try:
+            self.processor = AutoProcessor.from_pretrained(model)
+        except (OSError, ValueError) as exc:
+            raise UserError(f"--model {model}: cannot load a processor/tokenizer ({exc})") from exc
+        self.tokenizer = getattr(self.processor, "tokenizer", self.processor)
+        self.tokenizer.padding_side = "left"
+        self.is_multimodal = hasattr(self.processor, "image_processor")
+        try:
+            if self.is_multimodal:
+                self.model = AutoModelForImageTextToText.from_pretrained(model, dtype=dtype)
+            else:
+                from transformers import AutoModelForCausalLM
+
+                self.model = AutoModelForCausalLM.from_pretrained(model, dtype=dtype)
+        except (OSError, ValueError) as exc:
+            raise UserError(f"--model {model}: cannot load the model with transformers ({exc})") from exc
+        self.model.to(self.device).eval()
+        self.batch_size = batch_size
+        gen = self.model.generation_config
+        eos = gen.eos_token_id if gen.eos_token_id is not None else self.tokenizer.eos_token_id
+        self.eos_ids = set(eos if isinstance(eos, list) else [eos])
+        self.pad_id = (
+            self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else min(self.eos_ids)
+        )
+
+    def _chat_messages(self, request: GenerationRequest) -> list[dict[str, Any]]:
+        if not self.is_multimodal:
+            return [{"role": m["role"], "content": m["content"]} for m in request.messages]
+        out = []
+        left = len(request.images)
+        for message in request.messages:
+            parts = []
+            for kind, text in _split_placeholders(message["content"], left):
+                if kind == "image":
+                    left -= 1
+                    parts.append({"type": "image"})
+                else:
+                    parts.append({"type": "text", "text": text})
+            out.append({"role": message["role"], "content": parts})
+        return out
+
+    def generate(
+        self, requests: Sequence[GenerationRequest], params: SamplingParams, on_result: OnResult
+    ) -> None:
+        import io
+
+        import torch
+        from PIL import Image
+        from transformers import GenerationConfig
+
+        if params.seed is not None:
+            torch.manual_seed(params.seed)
+        do_sample = params.temperature > 0
+        # A fresh config: nothing from the model's generation_config.json leaks into sampling.
+        config = GenerationConfig(
+            do_sample=do_sample,
+            temperature=params.temperature if do_sample else None,
+            top_p=params.top_p if do_sample else None,
+            top_k=(params.top_k if params.top_k > 0 else 0) if do_sample else None,
+            repetition_penalty=params.repetition_penalty,
+            max_new_tokens=params.max_new_tokens,
+            eos_token_id=sorted(self.eos_ids),
+            pad_token_id=self.pad_id,
+        )
+        for start in range(0, len(requests), self.batch_size):
+            batch = list(requests[start : start + self.batch_size])
+            texts = [
+                self.processor.apply_chat_template(
+                    self._chat_messages(r), tokenize=False, add_generation_prompt=True
+                )
+                for r in batch
+            ]
+            images = [Image.open(io.BytesIO(b)).convert("RGB") for r in batch for b in r.images]
+            if self.is_multimodal:
+                inputs = self.processor(text=texts, images=images or None, padding=True, return_tensors="pt")
+            else:
+                inputs = self.tokenizer(texts, padding=True, return_tensors="pt")
+            inputs = inputs.to(self.device)
+            with torch.no_grad():
+                out = self.model.generate(**inputs, generation_config=config)
+            new_tokens = out[:, inputs["input_ids"].shape[1] :].tolist()
+            for request, ids in zip(batch, new_tokens, strict=True):
+                end = next((i for i, t in enumerate(ids) if t in self.eos_ids), None)
+                if end is None:
+                    kept, count, finish = ids, len(ids), "length"
+                else:
+                    kept, count, finish = ids[:end], end + 1, "stop"
+                text = self.tokenizer.decode(kept, skip_special_tokens=True)
+                on_result(request, Completion(text, count, finish))
+
+    def close(self) -> None:
+        del self.model
+
+
+BACKENDS = ("openai", "vllm", "hf")
+
+
+def make_backend(kind: str, model: str, **options: Any) -> Backend:
+    """Build a backend: `openai` (model = server URL; `served_model_name`, `concurrency`, ...),
+    `vllm` (model = path or hub id), `hf` (model = path or hub id; `device`, `batch_size`)."""
+    if kind == "openai":
+        served = options.pop("served_model_name", None)
+        return OpenAIBackend(base_url=model, model=served, **options)
+    if kind == "vllm":
+        return VLLMBackend(model, **options)
+    if kind == "hf":
+        return HFBackend(model, **options)
+    raise UserError(f"unknown backend {kind!r}; choose one of {', '.join(BACKENDS)}")

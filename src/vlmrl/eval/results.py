@@ -1,0 +1,78 @@
+"""The evaluation result file (docs/contracts.md): one JSON per evaluated model, read by `report table`.
+
+`{"model": str, "scores": {column: float}, ...}`; the columns are the seed's table, in its order.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from vlmrl.errors import UserError
+from vlmrl.utils.io import write_json_atomic
+
+RESULT_FORMAT = "vlmrl.eval.result/v1"
+
+# column key -> (table header, unit). Percent columns are Pass@1 / accuracy in percent;
+# MME columns are lmms-eval's raw sums (perception: 10 subtasks, max 2000; cognition: 4, max 800).
+COLUMNS: dict[str, tuple[str, str]] = {
+    "aime24": ("AIME24", "percent"),
+    "math500": ("MATH-500", "percent"),
+    "gpqa_diamond": ("GPQA-D", "percent"),
+    "mathverse_testmini": ("MathVerse", "percent"),
+    "mathvista_testmini_format": ("MathVista", "percent"),
+    "mme_cognition": ("MME cognition", "sum, max 800"),
+    "mme_perception": ("MME perception", "sum, max 2000"),
+    "mmstar": ("MMStar", "percent"),
+}
+
+
+def write_result(
+    path: str | os.PathLike[str], model: str, scores: dict[str, float | None], **extra: Any
+) -> Path:
+    """Write (or merge into) a result file: existing scores for the same model are kept unless replaced."""
+    p = Path(path)
+    merged_scores: dict[str, float | None] = {}
+    merged: dict[str, Any] = {}
+    if p.is_file():
+        old = read_result(p)
+        if old["model"] == model:
+            merged = {k: v for k, v in old.items() if k not in ("model", "scores")}
+            merged_scores.update(old["scores"])
+    merged_scores.update(scores)
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = {**merged[key], **value}
+        else:
+            merged[key] = value
+    doc = {
+        "format": RESULT_FORMAT,
+        "model": model,
+        "scores": merged_scores,
+        **{k: v for k, v in merged.items() if k != "format"},
+        "updated": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+    }
+    return write_json_atomic(p, doc)
+
+
+def read_result(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Read and check a result file; errors name the file and the key at fault."""
+    p = Path(path)
+    try:
+        doc = json.loads(p.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise UserError(f"{p}: no such result file") from exc
+    except json.JSONDecodeError as exc:
+        raise UserError(f"{p}: not valid JSON ({exc.msg} at line {exc.lineno})") from exc
+    if not isinstance(doc, dict) or not isinstance(doc.get("model"), str):
+        raise UserError(f"{p}: a result file needs a string `model` key (written by `vlmrl eval text/mm`)")
+    scores = doc.get("scores")
+    if not isinstance(scores, dict):
+        raise UserError(f"{p}: `scores` must be an object mapping column -> number")
+    for key, value in scores.items():
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
+            raise UserError(f"{p}: scores.{key} must be a number or null, got {value!r}")
+    return doc

@@ -1,0 +1,151 @@
+"""Training curves as PNG: reward, response length, accuracy and format rate over steps, runs overlaid.
+
+Beside the PNGs, `curves.json` records exactly the points drawn (raw and smoothed), so the
+figures can be checked, re-plotted or tabulated without reading pixels.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from vlmrl.errors import UserError
+from vlmrl.report.logs import CURVE_LABELS, RunLog, read_log
+from vlmrl.utils.io import atomic_path, write_json_atomic
+
+DEFAULT_QUANTITIES = ("reward", "response_length", "acc", "format_rate")
+
+
+def smooth(values: Sequence[float], weight: float) -> list[float]:
+    """Debiased exponential moving average (tensorboard's smoothing); weight 0 returns the input."""
+    if not 0.0 <= weight < 1.0:
+        raise UserError(f"smoothing must be in [0, 1), got {weight}")
+    if weight == 0.0:
+        return list(values)
+    out: list[float] = []
+    last = 0.0
+    for i, v in enumerate(values, start=1):
+        last = last * weight + (1.0 - weight) * v
+        out.append(last / (1.0 - weight**i))
+    return out
+
+
+def _as_runs(logs: Sequence[str | os.PathLike[str] | RunLog], names: Sequence[str] | None) -> list[RunLog]:
+    if not logs:
+        raise UserError("no logs given; pass at least one metrics.jsonl, veRL console log or tensorboard dir")
+    if names is not None and len(names) != len(logs):
+        raise UserError(f"{len(names)} names for {len(logs)} logs; give one name per log or none")
+    runs = []
+    for i, log in enumerate(logs):
+        name = names[i] if names is not None else None
+        if isinstance(log, RunLog):
+            if name:
+                log.name = name
+            runs.append(log)
+        else:
+            runs.append(read_log(log, name))
+    return runs
+
+
+def collect_curves(runs: Sequence[RunLog], quantities: Sequence[str], smoothing: float) -> dict[str, Any]:
+    """The data behind each figure: {quantity: {"series": [{label, run, steps, values, smoothed}]}}."""
+    figures: dict[str, Any] = {}
+    for quantity in quantities:
+        series_out = []
+        for run in runs:
+            for suffix, points in run.curve(quantity).items():
+                kept = [(s, v) for s, v in points if math.isfinite(v)]
+                series_out.append(
+                    {
+                        "label": f"{run.name} · {suffix}" if suffix else run.name,
+                        "run": run.name,
+                        "source": str(run.source),
+                        "kind": run.kind,
+                        "steps": [s for s, _ in kept],
+                        "values": [v for _, v in kept],
+                        "smoothed": smooth([v for _, v in kept], smoothing),
+                        "dropped_non_finite": len(points) - len(kept),
+                    }
+                )
+        if series_out:
+            figures[quantity] = {"series": series_out}
+    return figures
+
+
+def _draw(quantity: str, series: list[dict[str, Any]], smoothing: float, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7.5, 4.5), dpi=120)
+    try:
+        colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+        for i, s in enumerate(series):
+            color = colors[i % len(colors)]
+            marker = "o" if len(s["steps"]) == 1 else None
+            if smoothing > 0:
+                ax.plot(s["steps"], s["values"], color=color, alpha=0.25, linewidth=1, marker=marker)
+                ax.plot(
+                    s["steps"], s["smoothed"], color=color, linewidth=1.8, label=s["label"], marker=marker
+                )
+            else:
+                ax.plot(s["steps"], s["values"], color=color, linewidth=1.5, label=s["label"], marker=marker)
+        ax.set_xlabel("step")
+        ax.set_ylabel(CURVE_LABELS.get(quantity, quantity))
+        title = CURVE_LABELS.get(quantity, quantity)
+        ax.set_title(f"{title}" + (f" (smoothing {smoothing:g})" if smoothing > 0 else ""))
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize=8)
+        fig.tight_layout()
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, format="png")
+    finally:
+        plt.close(fig)
+
+
+def plot_curves(
+    logs: Sequence[str | os.PathLike[str] | RunLog],
+    out_dir: str | os.PathLike[str],
+    *,
+    quantities: Sequence[str] = DEFAULT_QUANTITIES,
+    smoothing: float = 0.0,
+    names: Sequence[str] | None = None,
+) -> list[Path]:
+    """Draw one PNG per quantity present in any log (all runs on one plot) into `out_dir`.
+
+    `logs`: metrics.jsonl files, veRL console logs, tensorboard dirs (or `RunLog`s); `quantities`:
+    names from `CURVE_KEYS` or raw metric keys; `smoothing`: EMA weight in [0, 1).
+    Returns the PNG paths; `out_dir/curves.json` holds the plotted points.
+    """
+    smooth([], smoothing)  # validates the weight before any reading
+    runs = _as_runs(logs, names)
+    figures = collect_curves(runs, quantities, smoothing)
+    if not figures:
+        available = sorted({key for run in runs for key in run.raw})
+        raise UserError(
+            f"none of {list(quantities)} found in {[str(r.source) for r in runs]}; "
+            f"keys present: {available[:30]}{' ...' if len(available) > 30 else ''}"
+        )
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for quantity, fig in figures.items():
+        png = out / f"{quantity.replace('/', '_')}.png"
+        _draw(quantity, fig["series"], smoothing, png)
+        fig["png"] = str(png)
+        paths.append(png)
+    write_json_atomic(
+        out / "curves.json",
+        {
+            "smoothing": smoothing,
+            "runs": [
+                {"name": r.name, "source": str(r.source), "kind": r.kind, "notes": r.notes} for r in runs
+            ],
+            "figures": figures,
+        },
+    )
+    return paths

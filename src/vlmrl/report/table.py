@@ -1,0 +1,101 @@
+"""One markdown table comparing models on the seed's columns, from evaluation result files.
+
+Accepts our result JSON (`vlmrl eval text/mm`) and lmms-eval's raw `*_results.json`; files for
+the same model (text and multimodal runs) merge into one row; missing cells are shown as such.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from vlmrl.errors import UserError
+from vlmrl.eval.results import COLUMNS, read_result
+
+MISSING = "—"
+
+
+@dataclass
+class ModelRow:
+    model: str
+    scores: dict[str, float | None] = field(default_factory=dict)
+    sources: list[str] = field(default_factory=list)
+
+
+def _load_one(path: Path) -> tuple[str, dict[str, float | None], list[str]]:
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise UserError(f"{path}: no such result file") from exc
+    except json.JSONDecodeError as exc:
+        raise UserError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno})") from exc
+    if isinstance(doc, dict) and "results" in doc and "scores" not in doc:
+        from vlmrl.eval.mm import parse_lmms_results
+
+        parsed = parse_lmms_results(path)
+        return parsed["model"] or path.parent.name, parsed["scores"], parsed["notes"]
+    doc = read_result(path)
+    return doc["model"], dict(doc["scores"]), []
+
+
+def load_rows(
+    results: Sequence[str | os.PathLike[str]], names: Sequence[str] | None = None
+) -> tuple[list[ModelRow], list[str]]:
+    """Rows in first-seen order, one per model; `names` relabels each file's model."""
+    if not results:
+        raise UserError("no result files given; pass the results.json written by `vlmrl eval text/mm`")
+    if names is not None and len(names) != len(results):
+        raise UserError(f"{len(names)} names for {len(results)} result files; give one per file or none")
+    rows: dict[str, ModelRow] = {}
+    notes: list[str] = []
+    for i, item in enumerate(results):
+        path = Path(item)
+        model, scores, file_notes = _load_one(path)
+        notes += file_notes
+        if names is not None and names[i]:
+            model = names[i]
+        row = rows.setdefault(model, ModelRow(model))
+        for column, value in scores.items():
+            if row.scores.get(column) is not None and value is not None and row.scores[column] != value:
+                notes.append(
+                    f"{model}: {column} given twice ({row.scores[column]} and {value}); using {path}"
+                )
+            if value is not None or column not in row.scores:
+                row.scores[column] = value
+        row.sources.append(str(path))
+    return list(rows.values()), notes
+
+
+def render_table(rows: Sequence[ModelRow], columns: Sequence[str] | None = None, digits: int = 1) -> str:
+    """Markdown: the seed's columns in order, then any other columns present; `—` for missing."""
+    if columns is None:
+        extra = sorted({c for r in rows for c in r.scores if c not in COLUMNS})
+        columns = [*COLUMNS, *extra]
+    headers = ["model", *(COLUMNS[c][0] if c in COLUMNS else c for c in columns)]
+    lines = ["| " + " | ".join(headers) + " |", "|" + "|".join(["---"] + ["---:"] * len(columns)) + "|"]
+    for row in rows:
+        cells = [row.model.replace("|", "\\|")]
+        for column in columns:
+            value = row.scores.get(column)
+            cells.append(MISSING if value is None else f"{value:.{digits}f}")
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def build_table(
+    results: Sequence[str | os.PathLike[str]],
+    names: Sequence[str] | None = None,
+    columns: Sequence[str] | None = None,
+    digits: int = 1,
+) -> tuple[str, list[str]]:
+    """Read result files and return (markdown table, notes about merges and missing values)."""
+    rows, notes = load_rows(results, names)
+    table = render_table(rows, columns, digits)
+    footer = (
+        f"\n{MISSING} = not evaluated. AIME24, MATH-500, GPQA-D: Pass@1 (mean accuracy over n samples, %); "
+        "MathVerse, MathVista, MMStar: %; MME: lmms-eval sums (cognition max 800, perception max 2000).\n"
+    )
+    return table + footer, notes

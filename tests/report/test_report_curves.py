@@ -1,0 +1,166 @@
+"""Curves from each log kind: PNGs written, and the plotted points match the logs step for step."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from vlmrl.cli import app
+from vlmrl.errors import UserError
+from vlmrl.report.curves import plot_curves, smooth
+from vlmrl.report.logs import detect_kind, parse_verl_line, read_log
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def _verl_formatter():
+    """veRL 0.9.1's own console formatter, loaded from its file (skips verl/__init__'s heavy imports)."""
+    import verl
+
+    path = Path(verl.__file__).parent / "utils" / "logger" / "aggregate_logger.py"
+    spec = importlib.util.spec_from_file_location("_verl_aggregate_logger", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.concat_dict_to_str
+
+
+def write_metrics_jsonl(path: Path, steps: int) -> Path:
+    lines = []
+    for step in range(1, steps + 1):
+        row = {"step": step, "reward_mean": -1 + step / steps, "response_length_mean": 100.0 + step}
+        if step % 2 == 0:  # acc logged on every other step only
+            row["acc_mean"] = step / (2 * steps)
+        row["format_rate"] = 0.5
+        lines.append(json.dumps(row))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def write_verl_console(path: Path, steps: int) -> Path:
+    import numpy as np
+
+    fmt = _verl_formatter()
+    out = ["(TaskRunner pid=4242) Training Progress:   0%|          | 0/5", "some unrelated line step: none"]
+    # veRL logs validation before training as step 0, then training (and every 2nd step validation).
+    out.append(fmt({"val-core/aime24/acc/mean@16": np.float64(0.05)}, step=0))
+    for step in range(1, steps + 1):
+        data = {
+            "critic/score/mean": np.float64(0.1 * step),
+            "response_length/mean": np.float64(400.0 + step),
+            "timing_s/gen": 3.5,
+            "training/global_step": step,
+        }
+        if step % 2 == 0:
+            data["val-core/aime24/acc/mean@16"] = np.float64(0.05 + 0.01 * step)
+        out.append("(TaskRunner pid=4242) " + fmt(data, step=step))
+    path.write_text("\n".join(out) + "\n")
+    return path
+
+
+def write_tensorboard(log_dir: Path, steps: int) -> Path:
+    from torch.utils.tensorboard import SummaryWriter
+
+    writer = SummaryWriter(str(log_dir))
+    for step in range(1, steps + 1):
+        writer.add_scalar("train/reward", 0.2 * step, step)
+        writer.add_scalar("train/completions/mean_length", 50.0 + step, step)
+    writer.close()
+    return log_dir
+
+
+def test_verl_line_parser_reads_numpy_reprs_and_ray_prefix():
+    step, metrics = parse_verl_line(
+        "(TaskRunner pid=1) step:12 - critic/score/mean:np.float64(0.25) - response_length/mean:456.7 "
+        "- perf/total_num_tokens:1024 - x:nan"
+    )
+    assert step == 12
+    assert metrics["critic/score/mean"] == 0.25
+    assert metrics["response_length/mean"] == 456.7
+    assert metrics["perf/total_num_tokens"] == 1024
+    assert math.isnan(metrics["x"])
+    assert parse_verl_line("epoch 1, step 3 done") is None
+
+
+def test_curves_from_each_log_kind_on_one_plot(tmp_path):
+    jsonl = write_metrics_jsonl(tmp_path / "text" / "metrics.jsonl", steps=7)
+    console = write_verl_console(tmp_path / "mm.log", steps=5)
+    tb = write_tensorboard(tmp_path / "tb_run", steps=4)
+    assert [detect_kind(p) for p in (jsonl, console, tb)] == ["metrics_jsonl", "verl_console", "tensorboard"]
+
+    out = tmp_path / "curves"
+    pngs = plot_curves([jsonl, console, tb], out, smoothing=0.5)
+    assert sorted(p.name for p in pngs) == ["acc.png", "format_rate.png", "response_length.png", "reward.png"]
+    for png in pngs:
+        assert png.read_bytes()[:8] == PNG_MAGIC
+
+    data = json.loads((out / "curves.json").read_text())
+    counts = {q: {s["label"]: len(s["steps"]) for s in fig["series"]} for q, fig in data["figures"].items()}
+    assert counts["reward"] == {"text": 7, "mm": 5, "tb_run": 4}
+    assert counts["response_length"] == {"text": 7, "mm": 5, "tb_run": 4}
+    # acc: ours on even steps; veRL's validation accuracy as its own line (step 0, 2, 4).
+    assert counts["acc"] == {"text": 3, "mm · val aime24": 3}
+    assert counts["format_rate"] == {"text": 7}
+
+    reward = {s["label"]: s for s in data["figures"]["reward"]["series"]}
+    assert reward["mm"]["steps"] == [1, 2, 3, 4, 5]
+    assert reward["mm"]["values"] == pytest.approx([0.1, 0.2, 0.3, 0.4, 0.5])
+    assert reward["tb_run"]["values"] == pytest.approx([0.2, 0.4, 0.6, 0.8])
+    assert reward["text"]["smoothed"] == pytest.approx(smooth(reward["text"]["values"], 0.5))
+    val = next(s for s in data["figures"]["acc"]["series"] if s["label"] == "mm · val aime24")
+    assert val["steps"] == [0, 2, 4]
+
+
+def test_smoothing_is_debiased_ema():
+    assert smooth([1.0, 1.0, 1.0], 0.9) == pytest.approx([1.0, 1.0, 1.0])
+    # hand-computed: ema1 = 0.5*0 + 0.5*2 = 1 -> /0.5 = 2; ema2 = 0.5*1 + 0.5*4 = 2.5 -> /0.75
+    assert smooth([2.0, 4.0], 0.5) == pytest.approx([2.0, 2.5 / 0.75])
+    assert smooth([3.0, 5.0], 0.0) == [3.0, 5.0]
+    with pytest.raises(UserError, match="smoothing"):
+        smooth([1.0], 1.0)
+
+
+def test_bad_logs_name_the_file_and_line(tmp_path):
+    bad = tmp_path / "metrics.jsonl"
+    bad.write_text('{"step": 1, "reward_mean": 0.5}\nnot json\n{"step": 3}\n')
+    with pytest.raises(UserError, match=r"metrics.jsonl:2"):
+        read_log(bad)
+    nostep = tmp_path / "b" / "metrics.jsonl"
+    nostep.parent.mkdir()
+    nostep.write_text('{"reward_mean": 0.5}\n')
+    with pytest.raises(UserError, match=r"metrics.jsonl:1.*step"):
+        read_log(nostep)
+    text = tmp_path / "train.log"
+    text.write_text("hello\nno metrics here\n")
+    with pytest.raises(UserError, match="no veRL metrics lines"):
+        read_log(text)
+    with pytest.raises(UserError, match="none of"):
+        plot_curves(
+            [write_metrics_jsonl(tmp_path / "c" / "metrics.jsonl", 2)], tmp_path / "o", quantities=["kl"]
+        )
+
+
+def test_partial_last_line_is_reported_not_fatal(tmp_path):
+    path = write_metrics_jsonl(tmp_path / "run" / "metrics.jsonl", 3)
+    with path.open("a") as fh:
+        fh.write('{"step": 4, "reward_')
+    log = read_log(path)
+    assert len(log.raw["reward_mean"]) == 3
+    assert any("incomplete last line" in n for n in log.notes)
+
+
+def test_cli_curves_with_names(tmp_path):
+    jsonl = write_metrics_jsonl(tmp_path / "a" / "metrics.jsonl", 4)
+    result = CliRunner().invoke(
+        app,
+        ["report", "curves", f"baseline={jsonl}", str(jsonl), "-o", str(tmp_path / "out"), "-m", "reward"],
+    )
+    assert result.exit_code == 0, result.output
+    data = json.loads((tmp_path / "out" / "curves.json").read_text())
+    assert [s["label"] for s in data["figures"]["reward"]["series"]] == ["baseline", "a"]
+    assert (tmp_path / "out" / "reward.png").is_file()

@@ -1,0 +1,63 @@
+"""The comparison table: seed's columns in order, rows merged per model, missing cells shown."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from vlmrl.cli import app
+from vlmrl.errors import UserError
+from vlmrl.eval.results import write_result
+from vlmrl.report.table import MISSING, build_table
+
+
+def _lmms_results(path, model_args, results):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"results": results, "config": {"model": "vllm", "model_args": model_args}}))
+    return path
+
+
+def _cells(table: str, model: str) -> list[str]:
+    line = next(line for line in table.splitlines() if line.startswith(f"| {model} |"))
+    return [c.strip() for c in line.strip("|").split("|")][1:]
+
+
+def test_table_has_seed_columns_merges_rows_and_marks_missing(tmp_path):
+    base_text = write_result(
+        tmp_path / "base_text.json", "base", {"aime24": 5.2083, "math500": 64.6, "gpqa_diamond": 30.7}
+    )
+    base_mm = _lmms_results(
+        tmp_path / "lmms" / "2026-01-01T00-00-00_results.json",
+        "model_version=base,chat_template=/t.jinja",
+        {
+            "mme": {"alias": "mme", "mme_perception_score,none": 1484.1, "mme_cognition_score,none": 703.6},
+            "mmstar": {"alias": "mmstar", "average,none": 0.629, "average_stderr,none": "N/A"},
+        },
+    )
+    rl = write_result(tmp_path / "rl.json", "RL text", {"aime24": 6.9, "math500": None})
+    table, notes = build_table([base_text, base_mm, rl])
+    lines = table.splitlines()
+    assert lines[0] == (
+        "| model | AIME24 | MATH-500 | GPQA-D | MathVerse | MathVista | MME cognition | MME perception | MMStar |"
+    )
+    assert _cells(table, "base") == ["5.2", "64.6", "30.7", MISSING, MISSING, "703.6", "1484.1", "62.9"]
+    assert _cells(table, "RL text") == ["6.9", MISSING, MISSING, MISSING, MISSING, MISSING, MISSING, MISSING]
+    assert sum(1 for line in lines if line.startswith("| base |")) == 1
+    assert "not evaluated" in table
+
+
+def test_names_and_errors(tmp_path):
+    a = write_result(tmp_path / "a.json", "/ckpt/global_step_50/hf", {"math500": 70.04})
+    result = CliRunner().invoke(
+        app, ["report", "table", f"step50={a}", "--digits", "2", "-o", str(tmp_path / "t.md")]
+    )
+    assert result.exit_code == 0, result.output
+    assert "| step50 | — | 70.04 |" in (tmp_path / "t.md").read_text()
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"model": "x", "scores": {"aime24": "high"}}))
+    with pytest.raises(UserError, match=r"bad.json: scores.aime24"):
+        build_table([bad])
+    with pytest.raises(UserError, match="no such result file"):
+        build_table([tmp_path / "nope.json"])
