@@ -555,6 +555,11 @@ def run(
         peft_config=lora_config(cfg),
         callbacks=cbs,
     )
+    if progress is not None:
+        from transformers.trainer_callback import PrinterCallback
+
+        # The caller shows progress; TRL's printer would write every step's raw log dict through it.
+        trainer.remove_callback(PrinterCallback)
     for note in notes:
         logger.warning(note)
     t0 = time.perf_counter()
