@@ -40,7 +40,9 @@ def main() -> None:
         tmp_path = Path(tmp)
         model = build_tiny_vlm(tmp_path / "tiny", seed=0)
         train = tmp_path / "train.parquet"
-        build_from_examples(make_examples(args.train_size, "train", seed=0), train, with_images=True, mixing="native")
+        build_from_examples(
+            make_examples(args.train_size, "train", seed=0), train, with_images=True, mixing="native"
+        )
         cfg = load_config(
             args.config,
             [
@@ -60,7 +62,9 @@ def main() -> None:
     completions = cfg.data.train_batch_size * cfg.rollout.n
     step_time = sum(r["step_time_s"] for r in rows)
     tokens = sum(r["response_length_mean"] * completions for r in rows)
-    print(f"machine: {os.cpu_count()} cores, {platform.processor() or platform.machine()}, torch threads {args.threads}")
+    print(
+        f"machine: {os.cpu_count()} cores, {platform.processor() or platform.machine()}, torch threads {args.threads}"
+    )
     print(
         f"config: {args.config} (+{args.overrides}): {cfg.data.train_batch_size} prompts x {cfg.rollout.n} "
         f"responses, max {cfg.rollout.max_response_length} tokens, micro-batch "
