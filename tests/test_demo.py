@@ -11,7 +11,7 @@ import pytest
 
 
 @pytest.mark.slow
-def test_demo_runs_end_to_end_at_reduced_size(tmp_path):
+def test_demo_runs_end_to_end_at_reduced_size(tmp_path, tiny_vlm_path):
     out = tmp_path / "demo"
     proc = subprocess.run(
         [
@@ -21,6 +21,8 @@ def test_demo_runs_end_to_end_at_reduced_size(tmp_path):
             "demo",
             "--out",
             str(out),
+            "--model-dir",  # the session's tiny model: same seed, so the demo reuses it
+            str(tiny_vlm_path),
             "--steps",
             "2",
             "--train-size",

@@ -512,6 +512,8 @@ def run(
     from vlmrl.utils.io import write_text_atomic
 
     args, notes = build_grpo_config(cfg, output_dir=output_dir, max_steps=max_steps)
+    # Without a caller's progress display, TRL's own bar shows the run (`vlmrl train`).
+    args.disable_tqdm = progress is not None
     out = Path(args.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     device = "cpu" if args.use_cpu else "cuda"
