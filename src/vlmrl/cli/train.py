@@ -1,14 +1,156 @@
-"""`vlmrl train`: launch a training run on veRL or TRL."""
+"""`vlmrl train`: launch a training run on veRL (this node or a Ray cluster) or TRL (one machine)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
 
 import typer
+from rich.markup import escape
+from rich.table import Table
 
-from vlmrl.cli._common import register_not_built
+from vlmrl.cli._common import console, err_console
+
+_STATUS_STYLE = {"ok": "green", "info": "cyan", "warn": "yellow", "fail": "bold red"}
+
+
+def _preflight_table(report) -> Table:
+    table = Table(title="preflight", title_justify="left")
+    table.add_column("check")
+    table.add_column("status")
+    table.add_column("detail", overflow="fold")
+    for c in report.checks:
+        table.add_row(c.name, f"[{_STATUS_STYLE[c.status]}]{c.status}[/]", escape(c.detail))
+    return table
+
+
+def _run_trl(cfg, dry_run: bool) -> None:
+    # The only TRL touchpoint of this module: the TRL backend owns everything past the config.
+    import importlib.util
+
+    from vlmrl.errors import NotBuiltError, UserError
+
+    if importlib.util.find_spec("vlmrl.train.trl_backend") is None:
+        raise NotBuiltError("backend=trl needs the module vlmrl.train.trl_backend, which is not built yet")
+    try:
+        from vlmrl.train import trl_backend
+    except ImportError as exc:
+        raise UserError(
+            f"backend=trl could not import its engine ({exc}); install it with "
+            "`pip install -c constraints.txt -e '.[trl]'`"
+        ) from None
+    if dry_run:
+        from vlmrl.train.config import dump_config
+
+        typer.echo("# backend: trl -- would call vlmrl.train.trl_backend.run(cfg) with this config")
+        typer.echo(dump_config(cfg), nl=False)
+        return
+    summary = trl_backend.run(cfg)
+    info = summary.as_dict() if hasattr(summary, "as_dict") else {"result": summary}
+    table = Table(title="TRL run")
+    table.add_column("what")
+    table.add_column("value", overflow="fold")
+    for key, value in info.items():
+        table.add_row(escape(str(key)), escape(str(value)))
+    console.print(table)
+
+
+def _run_verl(cfg, dry_run: bool, brief: bool, address: str | None, runtime_env: Path | None) -> None:
+    from omegaconf import OmegaConf
+
+    from vlmrl.train import verl_launch
+    from vlmrl.train.preflight import run_preflight
+    from vlmrl.train.verl_validate import to_yaml
+
+    with err_console.status("composing with veRL's Hydra config and running validate_config..."):
+        launch = verl_launch.plan(
+            cfg, ray_address=address, runtime_env_file=str(runtime_env) if runtime_env else None
+        )
+    with err_console.status("preflight checks..."):
+        # The path veRL will load (extra_overrides may name the one the cluster nodes see).
+        reward_path = str(launch.verl_config.reward.custom_reward_function.path)
+        report = run_preflight(cfg, reward_path=reward_path, cluster=launch.mode == "cluster")
+    err_console.print(_preflight_table(report))
+    if dry_run:
+        # stdout stays valid YAML: the command and runtime env ride along as comments.
+        typer.echo(f"# vlmrl train --dry-run: {launch.mode} launch, validated against veRL 0.9.1 on CPU")
+        typer.echo("# command:")
+        typer.echo(launch.shell_multiline(prefix="#   "))
+        if launch.runtime_env is not None:
+            typer.echo(f"# runtime env ({launch.runtime_env_path}, written at launch):")
+            for line in OmegaConf.to_yaml(OmegaConf.create(launch.runtime_env)).splitlines():
+                typer.echo(f"#   {line}")
+        if brief:
+            typer.echo("# resolved veRL values of the keys vlmrl sets:")
+            for o in launch.overrides:
+                value = OmegaConf.select(launch.verl_config, o.key)
+                if OmegaConf.is_config(value):
+                    value = OmegaConf.to_container(value, resolve=True)
+                typer.echo(f"{o.key}: {json.dumps(value)}")
+        else:
+            typer.echo("# resolved veRL config:")
+            typer.echo(to_yaml(launch.verl_config), nl=False)
+        if not report.ok:
+            err_console.print(
+                "[yellow]dry run: the launch would stop at the failed preflight checks above[/]"
+            )
+        return
+    report.raise_on_failure()
+    err_console.print(
+        f"[bold]launching ({launch.mode}):[/] {escape(launch.shell())}", highlight=False, soft_wrap=True
+    )
+    code = verl_launch.run(launch)
+    if code != 0:
+        err_console.print(f"[bold red]veRL exited with code {code}[/]")
+        raise typer.Exit(code)
 
 
 def register(app: typer.Typer) -> None:
-    register_not_built(
-        app,
+    @app.command(
         "train",
-        "Launch GRPO/DAPO training (veRL on Ray, or TRL on one machine).",
-        "the veRL and TRL launchers",
+        context_settings={"help_option_names": ["-h", "--help"]},
+        epilog=(
+            "Examples:\n\n"
+            "  vlmrl train configs/train/mixed.yaml --dry-run\n\n"
+            "  vlmrl train configs/train/text.yaml trainer.experiment_name=text-lr2e-6 algorithm.lr=2e-6\n\n"
+            "  RAY_ADDRESS=http://head:8265 vlmrl train configs/train/mixed_2node.yaml"
+        ),
     )
+    def train(
+        config: Path = typer.Argument(..., help="Experiment config YAML, e.g. configs/train/mixed.yaml."),
+        overrides: list[str] = typer.Argument(
+            None,
+            help="Dotted key=value overrides of the experiment config, e.g. rollout.n=8 algorithm.lr=2e-6.",
+        ),
+        dry_run: bool = typer.Option(
+            False,
+            "--dry-run",
+            help="Validate against veRL on CPU, run the preflight checks, print the exact command and the "
+            "resolved veRL config (YAML); start nothing.",
+        ),
+        brief: bool = typer.Option(
+            False, "--brief", help="With --dry-run: print only the keys vlmrl sets (as veRL resolved them)."
+        ),
+        address: str = typer.Option(
+            None,
+            "--address",
+            help="Ray dashboard address (http://head:8265) to submit to; default trainer.ray_address, "
+            "then $RAY_ADDRESS; none = run on this node.",
+        ),
+        runtime_env: Path = typer.Option(
+            None, "--runtime-env", help="Ray runtime env YAML merged over vlmrl's (cluster mode)."
+        ),
+    ) -> None:
+        """Launch GRPO/DAPO training: veRL on this node or a Ray cluster, or TRL on one machine.
+
+        With backend=verl the experiment config becomes veRL 0.9.1 Hydra overrides, which are composed
+        with veRL's own config and checked by its validate_config before anything starts; keys veRL
+        would silently ignore are refused. Preflight checks data files, model, GPUs and the verifier.
+        """
+        from vlmrl.train.config import load_config
+
+        cfg = load_config(config, overrides or [])
+        if cfg.backend == "trl":
+            _run_trl(cfg, dry_run)
+        else:
+            _run_verl(cfg, dry_run, brief, address, runtime_env)

@@ -1,0 +1,283 @@
+"""Preflight checks before a training launch: data files, model, GPUs, reward entry, verifier.
+
+Each check reports ok / warn / fail with a message saying what to do; `--dry-run` shows the report,
+a real launch refuses to start while any check fails.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from vlmrl.errors import UserError
+from vlmrl.train.config import ExperimentConfig
+
+Status = Literal["ok", "warn", "fail", "info"]
+_HUB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$")
+_VL_MODEL_TYPES = ("qwen2_5_vl", "qwen2_vl")
+
+
+class PreflightError(UserError):
+    """At least one preflight check failed; the message lists each one and what to do."""
+
+
+@dataclass
+class Check:
+    name: str
+    status: Status
+    detail: str
+
+
+@dataclass
+class PreflightReport:
+    checks: list[Check] = field(default_factory=list)
+
+    def add(self, name: str, status: Status, detail: str) -> None:
+        self.checks.append(Check(name, status, detail))
+
+    @property
+    def failures(self) -> list[Check]:
+        return [c for c in self.checks if c.status == "fail"]
+
+    @property
+    def ok(self) -> bool:
+        return not self.failures
+
+    def raise_on_failure(self) -> None:
+        if self.failures:
+            lines = [f"{c.name}: {c.detail}" for c in self.failures]
+            raise PreflightError("preflight failed:\n  " + "\n  ".join(lines))
+
+
+# ---------------------------------------------------------------------------
+# Data
+
+
+def check_parquet_schema(
+    path: str | os.PathLike[str], prompt_key: str = "prompt", image_key: str = "images"
+) -> tuple[int, bool]:
+    """Check one parquet file against our row schema (docs/contracts.md) from its footer only.
+
+    Returns (rows, has_image_column); raises `UserError` naming the file and the column at fault.
+    """
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    p = Path(path)
+    if not p.is_file():
+        raise UserError(f"{p}: data file not found; build it with `vlmrl data build` or fix data.*_files")
+    try:
+        pf = pq.ParquetFile(p)
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise UserError(f"{p}: not a readable parquet file ({exc})") from None
+    schema = pf.schema_arrow
+    names = set(schema.names)
+
+    def fail(msg: str) -> UserError:
+        return UserError(f"{p}: {msg}; see docs/contracts.md (rows) or rebuild with `vlmrl data build`")
+
+    for col in ("data_source", prompt_key, "reward_model", "extra_info"):
+        if col not in names:
+            raise fail(f"missing column {col!r} (has {sorted(names)})")
+    if not pa.types.is_string(schema.field("data_source").type) and not pa.types.is_large_string(
+        schema.field("data_source").type
+    ):
+        raise fail(f"column 'data_source' must be a string, is {schema.field('data_source').type}")
+    prompt_type = schema.field(prompt_key).type
+    if not (pa.types.is_list(prompt_type) or pa.types.is_large_list(prompt_type)) or not pa.types.is_struct(
+        prompt_type.value_type
+    ):
+        raise fail(f"column {prompt_key!r} must be a list of {{role, content}} messages, is {prompt_type}")
+    message_fields = {f.name for f in prompt_type.value_type}
+    if not {"role", "content"} <= message_fields:
+        raise fail(f"messages in {prompt_key!r} need 'role' and 'content', have {sorted(message_fields)}")
+    rm_type = schema.field("reward_model").type
+    if not pa.types.is_struct(rm_type) or rm_type.get_field_index("ground_truth") < 0:
+        raise fail(f"column 'reward_model' must be a struct with 'ground_truth', is {rm_type}")
+    gt_type = rm_type.field("ground_truth").type
+    if not (pa.types.is_list(gt_type) or pa.types.is_large_list(gt_type)):
+        raise fail(
+            f"reward_model.ground_truth must be a list of strings (every acceptable answer), is {gt_type}"
+        )
+    if not pa.types.is_struct(schema.field("extra_info").type):
+        raise fail(f"column 'extra_info' must be a struct, is {schema.field('extra_info').type}")
+    has_images = image_key in names
+    if has_images:
+        img_type = schema.field(image_key).type
+        ok = (pa.types.is_list(img_type) or pa.types.is_large_list(img_type)) and (
+            (pa.types.is_struct(img_type.value_type) and img_type.value_type.get_field_index("bytes") >= 0)
+            or pa.types.is_string(img_type.value_type)
+        )
+        if not ok:
+            raise fail(f"column {image_key!r} must be a list of {{bytes}} images (or paths), is {img_type}")
+    return pf.metadata.num_rows, has_images
+
+
+def _check_data(cfg: ExperimentConfig, report: PreflightReport, cluster: bool) -> None:
+    d = cfg.data
+    if not d.train_files:
+        report.add(
+            "data", "fail", "data.train_files is empty; list the parquet files from `vlmrl data build`"
+        )
+    files = [("train", f) for f in d.train_files] + [("val", f) for f in d.val_files]
+    image_kinds = set()
+    for role, f in files:
+        if cluster and not Path(f).exists():
+            report.add(
+                f"data ({role})", "warn", f"{f}: not on this machine; every Ray node must see it at this path"
+            )
+            continue
+        try:
+            rows, has_images = check_parquet_schema(f, d.prompt_key, d.image_key)
+        except UserError as exc:
+            report.add(f"data ({role})", "fail", str(exc))
+            continue
+        if role == "train":
+            image_kinds.add(has_images)
+        kind = "images column" if has_images else "text only"
+        report.add(f"data ({role})", "ok", f"{f}: {rows:,} rows, {kind}")
+    if d.mixed_policy == "native" and False in image_kinds:
+        report.add(
+            "data (mixed)",
+            "warn",
+            "data.mixed_policy=native but a training file has no images column; build the mixed file "
+            "with the native policy so text rows carry images: []",
+        )
+
+
+# ---------------------------------------------------------------------------
+# Model, GPUs, reward entry, verifier
+
+
+def _check_model(cfg: ExperimentConfig, report: PreflightReport) -> None:
+    path = cfg.model.path
+    p = Path(os.path.expanduser(path))
+    if p.is_dir():
+        config_file = p / "config.json"
+        if not config_file.is_file():
+            report.add(
+                "model", "fail", f"{p}: no config.json; point model.path at a Hugging Face model directory"
+            )
+            return
+        import json
+
+        try:
+            model_type = json.loads(config_file.read_text(encoding="utf-8")).get("model_type")
+        except (OSError, ValueError) as exc:
+            report.add("model", "fail", f"{config_file}: unreadable ({exc})")
+            return
+        if model_type not in _VL_MODEL_TYPES:
+            report.add("model", "warn", f"{p}: model_type {model_type!r}; vlmrl's recipes target Qwen2.5-VL")
+        else:
+            report.add("model", "ok", f"{p}: local {model_type} checkpoint")
+    elif _HUB_ID.match(path) and not path.startswith((".", "/", "~")):
+        report.add(
+            "model", "info", f"{path}: hub id; each node downloads it (or set HF_HOME to a shared cache)"
+        )
+    else:
+        report.add(
+            "model",
+            "fail",
+            f"{path}: neither a local model directory nor a hub id like Qwen/Qwen2.5-VL-7B-Instruct",
+        )
+
+
+def local_gpu_count() -> int:
+    try:
+        import torch
+    except ImportError:
+        return 0
+    return torch.cuda.device_count() if torch.cuda.is_available() else 0
+
+
+def _check_gpus(cfg: ExperimentConfig, report: PreflightReport, cluster: bool) -> None:
+    t = cfg.trainer
+    need = t.n_gpus_per_node
+    if cluster:
+        report.add(
+            "gpus", "info", f"{t.nnodes} node(s) x {need} GPU(s) requested; Ray places them at submission"
+        )
+        return
+    if t.nnodes > 1:
+        report.add(
+            "gpus",
+            "fail",
+            f"trainer.nnodes={t.nnodes} needs a Ray cluster: set trainer.ray_address or $RAY_ADDRESS "
+            "(see docs/multinode.md)",
+        )
+        return
+    have = local_gpu_count()
+    if have < need:
+        report.add(
+            "gpus",
+            "fail",
+            f"this machine has {have} GPU(s), config asks for trainer.n_gpus_per_node={need}; "
+            "lower it (and check the batch sizes divide) or run on a GPU node",
+        )
+    else:
+        report.add("gpus", "ok", f"{have} GPU(s) visible, {need} used")
+
+
+def _check_reward_entry(reward_path: str, report: PreflightReport, cluster: bool) -> None:
+    if Path(reward_path).is_file():
+        report.add("reward", "ok", f"{reward_path}")
+    elif cluster:
+        report.add("reward", "warn", f"{reward_path}: not on this machine; every Ray node must have it")
+    else:
+        report.add(
+            "reward",
+            "fail",
+            f"{reward_path} is missing: this vlmrl install has no veRL reward entry; reinstall vlmrl",
+        )
+
+
+def check_verifier(url: str, model: str | None, timeout_s: float = 5.0) -> tuple[bool, str]:
+    """GET {url}/models on an OpenAI-compatible server; (reachable and serving `model`, detail)."""
+    import httpx
+
+    target = url.rstrip("/") + "/models"
+    try:
+        resp = httpx.get(target, timeout=timeout_s)
+    except httpx.HTTPError as exc:
+        return False, f"{target}: no answer ({type(exc).__name__}: {exc})"
+    if resp.status_code != 200:
+        return False, f"{target}: HTTP {resp.status_code}"
+    try:
+        served = [m.get("id") for m in resp.json().get("data", [])]
+    except (ValueError, AttributeError):
+        return False, f"{target}: answered, but not with an OpenAI model list"
+    if model and model not in served:
+        return False, f"{target}: serves {served}, not {model!r} (reward.verifier.model)"
+    return True, f"{target}: serving {served}"
+
+
+def _check_verifier(cfg: ExperimentConfig, report: PreflightReport) -> None:
+    v = cfg.reward.verifier
+    url = v.url or os.environ.get("REWARD_MODEL_URL")
+    model = v.model or os.environ.get("REWARD_MODEL_NAME")
+    if not url:
+        report.add("verifier", "info", "no verifier (reward.verifier.url unset): rule checks only")
+        return
+    reachable, detail = check_verifier(url, model, timeout_s=min(v.timeout_s, 10.0))
+    if reachable:
+        report.add("verifier", "ok", detail)
+    else:
+        status: Status = "fail" if v.on_unreachable == "fail" else "warn"
+        hint = "start it (`vlmrl verifier serve`) or set reward.verifier.on_unreachable=warn"
+        if status == "warn":
+            hint = "launching anyway: answers the rules cannot decide score as wrong (verifier_error=1) meanwhile"
+        report.add("verifier", status, f"{detail}; {hint}")
+
+
+def run_preflight(cfg: ExperimentConfig, *, reward_path: str, cluster: bool = False) -> PreflightReport:
+    """Every check for a veRL launch of `cfg`; `cluster` relaxes the checks only the cluster can answer."""
+    report = PreflightReport()
+    _check_data(cfg, report, cluster)
+    _check_model(cfg, report)
+    _check_gpus(cfg, report, cluster)
+    _check_reward_entry(reward_path, report, cluster)
+    _check_verifier(cfg, report)
+    return report

@@ -1,0 +1,165 @@
+"""Launch veRL 0.9.1 training: validated overrides -> `main_ppo` on this node or `ray job submit`.
+
+Commands are argument lists (never shell strings). `plan(cfg)` does everything short of running:
+overrides, veRL compose + validate_config on CPU, the command, the Ray runtime env.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from vlmrl.train.config import ExperimentConfig
+from vlmrl.train.verl_overrides import Override, merged_overrides, reward_function_path
+from vlmrl.utils.io import write_text_atomic
+
+ENTRY_MODULE = "verl.trainer.main_ppo"
+#: Environment every Ray worker gets in cluster mode; user values in the runtime env file win.
+RUNTIME_ENV_VARS = {
+    "TOKENIZERS_PARALLELISM": "true",
+    "NCCL_DEBUG": "WARN",
+    "VLLM_LOGGING_LEVEL": "WARN",
+}
+#: Variables passed through to Ray workers when set where `vlmrl train` runs.
+PASSTHROUGH_ENV = ("REWARD_MODEL_URL", "REWARD_MODEL_NAME", "HF_HOME", "HF_ENDPOINT", "WANDB_PROJECT")
+
+
+@dataclass
+class LaunchPlan:
+    """Everything needed to start (or show) one veRL run."""
+
+    mode: Literal["local", "cluster"]
+    argv: list[str]
+    hydra_args: list[str]
+    overrides: list[Override]
+    reward_path: str
+    ray_address: str | None = None
+    runtime_env: dict[str, Any] | None = None
+    runtime_env_path: str | None = None
+    verl_config: Any = field(default=None, repr=False)
+
+    def shell(self) -> str:
+        """The command as one copy-pasteable shell line (for display only; we never run it via a shell)."""
+        return shlex.join(self.argv)
+
+    def shell_multiline(self, prefix: str = "") -> str:
+        """The command with one argument per line and `\\` continuations."""
+        head_len = self.argv.index(ENTRY_MODULE) + 1
+        head = shlex.join(self.argv[:head_len])
+        lines = [prefix + head] + [prefix + "    " + shlex.quote(a) for a in self.argv[head_len:]]
+        return " \\\n".join(lines)
+
+
+def resolve_ray_address(cfg: ExperimentConfig) -> str | None:
+    """Cluster address: `trainer.ray_address`, else $RAY_ADDRESS, else None (local mode)."""
+    return cfg.trainer.ray_address or os.environ.get("RAY_ADDRESS") or None
+
+
+def runtime_env_for(cfg: ExperimentConfig, user_file: str | None = None) -> dict[str, Any]:
+    """The Ray runtime env for `ray job submit`: our defaults, passthrough variables, then the user's file."""
+    env_vars = dict(RUNTIME_ENV_VARS)
+    for name in PASSTHROUGH_ENV:
+        if os.environ.get(name):
+            env_vars[name] = os.environ[name]
+    runtime_env: dict[str, Any] = {"env_vars": env_vars}
+    if user_file:
+        p = Path(user_file)
+        if not p.is_file():
+            from vlmrl.errors import UserError
+
+            raise UserError(f"{p}: runtime env file not found (--runtime-env)")
+        loaded = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
+        if not isinstance(loaded, dict):
+            from vlmrl.errors import UserError
+
+            raise UserError(
+                f"{p}: a Ray runtime env must be a YAML mapping (env_vars, pip, working_dir, ...)"
+            )
+        user_vars = loaded.pop("env_vars", {}) or {}
+        runtime_env.update(loaded)
+        runtime_env["env_vars"] = {**env_vars, **{str(k): str(v) for k, v in user_vars.items()}}
+    return runtime_env
+
+
+def plan(
+    cfg: ExperimentConfig,
+    *,
+    reward_path: str | None = None,
+    ray_address: str | None = None,
+    runtime_env_file: str | None = None,
+    python: str | None = None,
+    validate: bool = True,
+) -> LaunchPlan:
+    """Build and (by default) validate the launch of `cfg` against the installed veRL; runs nothing."""
+    reward_path = reward_path or reward_function_path()
+    overrides, hydra_args = merged_overrides(cfg, reward_path)
+    verl_config = None
+    if validate:
+        from vlmrl.train.verl_validate import validate as validate_overrides
+
+        verl_config = validate_overrides(hydra_args, overrides)
+    address = ray_address or resolve_ray_address(cfg)
+    if address is None:
+        argv = [python or sys.executable, "-m", ENTRY_MODULE, *hydra_args]
+        return LaunchPlan("local", argv, hydra_args, overrides, reward_path, verl_config=verl_config)
+    runtime_env = runtime_env_for(cfg, runtime_env_file)
+    env_path = os.path.join(cfg.trainer.resolved_output_dir(), "ray_runtime_env.yaml")
+    argv = [
+        "ray",
+        "job",
+        "submit",
+        "--address",
+        address,
+        "--runtime-env",
+        env_path,
+        "--",
+        "python3",
+        "-m",
+        ENTRY_MODULE,
+        *hydra_args,
+    ]
+    return LaunchPlan(
+        "cluster",
+        argv,
+        hydra_args,
+        overrides,
+        reward_path,
+        ray_address=address,
+        runtime_env=runtime_env,
+        runtime_env_path=env_path,
+        verl_config=verl_config,
+    )
+
+
+def run(launch: LaunchPlan) -> int:
+    """Start the planned command (writes the runtime env file first in cluster mode); returns its exit code."""
+    if launch.mode == "cluster":
+        assert launch.runtime_env_path is not None
+        write_text_atomic(launch.runtime_env_path, yaml.safe_dump(launch.runtime_env, sort_keys=False))
+    argv = list(launch.argv)
+    if argv[0] == "ray" and shutil.which("ray") is None:
+        # The venv's `ray` when the venv is not on PATH (e.g. run as .venv/bin/vlmrl).
+        sibling = Path(sys.executable).with_name("ray")
+        if sibling.is_file():
+            argv[0] = str(sibling)
+    try:
+        return subprocess.run(argv, check=False).returncode
+    except FileNotFoundError as exc:
+        from vlmrl.errors import UserError
+
+        raise UserError(
+            f"cannot start {launch.argv[0]!r} ({exc}); "
+            + (
+                "install Ray (`pip install 'ray[default]'`)"
+                if launch.mode == "cluster"
+                else "check the Python path"
+            )
+        ) from None

@@ -1,0 +1,184 @@
+"""Fixes for veRL 0.9.1 crashes on our stack, imported in every veRL worker via `external_lib`.
+
+veRL imports this module through `actor_rollout_ref.model.external_lib=vlmrl.train.verl_patches`;
+importing it applies the fixes once (idempotent) and only to veRL code shaped like 0.9.1.
+
+1. Text-only Qwen2.5-VL micro-batches: `verl.models.transformers.qwen2_vl._get_input_embeds` runs
+   the vision tower on a dummy image when a micro-batch has no pixels (so every FSDP rank runs the
+   same collective ops), then calls `.mean()` on the tower's output. transformers 5.x returns a
+   `BaseModelOutputWithPooling` there, not a tensor, so mixed text + image training dies on the
+   first text-only micro-batch. The fix unpacks the output the way veRL's image path already does
+   and keeps the `0.0 * mean` term, so the vision tower still gets a (zero) gradient.
+2. TRL >= 1.0 installed beside veRL: `apply_monkey_patch` sees `trl` importable and imports
+   `AutoModelForCausalLMWithValueHead`, which TRL 1.x no longer has, so building any model fails.
+   The fix makes that check ask for the class, not just the package (veRL only needs it for the
+   value-head models we never train).
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import logging
+import warnings
+from typing import Any
+
+logger = logging.getLogger(__name__)
+
+#: veRL versions whose `_get_input_embeds` this fix was written against (checked in tests).
+SUPPORTED_VERL_PREFIXES = ("0.9.",)
+_EXPECTED_PARAMS = (
+    "model",
+    "input_ids",
+    "attention_mask",
+    "pixel_values",
+    "pixel_values_videos",
+    "image_grid_thw",
+    "video_grid_thw",
+)
+_MARKER = "_vlmrl_text_only_fix"
+
+
+class PatchNotApplied(UserWarning):
+    """The installed veRL does not look like the code this fix targets; nothing was changed."""
+
+
+def _fixed(original):
+    """Wrap veRL's `_get_input_embeds`: image/video micro-batches go to veRL; text-only ones are ours."""
+    import torch
+    from verl.utils.transformers_compat import unpack_visual_output
+
+    @functools.wraps(original)
+    def _get_input_embeds(
+        model,
+        input_ids,
+        attention_mask=None,
+        pixel_values=None,
+        pixel_values_videos=None,
+        image_grid_thw=None,
+        video_grid_thw=None,
+    ):
+        if pixel_values is not None or pixel_values_videos is not None:
+            return original(
+                model,
+                input_ids,
+                attention_mask,
+                pixel_values,
+                pixel_values_videos,
+                image_grid_thw,
+                video_grid_thw,
+            )
+        inputs_embeds = model.get_input_embeddings()(input_ids)
+        vision_config = model.config.vision_config
+        patch_dim = (
+            vision_config.in_channels * vision_config.temporal_patch_size * vision_config.patch_size**2
+        )
+        # One 4x4-patch dummy image, as veRL uses: the smallest grid the 2x2 spatial merge accepts.
+        dummy_pixels = torch.zeros((16, patch_dim), dtype=model.visual.dtype, device=inputs_embeds.device)
+        dummy_grid = torch.tensor([[1, 4, 4]], dtype=torch.long, device=inputs_embeds.device)
+        dummy_embeds, _ = unpack_visual_output(model.visual(dummy_pixels, grid_thw=dummy_grid))
+        # 0.0 * mean keeps the tower in the autograd graph: zero gradient, same collectives on every rank.
+        inputs_embeds = inputs_embeds + 0.0 * dummy_embeds.mean().to(inputs_embeds.dtype)
+        if attention_mask is not None:
+            attention_mask = attention_mask.to(inputs_embeds.device)
+        return inputs_embeds, attention_mask
+
+    setattr(_get_input_embeds, _MARKER, True)
+    _get_input_embeds.__wrapped_original__ = original
+    return _get_input_embeds
+
+
+def is_applied() -> bool:
+    """Whether veRL's Qwen2-VL module currently carries the fix."""
+    try:
+        from verl.models.transformers import qwen2_vl
+    except ImportError:
+        return False
+    return bool(getattr(qwen2_vl._get_input_embeds, _MARKER, False))
+
+
+def apply() -> bool:
+    """Install the fix into `verl.models.transformers.qwen2_vl`; True when the fix is (now) in place.
+
+    Safe to call any number of times. veRL's `qwen2_vl_base_forward` (installed on the model class by
+    `apply_monkey_patch`) looks `_get_input_embeds` up in its module at call time, so replacing the
+    module attribute works whether this runs before or after veRL patches the model.
+    On an unrecognised veRL it warns (`PatchNotApplied`) and changes nothing.
+    """
+    try:
+        import verl
+        from verl.models.transformers import qwen2_vl
+    except ImportError as exc:
+        warnings.warn(
+            f"vlmrl.train.verl_patches: veRL is not importable ({exc}); no fix applied",
+            PatchNotApplied,
+            stacklevel=2,
+        )
+        return False
+    current: Any = getattr(qwen2_vl, "_get_input_embeds", None)
+    if current is not None and getattr(current, _MARKER, False):
+        return True
+    version = getattr(verl, "__version__", "unknown")
+    problems = []
+    if not version.startswith(SUPPORTED_VERL_PREFIXES):
+        problems.append(f"veRL {version} is not one of {SUPPORTED_VERL_PREFIXES}")
+    if current is None:
+        problems.append("verl.models.transformers.qwen2_vl._get_input_embeds is missing")
+    else:
+        params = tuple(inspect.signature(current).parameters)
+        if params != _EXPECTED_PARAMS:
+            problems.append(f"_get_input_embeds takes {params}, expected {_EXPECTED_PARAMS}")
+    if not hasattr(qwen2_vl, "qwen2_vl_base_forward"):
+        problems.append("verl.models.transformers.qwen2_vl.qwen2_vl_base_forward is missing")
+    if problems:
+        warnings.warn(
+            "vlmrl.train.verl_patches: not applying the text-only Qwen2.5-VL fix: "
+            + "; ".join(problems)
+            + ". Mixed 'native' batches may crash; use data.mixed_policy=blank or check the veRL version.",
+            PatchNotApplied,
+            stacklevel=2,
+        )
+        return False
+    qwen2_vl._get_input_embeds = _fixed(current)
+    logger.info("vlmrl: patched veRL %s qwen2_vl._get_input_embeds for text-only micro-batches", version)
+    return True
+
+
+def _value_head_importable() -> bool:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # trl.experimental warns on import
+        try:
+            from trl.experimental.ppo import AutoModelForCausalLMWithValueHead  # noqa: F401
+        except ImportError:
+            try:
+                from trl import AutoModelForCausalLMWithValueHead  # noqa: F401
+            except ImportError:
+                return False
+    return True
+
+
+def apply_trl_check() -> bool:
+    """Make veRL's monkey patch skip TRL's value-head class when the installed TRL lacks it.
+
+    Returns True when `apply_monkey_patch` is now safe with the installed TRL (patched or not needed).
+    """
+    try:
+        from verl.models.transformers import monkey_patch
+    except ImportError:
+        return False
+    current = getattr(monkey_patch, "is_trl_available", None)
+    if current is None or getattr(current, _MARKER, False):
+        return current is not None
+    if not current() or _value_head_importable():
+        return True
+
+    def is_trl_available() -> bool:
+        return _value_head_importable()
+
+    setattr(is_trl_available, _MARKER, True)
+    monkey_patch.is_trl_available = is_trl_available
+    return True
+
+
+APPLIED = apply()
+TRL_CHECK_APPLIED = apply_trl_check()

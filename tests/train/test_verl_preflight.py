@@ -1,0 +1,190 @@
+"""Preflight: parquet schema from real files, model path, GPU count, verifier over real loopback HTTP."""
+
+from __future__ import annotations
+
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from vlmrl.errors import UserError
+from vlmrl.train.config import load_config
+from vlmrl.train.preflight import PreflightError, check_parquet_schema, run_preflight
+
+MESSAGES = pa.list_(pa.struct([("role", pa.string()), ("content", pa.string())]))
+EXTRA = pa.struct(
+    [("index", pa.int64()), ("split", pa.string()), ("question", pa.string()), ("answer", pa.string())]
+)
+
+
+def _write_rows(
+    path: Path, *, images: bool, ground_truth_as_list: bool = True, drop: str | None = None
+) -> Path:
+    gt_type = pa.list_(pa.string()) if ground_truth_as_list else pa.string()
+    gt = [["2", "2.0"]] if ground_truth_as_list else ["['2']"]
+    columns = {
+        "data_source": pa.array(["mmk12" if images else "skywork/or1-math"]),
+        "prompt": pa.array([[{"role": "user", "content": ("<image>" if images else "") + "1+1?"}]], MESSAGES),
+        "ability": pa.array(["math"]),
+        "reward_model": pa.array(
+            [{"style": "rule", "ground_truth": gt[0]}],
+            pa.struct([("style", pa.string()), ("ground_truth", gt_type)]),
+        ),
+        "extra_info": pa.array([{"index": 0, "split": "train", "question": "1+1?", "answer": "2"}], EXTRA),
+    }
+    if images:
+        columns["images"] = pa.array(
+            [[{"bytes": b"\x89PNG fake"}]], pa.list_(pa.struct([("bytes", pa.binary())]))
+        )
+    if drop:
+        columns.pop(drop)
+    pq.write_table(pa.table(columns), path)
+    return path
+
+
+def test_schema_accepts_contract_rows(data_dir):
+    assert check_parquet_schema(_write_rows(data_dir / "t.parquet", images=False)) == (1, False)
+    assert check_parquet_schema(_write_rows(data_dir / "m.parquet", images=True)) == (1, True)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "needle"),
+    [
+        ({"ground_truth_as_list": False}, "ground_truth must be a list"),
+        ({"drop": "reward_model"}, "missing column 'reward_model'"),
+        ({"drop": "prompt"}, "missing column 'prompt'"),
+    ],
+)
+def test_schema_errors_name_file_and_column(data_dir, kwargs, needle):
+    path = _write_rows(data_dir / "bad.parquet", images=False, **kwargs)
+    with pytest.raises(UserError) as err:
+        check_parquet_schema(path)
+    assert str(path) in str(err.value) and needle in str(err.value)
+
+
+def test_not_parquet_and_missing_file(data_dir):
+    junk = data_dir / "junk.parquet"
+    junk.write_text("not parquet")
+    with pytest.raises(UserError, match="not a readable parquet"):
+        check_parquet_schema(junk)
+    with pytest.raises(UserError, match="not found"):
+        check_parquet_schema(data_dir / "absent.parquet")
+
+
+class _Models(BaseHTTPRequestHandler):
+    served = ["xVerify-0.5B-I"]
+
+    def do_GET(self):  # noqa: N802 (http.server API)
+        body = json.dumps({"object": "list", "data": [{"id": m} for m in self.served]}).encode()
+        code = 200 if self.path == "/v1/models" else 404
+        self.send_response(code)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def verifier_url():
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Models)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/v1"
+    server.shutdown()
+    server.server_close()
+
+
+def _free_port_url() -> str:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    return f"http://127.0.0.1:{port}/v1"
+
+
+def _cfg(data_dir, tiny_vlm_path, *more):
+    train = _write_rows(data_dir / "mixed.parquet", images=True)
+    val = _write_rows(data_dir / "val.parquet", images=False)
+    return load_config(
+        None,
+        [
+            f"data.train_files=['{train}']",
+            f"data.val_files=['{val}']",
+            "data.mixed_policy=native",
+            f"model.path='{tiny_vlm_path}'",
+            "trainer.n_gpus_per_node=1",
+            *more,
+        ],
+    )
+
+
+def _by_name(report):
+    return {c.name: c for c in report.checks}
+
+
+def test_preflight_report_on_this_cpu_machine(data_dir, tiny_vlm_path, verifier_url, tmp_path):
+    reward_file = tmp_path / "verl_entry.py"
+    reward_file.write_text("def compute_score(**kw):\n    return 0.0\n")
+    cfg = _cfg(
+        data_dir, tiny_vlm_path, f"reward.verifier.url={verifier_url}", "reward.verifier.model=xVerify-0.5B-I"
+    )
+    report = run_preflight(cfg, reward_path=str(reward_file))
+    checks = _by_name(report)
+    assert checks["data (train)"].status == "ok" and "1 rows, images column" in checks["data (train)"].detail
+    assert checks["model"].status == "ok" and "qwen2_5_vl" in checks["model"].detail
+    assert checks["verifier"].status == "ok" and "xVerify-0.5B-I" in checks["verifier"].detail
+    assert checks["reward"].status == "ok"
+    # No GPU here: reported as a failure, which a real launch refuses and --dry-run only shows.
+    assert checks["gpus"].status == "fail" and "0 GPU" in checks["gpus"].detail
+    with pytest.raises(PreflightError, match="gpus"):
+        report.raise_on_failure()
+
+
+def test_verifier_serving_another_model_or_down(data_dir, tiny_vlm_path, verifier_url, tmp_path):
+    cfg = _cfg(data_dir, tiny_vlm_path, f"reward.verifier.url={verifier_url}", "reward.verifier.model=other")
+    check = _by_name(run_preflight(cfg, reward_path="/nonexistent/verl_entry.py"))["verifier"]
+    assert check.status == "warn" and "not 'other'" in check.detail
+    down = _free_port_url()
+    for mode, status in (("warn", "warn"), ("fail", "fail")):
+        cfg = _cfg(
+            data_dir, tiny_vlm_path, f"reward.verifier.url={down}", f"reward.verifier.on_unreachable={mode}"
+        )
+        report = run_preflight(cfg, reward_path="/nonexistent/verl_entry.py")
+        assert _by_name(report)["verifier"].status == status
+        assert _by_name(report)["reward"].status == "fail"
+
+
+def test_cluster_mode_defers_gpu_and_remote_data_checks(data_dir, tiny_vlm_path):
+    cfg = _cfg(data_dir, tiny_vlm_path, "data.val_files=[/shared/not/here.parquet]", "trainer.nnodes=2")
+    local = _by_name(run_preflight(cfg, reward_path="/x", cluster=False))
+    assert local["gpus"].status == "fail" and "Ray cluster" in local["gpus"].detail
+    assert local["data (val)"].status == "fail"
+    cluster = _by_name(run_preflight(cfg, reward_path="/x", cluster=True))
+    assert cluster["gpus"].status == "info"
+    assert cluster["data (val)"].status == "warn" and "every Ray node" in cluster["data (val)"].detail
+
+
+def test_model_path_checks(data_dir, tiny_vlm_path, tmp_path):
+    hub = _by_name(
+        run_preflight(
+            _cfg(data_dir, tiny_vlm_path, "model.path=Qwen/Qwen2.5-VL-7B-Instruct"), reward_path="/x"
+        )
+    )
+    assert hub["model"].status == "info"
+    (tmp_path / "empty").mkdir()
+    bad = _by_name(
+        run_preflight(_cfg(data_dir, tiny_vlm_path, f"model.path={tmp_path / 'empty'}"), reward_path="/x")
+    )
+    assert bad["model"].status == "fail" and "config.json" in bad["model"].detail
+    typo = _by_name(
+        run_preflight(_cfg(data_dir, tiny_vlm_path, "model.path=./no/such/dir"), reward_path="/x")
+    )
+    assert typo["model"].status == "fail"
