@@ -215,3 +215,31 @@ def test_trl_steps_on_mixed_parquet_write_metrics_checkpoints_and_resume(
     assert resumed.resumed_from == summary.checkpoints[-1]
     assert resumed.global_step == 3
     assert [r["step"] for r in read_metrics(resumed.metrics_path)] == [1, 2, 3]
+
+
+def test_lora_rank_builds_a_peft_config():
+    assert trl_backend.lora_config(_cfg()) is None
+    lora = trl_backend.lora_config(
+        _cfg("model.lora_rank=8", "model.lora_alpha=16", "model.lora_target_modules=[q_proj]")
+    )
+    assert (lora.r, lora.lora_alpha, set(lora.target_modules)) == (8, 16, {"q_proj"})
+
+
+def test_freeze_vision_tower_leaves_only_the_language_model_trainable(tiny_vlm_path):
+    model = trl_backend.load_model(
+        _cfg(f"model.path={tiny_vlm_path}", "model.freeze_vision_tower=true"), "cpu"
+    )
+    trainable = {name for name, p in model.named_parameters() if p.requires_grad}
+    assert trainable and not any(".visual." in f".{name}" for name in trainable)
+    assert any("visual" in name for name, p in model.named_parameters() if not p.requires_grad)
+
+
+def test_overlong_prompts_are_dropped_and_counted(tiny_processor, data_dir):
+    from vlmrl.data.trl_view import to_trl_dataset
+
+    dataset = to_trl_dataset(_mixed_parquet(data_dir / "train.parquet"))
+    lengths = [trl_backend.prompt_length(tiny_processor, dataset[i]) for i in range(len(dataset))]
+    limit = sorted(lengths)[len(lengths) // 2]
+    kept, rejected = trl_backend.filter_overlong(dataset, tiny_processor, limit)
+    assert rejected == [i for i, n in enumerate(lengths) if n > limit] and rejected
+    assert len(kept) + len(rejected) == len(dataset)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -247,7 +247,3 @@ def run_demo(settings: DemoSettings, progress: Progress | None = None) -> DemoRe
         },
     )
     return result
-
-
-def phases() -> Sequence[str]:
-    return PHASES

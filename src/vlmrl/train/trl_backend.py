@@ -475,18 +475,16 @@ def _grpo_trainer_class():
     return MixedBatchGRPOTrainer
 
 
-class _ProgressCallback:
-    """Adapter from TRL's step events to a `progress(step, total, row)` callable."""
+def _progress_callback(progress: Callable[[int, int, dict[str, Any]], None]):
+    """A TRL callback that hands each step's logs to `progress(step, total, logs)`."""
+    from transformers import TrainerCallback
 
-    def __new__(cls, progress: Callable[[int, int, dict[str, Any]], None]):
-        from transformers import TrainerCallback
+    class ProgressCallback(TrainerCallback):
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            if logs and "reward" in logs:
+                progress(state.global_step, state.max_steps, dict(logs))
 
-        class _Cb(TrainerCallback):
-            def on_log(self, args, state, control, logs=None, **kwargs):
-                if logs and "reward" in logs:
-                    progress(state.global_step, state.max_steps, dict(logs))
-
-        return _Cb()
+    return ProgressCallback()
 
 
 def run(
@@ -508,6 +506,7 @@ def run(
         raise ConfigError(f"backend={cfg.backend!r}: trl_backend.run needs backend=trl")
     from transformers import set_seed
 
+    from vlmrl.train.config import dump_config
     from vlmrl.train.metrics import MetricsJsonlCallback
     from vlmrl.utils.io import write_text_atomic
 
@@ -546,7 +545,7 @@ def run(
         metrics_path.unlink()
     cbs: list[Any] = [MetricsJsonlCallback(metrics_path), *callbacks]
     if progress is not None:
-        cbs.append(_ProgressCallback(progress))
+        cbs.append(_progress_callback(progress))
 
     trainer = _grpo_trainer_class()(
         model=model,
@@ -571,7 +570,7 @@ def run(
     final_dir = out / "final"
     trainer.save_model(str(final_dir))
     processor.save_pretrained(str(final_dir))
-    write_text_atomic(out / "config.yaml", _dump(cfg))
+    write_text_atomic(out / "config.yaml", dump_config(cfg))
     checkpoints = sorted(
         (str(p) for p in out.glob("checkpoint-*") if p.is_dir()), key=lambda s: int(s.rsplit("-", 1)[1])
     )
@@ -586,9 +585,3 @@ def run(
         checkpoints=checkpoints,
         notes=notes,
     )
-
-
-def _dump(cfg: ExperimentConfig) -> str:
-    from vlmrl.train.config import dump_config
-
-    return dump_config(cfg)
