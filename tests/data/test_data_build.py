@@ -232,6 +232,7 @@ def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     )
 
 
+@pytest.mark.slow
 def test_cli_build_with_source_paths_and_inspect(data_dir):
     paths = datafix.all_sources(data_dir / "src")
     preset = Path(__file__).resolve().parents[2] / "configs" / "data" / "mixed.yaml"
@@ -281,3 +282,29 @@ def test_recipe_errors_name_the_key(data_dir):
                 "outputs": {"train": {"path": "x", "sources": ["b"]}},
             }
         )
+
+
+def test_prompt_length_filter_and_inspect_with_tokenizer(data_dir, tiny_vlm_path):
+    from vlmrl.data.inspect import inspect_parquet
+
+    short = Example("t", 0, "train", "What is 1+1?", ["2"])
+    long = Example("t", 1, "train", "Add these numbers: " + " + ".join(str(i) for i in range(300)), ["44850"])
+    paths = {
+        "t": datafix.write_jsonl(
+            data_dir / "t.jsonl", [{"question": e.question, "answer": e.answers[0]} for e in (short, long)]
+        )
+    }
+    recipe = _recipe(
+        data_dir,
+        {"t": {"source": "generic", "path": str(paths["t"])}},
+        {"train": {"path": str(data_dir / "train.parquet"), "sources": ["t"], "shuffle": False}},
+        tokenizer=str(tiny_vlm_path),
+        max_prompt_tokens=400,
+    )
+    (report,) = build_recipe(recipe).outputs
+    assert report.kept == 1 and dict(report.rejected) == {"prompt_too_long": 1}
+    (reject,) = _rejects(data_dir / "rejects.jsonl")
+    assert reject["index"] == 1 and "> 400" in reject["detail"]
+
+    info = inspect_parquet(data_dir / "train.parquet", tokenizer=str(tiny_vlm_path))
+    assert info.rows == 1 and len(info.prompt_tokens) == 1 and 20 < info.prompt_tokens[0] <= 400

@@ -152,3 +152,27 @@ def test_missing_column_names_file_and_column(data_dir):
         list(load_examples("math500", path=path))
     with pytest.raises(SourceError, match="no such file"):
         list(load_examples("aime24", path=data_dir / "absent.jsonl"))
+
+
+def test_hub_path_through_datasets_streaming(data_dir):
+    """The `datasets.load_dataset` path (used for hub ids) run on a local directory: images stay bytes."""
+    import datasets
+
+    img = datafix.png((50, 40))
+    features = datasets.Features(
+        {
+            "images": datasets.List(datasets.Image()),
+            "problem": datasets.Value("string"),
+            "answer": datasets.Value("string"),
+        }
+    )
+    ds = datasets.Dataset.from_dict(
+        {"images": [[{"bytes": img, "path": None}]], "problem": ["<image>Find x."], "answer": ["$$5$$"]},
+        features=features,
+    )
+    (data_dir / "hub" / "data").mkdir(parents=True)
+    ds.to_parquet(str(data_dir / "hub" / "data" / "train-00000-of-00001.parquet"))
+    (ex,) = load_examples(
+        "generic", hub_id=str(data_dir / "hub"), question_key="problem", image_key="images", data_source="geo"
+    )
+    assert ex.images == [img] and ex.answers == ["5"] and ex.question == "<image>Find x."

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from vlmrl.data.decontam import Decontaminator, EvalIndex
@@ -53,7 +54,7 @@ CONTAMINATED_EXACT = "contaminated_exact"
 CONTAMINATED_NGRAM = "contaminated_ngram"
 
 # Rows per shuffle bucket: a bucket is read back whole, so this bounds memory while shuffling.
-BUCKET_ROWS = 2048
+BUCKET_ROWS = 1024
 
 
 class Progress:
@@ -267,10 +268,12 @@ class _OrderedSink:
         self.n_buckets = max(1, math.ceil(n_rows / BUCKET_ROWS))
         self._tmpdir = tempfile.TemporaryDirectory(prefix=".vlmrl-shuffle-", dir=final.path.parent)
         order_schema = schema.append(pa.field("_order", pa.int64()))
-        buffer_rows = max(16, (chunk_rows * 4) // self.n_buckets)
+        # All buckets together buffer about one chunk, and are left uncompressed (no codec state per
+        # open bucket), so memory does not grow with the number of buckets, i.e. with the dataset.
+        buffer_rows = max(4, chunk_rows // self.n_buckets)
         self._buckets = [
             ParquetChunkWriter(
-                Path(self._tmpdir.name) / f"b{i}.parquet", order_schema, buffer_rows
+                Path(self._tmpdir.name) / f"b{i}.parquet", order_schema, buffer_rows, compression=None
             ).__enter__()
             for i in range(self.n_buckets)
         ]
@@ -284,9 +287,14 @@ class _OrderedSink:
             for bucket in self._buckets:
                 bucket.__exit__(None, None, None)
             for bucket in self._buckets:
-                table = pq.read_table(bucket.path).sort_by("_order").drop_columns(["_order"])
-                self.final.write_table(table)
-                del table
+                table = pq.read_table(bucket.path)
+                order = pc.sort_indices(table.column("_order"))
+                table = table.drop_columns(["_order"])
+                step = self.final.chunk_rows
+                # Slices of the sorted order: never a second full copy of the bucket in memory.
+                for start in range(0, len(order), step):
+                    self.final.write_table(table.take(order[start : start + step]))
+                del table, order
         finally:
             self._tmpdir.cleanup()
 

@@ -8,6 +8,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from vlmrl.data.normalize import infer_answer_type, normalize_answers
+
 ANSWER_TYPES = ("number", "expression", "choice", "text")
 
 
@@ -35,3 +37,37 @@ class Example:
     def answer(self) -> str:
         """The first acceptable answer ('' when there is none)."""
         return self.answers[0] if self.answers else ""
+
+
+def make_example(
+    source: str,
+    index: int,
+    split: str,
+    question: Any,
+    raw_answers: list[Any],
+    images: list[bytes] | None = None,
+    choices: list[str] | None = None,
+    meta: dict[str, Any] | None = None,
+) -> Example:
+    """An `Example` from raw published fields: answers normalised, answer type inferred.
+
+    `raw_answers` may hold several acceptable answers (all kept, first canonical); a single-letter
+    answer among `choices` makes a `choice` example. Sources and synthetic data both build through this.
+    """
+    answers = normalize_answers(raw_answers)
+    choices = list(choices or [])
+    answer = answers[0] if answers else ""
+    if choices and answer.upper() in choices and len(answer) == 1:
+        answers = [a.upper() if len(a) == 1 else a for a in answers]
+        answer = answers[0]
+    return Example(
+        source=source,
+        index=index,
+        split=split,
+        question=str(question or "").strip(),
+        answers=answers,
+        images=list(images or []),
+        answer_type=infer_answer_type(answer, choices) if answer else "text",
+        choices=choices if (choices and answer in choices) else [],
+        meta=dict(meta or {}),
+    )

@@ -89,10 +89,14 @@ def prepare_image(data: bytes, opts: ImageOptions = ImageOptions()) -> PreparedI
             if orientation not in (None, 1):
                 img = ImageOps.exif_transpose(img)
                 changed = True
+            size = target_size(img.width, img.height, opts)
+            if size != img.size and img.mode in ("L", "RGB") and "transparency" not in img.info:
+                # Resize first where the mode allows it: fewer channels to interpolate.
+                img = img.resize(size, Image.Resampling.BICUBIC)
+                changed = True
             if img.mode != "RGB" or "transparency" in img.info:
                 img = _to_rgb(img)
                 changed = True
-            size = target_size(img.width, img.height, opts)
             if size != img.size:
                 img = img.resize(size, Image.Resampling.BICUBIC)
                 changed = True
@@ -102,7 +106,8 @@ def prepare_image(data: bytes, opts: ImageOptions = ImageOptions()) -> PreparedI
             if fmt == "JPEG":
                 img.save(out, format="JPEG", quality=opts.jpeg_quality)
             else:
-                img.save(out, format="PNG")
+                # Level 3: about half the time of the default 6 for about the same size on figures.
+                img.save(out, format="PNG", compress_level=3)
             return PreparedImage(out.getvalue(), img.width, img.height, True)
     except ImageError:
         raise

@@ -25,8 +25,15 @@ class ParquetChunkWriter:
     The file appears at `path` only when the block exits without error.
     """
 
-    def __init__(self, path: str | os.PathLike[str], schema: pa.Schema, chunk_rows: int = DEFAULT_CHUNK_ROWS):
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        schema: pa.Schema,
+        chunk_rows: int = DEFAULT_CHUNK_ROWS,
+        compression: str | None = "zstd",
+    ):
         self.path = Path(path)
+        self.compression = compression
         self.schema = schema
         self.chunk_rows = max(1, chunk_rows)
         self.rows_written = 0
@@ -36,7 +43,7 @@ class ParquetChunkWriter:
 
     def __enter__(self) -> ParquetChunkWriter:
         tmp = self._stack.enter_context(atomic_path(self.path))
-        self._writer = pq.ParquetWriter(tmp, self.schema, compression="zstd")
+        self._writer = pq.ParquetWriter(tmp, self.schema, compression=self.compression or "none")
         return self
 
     def add(self, row: dict[str, Any]) -> None:

@@ -6,8 +6,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from vlmrl.data.example import Example
-from vlmrl.data.normalize import infer_answer_type, normalize_answers
+from vlmrl.data.example import make_example  # noqa: F401  (sources import it from here)
 from vlmrl.data.prompt import IMAGE_PLACEHOLDER, count_placeholders
 from vlmrl.data.sources._io import image_bytes
 from vlmrl.errors import UserError
@@ -51,32 +50,3 @@ def choice_letters(question: str) -> list[str]:
             letters.append(letter)
     expected = [chr(ord("A") + i) for i in range(len(letters))]
     return letters if len(letters) >= 2 and letters == expected else []
-
-
-def make_example(
-    source: str,
-    index: int,
-    split: str,
-    question: Any,
-    raw_answers: list[Any],
-    images: list[bytes] | None = None,
-    choices: list[str] | None = None,
-    meta: dict[str, Any] | None = None,
-) -> Example:
-    answers = normalize_answers(raw_answers)
-    choices = list(choices or [])
-    answer = answers[0] if answers else ""
-    if choices and answer.upper() in choices and len(answer) == 1:
-        answers = [a.upper() if len(a) == 1 else a for a in answers]
-        answer = answers[0]
-    return Example(
-        source=source,
-        index=index,
-        split=split,
-        question=str(question or "").strip(),
-        answers=answers,
-        images=list(images or []),
-        answer_type=infer_answer_type(answer, choices) if answer else "text",
-        choices=choices if (choices and answer in choices) else [],
-        meta=dict(meta or {}),
-    )

@@ -139,9 +139,14 @@ def iter_hub(
             feature = ds.features.get(col)
             if isinstance(feature, datasets.Image):
                 ds = ds.cast_column(col, datasets.Image(decode=False))
-            elif isinstance(feature, (datasets.Sequence, list)):
-                ds = ds.cast_column(col, [datasets.Image(decode=False)])
-    yield from ds
+            elif isinstance(getattr(feature, "feature", None), datasets.Image) or (
+                isinstance(feature, list) and feature and isinstance(feature[0], datasets.Image)
+            ):
+                ds = ds.cast_column(col, datasets.List(datasets.Image(decode=False)))
+    for i, row in enumerate(ds):
+        if i == 0 and names is None:
+            _check_columns(list(row), need, f"hub dataset {hub_id!r}")
+        yield row
 
 
 def iter_records(
