@@ -1,0 +1,249 @@
+"""The demo's loop: tiny model -> synthetic data -> format warm-up -> eval -> GRPO (TRL) -> curves -> eval.
+
+Every stage is the real one (data build, reward, TRL backend, evaluation, report); only the model is tiny.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from vlmrl.errors import UserError
+from vlmrl.utils.io import write_json_atomic
+
+# phase, done, total: drives the CLI's progress bars (library code never prints).
+Progress = Callable[[str, int, int], None]
+
+PHASES = ("model", "data", "warm-up", "eval before", "GRPO", "curves", "eval after")
+
+
+def default_config_path() -> Path:
+    """configs/train/demo.yaml: in the working directory, else beside the source tree (editable install)."""
+    here = Path("configs/train/demo.yaml")
+    if here.is_file():
+        return here
+    return Path(__file__).resolve().parents[3] / "configs" / "train" / "demo.yaml"
+
+
+@dataclass
+class DemoSettings:
+    out_dir: Path = Path("outputs/demo")
+    config: Path | None = None
+    steps: int | None = None  # GRPO steps; None = the config's trainer.total_training_steps
+    train_size: int = 64
+    eval_size: int = 32
+    image_fraction: float = 0.5
+    warmup_steps: int = 80
+    warmup_lr: float = 3e-3
+    eval_samples: int = 4
+    eval_temperature: float = 0.6
+    seed: int = 0
+    threads: int = 1
+    model_dir: Path | None = None  # where the tiny model is cached; None = under out_dir
+    overrides: list[str] = field(default_factory=list)
+
+
+@dataclass
+class DemoResult:
+    summary_path: Path
+    artifacts: dict[str, str]
+    before: dict[str, float]
+    after: dict[str, float]
+    train: dict[str, Any]
+    timings_s: dict[str, float]
+    notes: list[str]
+
+
+def _eval_metrics(results, name: str) -> dict[str, float]:
+    metrics = results.benchmarks[name].metrics
+    return {k: float(metrics[k]) for k in ("pass@1", "format_rate") if k in metrics}
+
+
+def run_demo(settings: DemoSettings, progress: Progress | None = None) -> DemoResult:
+    """Run the whole demo into `settings.out_dir`; returns the numbers and where every artifact went."""
+    import torch
+
+    from vlmrl.data.build import build_from_examples
+    from vlmrl.data.trl_view import to_trl_dataset
+    from vlmrl.demo.synthetic import formatted_solution, make_examples
+    from vlmrl.demo.warmup import warm_up
+    from vlmrl.eval.text import evaluate
+    from vlmrl.report.curves import plot_curves
+    from vlmrl.testing.tiny_vlm import build_tiny_vlm
+    from vlmrl.train import trl_backend
+    from vlmrl.train.config import load_config
+
+    def tick(phase: str, done: int, total: int) -> None:
+        if progress is not None:
+            progress(phase, done, total)
+
+    if settings.train_size < 2 or settings.eval_size < 1:
+        raise UserError("--train-size must be at least 2 and --eval-size at least 1")
+    out = Path(settings.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    config_path = Path(settings.config) if settings.config else default_config_path()
+    if not config_path.is_file():
+        raise UserError(f"{config_path}: demo config not found; pass --config configs/train/demo.yaml")
+    timings: dict[str, float] = {}
+    notes: list[str] = []
+    threads_before = torch.get_num_threads()
+    # One thread: the tiny model's matrices are too small to split, and a shared box's cores are busy.
+    torch.set_num_threads(settings.threads)
+    try:
+        t = time.perf_counter()
+        tick("model", 0, 1)
+        model_dir = build_tiny_vlm(settings.model_dir or out / "tiny_model", seed=settings.seed)
+        tick("model", 1, 1)
+        timings["model"] = time.perf_counter() - t
+
+        t = time.perf_counter()
+        data_dir = out / "data"
+        train_examples = make_examples(settings.train_size, "train", settings.seed, settings.image_fraction)
+        eval_examples = make_examples(settings.eval_size, "test", settings.seed, settings.image_fraction)
+        reports = {}
+        for split, examples in (("train", train_examples), ("test", eval_examples)):
+            tick("data", 0, len(examples))
+            reports[split] = build_from_examples(
+                examples,
+                data_dir / f"{split}.parquet",
+                with_images=True,
+                mixing="native",
+                rejects_path=data_dir / f"{split}.rejects.jsonl",
+                name=split,
+            )
+            tick("data", len(examples), len(examples))
+            rejected = sum(reports[split].rejected.values())
+            if rejected:
+                notes.append(
+                    f"data: {rejected} {split} row(s) rejected, see {data_dir / f'{split}.rejects.jsonl'}"
+                )
+        timings["data"] = time.perf_counter() - t
+
+        t = time.perf_counter()
+        policy_dir = model_dir
+        if settings.warmup_steps > 0:
+            rows = list(to_trl_dataset([data_dir / "train.parquet"]))
+            by_index = {ex.index: ex for ex in train_examples}
+            responses = [formatted_solution(by_index[row["extra_info"]["index"]]) for row in rows]
+            policy_dir, losses = warm_up(
+                model_dir,
+                rows,
+                responses,
+                out / "warmup_model",
+                steps=settings.warmup_steps,
+                lr=settings.warmup_lr,
+                seed=settings.seed,
+                progress=lambda done, total, _loss: tick("warm-up", done, total),
+            )
+            notes.append(f"warm-up: supervised loss {losses[0]:.2f} -> {losses[-1]:.2f}")
+        timings["warm-up"] = time.perf_counter() - t
+
+        eval_kwargs = dict(
+            rows_or_parquet=str(data_dir / "test.parquet"),
+            rows_name="demo_test",
+            backend="hf",
+            backend_options={"device": "cpu", "dtype": "float32", "batch_size": 32},
+            n=settings.eval_samples,
+            temperature=settings.eval_temperature,
+            seed=settings.seed,
+            overwrite=True,
+        )
+
+        t = time.perf_counter()
+        cfg_overrides = [
+            f"model.path={policy_dir}",
+            f"data.train_files=[{data_dir / 'train.parquet'}]",
+            f"trainer.output_dir={out / 'train'}",
+            f"trainer.seed={settings.seed}",
+        ]
+        if settings.steps is not None:
+            cfg_overrides.append(f"trainer.total_training_steps={settings.steps}")
+        cfg = load_config(config_path, [*cfg_overrides, *settings.overrides])
+        max_new_tokens = cfg.rollout.max_response_length
+        before = evaluate(
+            str(policy_dir),
+            out_dir=out / "eval" / "before",
+            max_new_tokens=max_new_tokens,
+            on_progress=lambda _name, done, total: tick("eval before", done, total),
+            **eval_kwargs,
+        )
+        timings["eval before"] = time.perf_counter() - t
+
+        t = time.perf_counter()
+        total_steps = cfg.trainer.total_training_steps or 0
+        tick("GRPO", 0, total_steps)
+        summary = trl_backend.run(cfg, progress=lambda step, total, _logs: tick("GRPO", step, total))
+        notes.extend(f"train: {note}" for note in summary.notes)
+        timings["GRPO"] = time.perf_counter() - t
+
+        t = time.perf_counter()
+        tick("curves", 0, 1)
+        pngs = plot_curves([summary.metrics_path], out / "curves", names=["demo"])
+        tick("curves", 1, 1)
+        timings["curves"] = time.perf_counter() - t
+
+        t = time.perf_counter()
+        after = evaluate(
+            str(summary.final_model_dir),
+            out_dir=out / "eval" / "after",
+            max_new_tokens=max_new_tokens,
+            on_progress=lambda _name, done, total: tick("eval after", done, total),
+            **eval_kwargs,
+        )
+        timings["eval after"] = time.perf_counter() - t
+    finally:
+        torch.set_num_threads(threads_before)
+
+    from vlmrl.train.metrics import read_metrics
+
+    rows = read_metrics(summary.metrics_path)
+    window = max(1, min(5, len(rows) // 2))
+    rewards = [r["reward_mean"] for r in rows if "reward_mean" in r]
+    train = {
+        "steps": summary.global_step,
+        "reward_first": sum(rewards[:window]) / window if rewards else None,
+        "reward_last": sum(rewards[-window:]) / window if rewards else None,
+        "window": window,
+        "mean_step_time_s": sum(r.get("step_time_s", 0.0) for r in rows) / max(len(rows), 1),
+    }
+    artifacts = {
+        "tiny model": str(model_dir),
+        "train parquet": str(data_dir / "train.parquet"),
+        "held-out parquet": str(data_dir / "test.parquet"),
+        "warmed model": str(policy_dir),
+        "metrics.jsonl": str(summary.metrics_path),
+        "checkpoints": ", ".join(summary.checkpoints) or "(none)",
+        "trained model": str(summary.final_model_dir),
+        **{f"curve {Path(p).stem}": str(p) for p in pngs},
+        "eval before": str(before.results_path),
+        "eval after": str(after.results_path),
+    }
+    result = DemoResult(
+        summary_path=out / "demo_summary.json",
+        artifacts=artifacts,
+        before=_eval_metrics(before, "demo_test"),
+        after=_eval_metrics(after, "demo_test"),
+        train=train,
+        timings_s={k: round(v, 2) for k, v in timings.items()},
+        notes=notes,
+    )
+    write_json_atomic(
+        result.summary_path,
+        {
+            "settings": {k: (str(v) if isinstance(v, os.PathLike) else v) for k, v in vars(settings).items()},
+            "before": result.before,
+            "after": result.after,
+            "train": train,
+            "timings_s": result.timings_s,
+            "artifacts": artifacts,
+            "notes": notes,
+            "data": {
+                split: {"kept": r.kept, "rejected": sum(r.rejected.values())} for split, r in reports.items()
+            },
+        },
+    )
+    return result

@@ -1,0 +1,61 @@
+"""`vlmrl demo` end to end at a reduced size: data, warm-up, eval, GRPO, curves, eval, summary."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+
+@pytest.mark.slow
+def test_demo_runs_end_to_end_at_reduced_size(tmp_path, tiny_vlm_path):
+    out = tmp_path / "demo"
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "vlmrl.cli",
+            "demo",
+            "--out",
+            str(out),
+            "--model-dir",  # the session's tiny model: same seed, so the demo reuses it
+            str(tiny_vlm_path),
+            "--steps",
+            "2",
+            "--train-size",
+            "8",
+            "--eval-size",
+            "4",
+            "--warmup-steps",
+            "3",
+            "--eval-samples",
+            "2",
+            "trainer.save_freq=1",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "before and after GRPO" in proc.stdout and "artifacts" in proc.stdout
+
+    summary = json.loads((out / "demo_summary.json").read_text())
+    assert summary["train"]["steps"] == 2
+    assert summary["data"] == {"train": {"kept": 8, "rejected": 0}, "test": {"kept": 4, "rejected": 0}}
+    for when in ("before", "after"):
+        assert set(summary[when]) == {"pass@1", "format_rate"}
+        results = json.loads((out / "eval" / when / "results.json").read_text())
+        assert "demo_test" in results["scores"]
+    metrics = [json.loads(line) for line in (out / "train" / "metrics.jsonl").read_text().splitlines()]
+    assert [m["step"] for m in metrics] == [1, 2]
+    assert all("reward_mean" in m and "response_length_mean" in m for m in metrics)
+    for name in ("reward", "response_length"):
+        png = out / "curves" / f"{name}.png"
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert (out / "train" / "checkpoint-2").is_dir() and (out / "train" / "final" / "config.json").is_file()
+    for path in summary["artifacts"].values():
+        for one in path.split(", "):
+            assert Path(one).exists(), one
