@@ -43,5 +43,21 @@ def test_read_jsonl_names_bad_line(tmp_path):
     with pytest.raises(ValueError, match=r"x\.jsonl:3: not valid JSON"):
         list(read_jsonl(f))
     f.write_text("[1, 2]\n")
-    with pytest.raises(ValueError, match="expected a JSON object"):
+    with pytest.raises(ValueError, match="expected one JSON object per line"):
         list(read_jsonl(f))
+
+
+def test_torn_last_line_is_noted_only_when_asked(tmp_path):
+    from vlmrl.utils.io import iter_jsonl
+
+    f = tmp_path / "journal.jsonl"
+    f.write_text('{"step": 1}\n{"step": 2}\n{"st')
+    notes: list[str] = []
+    assert [obj["step"] for _, obj in iter_jsonl(f, torn_tail_notes=notes)] == [1, 2]
+    assert len(notes) == 1 and "journal.jsonl:3" in notes[0]
+    with pytest.raises(ValueError, match=r"journal\.jsonl:3: not valid JSON"):
+        list(iter_jsonl(f))
+    # a broken line in the middle is an error even when a torn tail is tolerated
+    f.write_text('{"step": 1}\n{broken\n{"step": 3}\n')
+    with pytest.raises(ValueError, match=r"journal\.jsonl:2"):
+        list(iter_jsonl(f, torn_tail_notes=[]))

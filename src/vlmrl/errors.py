@@ -7,7 +7,3 @@ the message must say what was wrong, where (file, row, key) and what to do.
 
 class UserError(Exception):
     """A problem in the user's input or environment, with a message that says how to fix it."""
-
-
-class NotBuiltError(UserError):
-    """A stage or option that this version of vlmrl does not provide yet."""

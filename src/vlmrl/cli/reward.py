@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -13,6 +12,7 @@ from rich.table import Table
 
 from vlmrl.cli._common import console
 from vlmrl.errors import UserError
+from vlmrl.utils.io import iter_jsonl
 
 _HELP = """Score model responses with the math reward.
 
@@ -29,47 +29,36 @@ def _load_items(path: Path) -> list[dict[str, Any]]:
     if not path.is_file():
         raise UserError(f"{path}: no such file; pass a .jsonl file with one response per line")
     items: list[dict[str, Any]] = []
-    with path.open(encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise UserError(
-                    f"{path}:{lineno}: not valid JSON ({exc.msg}); fix or remove that line"
-                ) from exc
-            if not isinstance(row, dict):
-                raise UserError(f"{path}:{lineno}: expected a JSON object, got {type(row).__name__}")
-            response_key = next((k for k in _ANSWER_FIELDS if k in row), None)
-            missing = [
-                name
-                for name, ok in (
-                    ("data_source", "data_source" in row),
-                    ("response (or solution_str)", response_key is not None),
-                    ("ground_truth", "ground_truth" in row),
-                )
-                if not ok
-            ]
-            if missing:
-                raise UserError(
-                    f"{path}:{lineno}: missing field {', '.join(missing)}; every line needs data_source, "
-                    "response (or solution_str) and ground_truth (optional: question, extra_info)"
-                )
-            extra_info = row.get("extra_info") or {}
-            if not isinstance(extra_info, dict):
-                raise UserError(f"{path}:{lineno}: extra_info must be a JSON object")
-            if row.get("question") and "question" not in extra_info:
-                extra_info = {**extra_info, "question": row["question"]}
-            items.append(
-                {
-                    "row": row,
-                    "data_source": row["data_source"],
-                    "solution_str": row[response_key],  # type: ignore[index]
-                    "ground_truth": row["ground_truth"],
-                    "extra_info": extra_info,
-                }
+    for lineno, row in iter_jsonl(path):
+        response_key = next((k for k in _ANSWER_FIELDS if k in row), None)
+        missing = [
+            name
+            for name, ok in (
+                ("data_source", "data_source" in row),
+                ("response (or solution_str)", response_key is not None),
+                ("ground_truth", "ground_truth" in row),
             )
+            if not ok
+        ]
+        if missing:
+            raise UserError(
+                f"{path}:{lineno}: missing field {', '.join(missing)}; every line needs data_source, "
+                "response (or solution_str) and ground_truth (optional: question, extra_info)"
+            )
+        extra_info = row.get("extra_info") or {}
+        if not isinstance(extra_info, dict):
+            raise UserError(f"{path}:{lineno}: extra_info must be a JSON object")
+        if row.get("question") and "question" not in extra_info:
+            extra_info = {**extra_info, "question": row["question"]}
+        items.append(
+            {
+                "row": row,
+                "data_source": row["data_source"],
+                "solution_str": row[response_key],  # type: ignore[index]
+                "ground_truth": row["ground_truth"],
+                "extra_info": extra_info,
+            }
+        )
     return items
 
 

@@ -26,12 +26,8 @@ def _preflight_table(report) -> Table:
 
 def _run_trl(cfg, dry_run: bool) -> None:
     # The only TRL touchpoint of this module: the TRL backend owns everything past the config.
-    import importlib.util
+    from vlmrl.errors import UserError
 
-    from vlmrl.errors import NotBuiltError, UserError
-
-    if importlib.util.find_spec("vlmrl.train.trl_backend") is None:
-        raise NotBuiltError("backend=trl needs the module vlmrl.train.trl_backend, which is not built yet")
     try:
         from vlmrl.train import trl_backend
     except ImportError as exc:

@@ -18,7 +18,7 @@ from vlmrl.eval.benchmarks import Benchmark, get_benchmark
 from vlmrl.eval.generation import Backend, Completion, GenerationRequest, SamplingParams, make_backend
 from vlmrl.eval.metrics import summarize
 from vlmrl.eval.results import COLUMNS, write_result
-from vlmrl.utils.io import write_json_atomic, write_jsonl_atomic, write_text_atomic
+from vlmrl.utils.io import iter_jsonl, write_json_atomic, write_jsonl_atomic, write_text_atomic
 
 Progress = Callable[[str, int, int], None]
 RowsInput = str | os.PathLike[str] | Sequence[Mapping[str, Any]]
@@ -167,22 +167,12 @@ def _read_journal(path: Path, notes: list[str]) -> dict[str, dict[str, Any]]:
     if not path.is_file():
         return {}
     out: dict[str, dict[str, Any]] = {}
-    lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
-    for lineno, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as exc:
-            if lineno == len(lines) and not line.endswith("\n"):
-                notes.append(f"{path}:{lineno}: incomplete last line (interrupted run) ignored; regenerated")
-                continue
-            raise UserError(
-                f"{path}:{lineno}: not valid JSON ({exc.msg}); delete the file to start over"
-            ) from exc
+    torn: list[str] = []
+    for lineno, record in iter_jsonl(path, torn_tail_notes=torn, hint="delete the file to start over"):
         if not isinstance(record, dict) or "key" not in record:
             raise UserError(f"{path}:{lineno}: not a vlmrl sample record; delete the file to start over")
         out[record["key"]] = record
+    notes.extend(f"{t}; regenerated" for t in torn)
     return out
 
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from vlmrl.errors import UserError
+from vlmrl.utils.io import iter_jsonl
 
 # The quantities `vlmrl report curves` draws, each with the keys that carry it, first match wins:
 # our metrics.jsonl (docs/contracts.md), veRL's trainer metrics, TRL's GRPOTrainer logs.
@@ -97,20 +98,8 @@ def read_metrics_jsonl(path: Path, name: str | None = None) -> RunLog:
     notes: list[str] = []
     repeated = 0
     seen: set[int] = set()
-    with path.open(encoding="utf-8") as fh:
-        lines = fh.readlines()
-    for lineno, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as exc:
-            if lineno == len(lines) and not line.endswith("\n"):
-                # A run still writing (or killed mid-line) leaves a partial last line; say so, skip it.
-                notes.append(f"{path}:{lineno}: incomplete last line skipped")
-                continue
-            raise UserError(f"{path}:{lineno}: not valid JSON ({exc.msg}); fix or remove that line") from exc
-        if not isinstance(obj, dict) or "step" not in obj:
+    for lineno, obj in iter_jsonl(path, torn_tail_notes=notes):
+        if "step" not in obj:
             raise UserError(f"{path}:{lineno}: each line must be a JSON object with a `step` key")
         try:
             step = int(obj["step"])

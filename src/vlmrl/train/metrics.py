@@ -14,7 +14,7 @@ from typing import Any
 
 from transformers import TrainerCallback
 
-from vlmrl.utils.io import read_jsonl, write_jsonl_atomic
+from vlmrl.utils.io import iter_jsonl, read_jsonl, write_jsonl_atomic
 
 # TRL 1.16 log name -> contract key. Reward-component names are what our reward function reports through
 # TRL's `log_metric` hook (see `vlmrl.train.trl_backend.ScoredReward`).
@@ -87,23 +87,13 @@ def truncate_after(path: str | os.PathLike[str], step: int) -> int:
         return 0
     kept: list[dict[str, Any]] = []
     dropped = 0
-    lines = p.read_text(encoding="utf-8").splitlines()
-    for i, line in enumerate(lines):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError:
-            if i == len(lines) - 1:
-                dropped += 1
-                continue
-            raise ValueError(
-                f"{p}:{i + 1}: not valid JSON; fix or remove that line before resuming"
-            ) from None
-        if isinstance(row, dict) and int(row.get("step", 0)) <= step:
+    torn: list[str] = []
+    for _, row in iter_jsonl(p, torn_tail_notes=torn, hint="fix or remove that line before resuming"):
+        if int(row.get("step", 0)) <= step:
             kept.append(row)
         else:
             dropped += 1
+    dropped += len(torn)
     if dropped:
         write_jsonl_atomic(p, kept)
     return dropped

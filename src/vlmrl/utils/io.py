@@ -14,6 +14,8 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+from vlmrl.errors import UserError
+
 
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
@@ -62,19 +64,42 @@ def write_jsonl_atomic(path: str | os.PathLike[str], rows: Iterable[dict[str, An
     return n
 
 
-def read_jsonl(path: str | os.PathLike[str]) -> Iterator[dict[str, Any]]:
-    """Yield JSON objects from a jsonl file; a bad line raises naming file and line."""
+class JsonlError(UserError, ValueError):
+    """A jsonl file with a line that is not one JSON object; the message names file and line."""
+
+
+def iter_jsonl(
+    path: str | os.PathLike[str],
+    *,
+    torn_tail_notes: list[str] | None = None,
+    hint: str = "fix or remove that line",
+) -> Iterator[tuple[int, dict[str, Any]]]:
+    """Yield (line number, object) for each non-blank line of a jsonl file.
+
+    A bad line raises `JsonlError` naming file and line, with `hint` as the fix.
+    Journals appended by a running (or killed) process may end in a partial
+    line: pass `torn_tail_notes` to skip such a last line and record a note
+    there instead of failing.
+    """
     p = Path(path)
     with p.open(encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise ValueError(
-                    f"{p}:{lineno}: not valid JSON ({exc.msg}); fix or remove that line"
-                ) from exc
-            if not isinstance(obj, dict):
-                raise ValueError(f"{p}:{lineno}: expected a JSON object per line, got {type(obj).__name__}")
-            yield obj
+        lines = fh.readlines()
+    for lineno, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as exc:
+            if torn_tail_notes is not None and lineno == len(lines) and not line.endswith("\n"):
+                torn_tail_notes.append(f"{p}:{lineno}: incomplete last line (interrupted write) skipped")
+                return
+            raise JsonlError(f"{p}:{lineno}: not valid JSON ({exc.msg}); {hint}") from exc
+        if not isinstance(obj, dict):
+            raise JsonlError(f"{p}:{lineno}: expected one JSON object per line, got {type(obj).__name__}")
+        yield lineno, obj
+
+
+def read_jsonl(path: str | os.PathLike[str]) -> Iterator[dict[str, Any]]:
+    """Yield JSON objects from a jsonl file; a bad line raises naming file and line."""
+    for _, obj in iter_jsonl(path):
+        yield obj

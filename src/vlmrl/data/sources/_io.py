@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from vlmrl.errors import UserError
+from vlmrl.utils.io import iter_jsonl
 
 LOCAL_SUFFIXES = (".parquet", ".jsonl", ".json", ".csv")
 BATCH_ROWS = 256
@@ -62,20 +63,9 @@ def _read_parquet(path: Path, need: tuple[str, ...]) -> Iterator[dict[str, Any]]
 
 
 def _read_jsonl(path: Path, need: tuple[str, ...]) -> Iterator[dict[str, Any]]:
-    with path.open(encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise SourceError(
-                    f"{path}:{lineno}: not valid JSON ({exc.msg}); fix or remove that line"
-                ) from exc
-            if not isinstance(row, dict):
-                raise SourceError(f"{path}:{lineno}: expected one JSON object per line")
-            _check_columns(list(row), need, f"{path}:{lineno}")
-            yield row
+    for lineno, row in iter_jsonl(path):
+        _check_columns(list(row), need, f"{path}:{lineno}")
+        yield row
 
 
 def _read_json(path: Path, need: tuple[str, ...]) -> Iterator[dict[str, Any]]:
