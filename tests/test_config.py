@@ -11,8 +11,8 @@ from vlmrl.train.config import (
     config_doc,
     dump_config,
     load_config,
-    parse_override,
 )
+from vlmrl.utils.overrides import parse_override
 
 
 def _write(path, obj) -> str:

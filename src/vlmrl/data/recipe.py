@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from vlmrl.data.images import PATCH_FACTOR, QWEN_MAX_PIXELS, QWEN_MIN_PIXELS, ImageOptions
 from vlmrl.data.prompt import DEFAULT_INSTRUCTION
 from vlmrl.errors import UserError
+from vlmrl.utils.overrides import apply_overrides
 
 
 class _Strict(BaseModel):
@@ -105,19 +106,6 @@ class Recipe(_Strict):
         return Path(first.path).parent / "rejects.jsonl"
 
 
-def _set_dotted(data: dict[str, Any], key: str, value: Any) -> None:
-    parts = key.split(".")
-    node = data
-    for part in parts[:-1]:
-        child = node.get(part)
-        if child is None:
-            child = node[part] = {}
-        if not isinstance(child, dict):
-            raise UserError(f"override {key!r}: {part!r} is not a mapping")
-        node = child
-    node[parts[-1]] = value
-
-
 def load_recipe(
     path: str | os.PathLike[str] | None = None,
     overrides: list[str] | tuple[str, ...] = (),
@@ -138,11 +126,7 @@ def load_recipe(
             raise UserError(f"{p}: not valid YAML ({exc})") from exc
     if not isinstance(data, dict):
         raise UserError(f"{where}: a recipe is a mapping with `sources` and `outputs`")
-    for item in overrides:
-        if "=" not in item:
-            raise UserError(f"override {item!r}: expected key=value, e.g. sources.mmk12.path=/data/mmk12")
-        key, raw = item.split("=", 1)
-        _set_dotted(data, key.strip(), yaml.safe_load(raw) if raw else None)
+    apply_overrides(data, list(overrides), example="sources.mmk12.path=/data/mmk12")
     for name, src_path in (source_paths or {}).items():
         if name not in (data.get("sources") or {}):
             known = ", ".join(data.get("sources") or {}) or "none"

@@ -16,6 +16,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from vlmrl.errors import UserError
+from vlmrl.utils.overrides import OverrideError, apply_overrides
 
 
 class ConfigError(UserError, ValueError):
@@ -271,33 +272,6 @@ class ExperimentConfig(_Section):
 # Loading
 
 
-def parse_override(text: str) -> tuple[list[str], Any]:
-    """Split 'a.b.c=value' into (['a','b','c'], value) with the value parsed as YAML."""
-    if "=" not in text:
-        raise ConfigError(f"override {text!r}: expected key=value with a dotted key, e.g. rollout.n=8")
-    key, raw = text.split("=", 1)
-    key = key.strip()
-    if not key or any(not part for part in key.split(".")):
-        raise ConfigError(f"override {text!r}: empty key segment in {key!r}")
-    try:
-        value = yaml.safe_load(raw) if raw.strip() != "" else ""
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"override {text!r}: value is not valid YAML ({exc})") from exc
-    return key.split("."), value
-
-
-def _set_path(tree: dict[str, Any], path: list[str], value: Any, origin: str) -> None:
-    node = tree
-    for i, part in enumerate(path[:-1]):
-        child = node.get(part)
-        if child is None:
-            child = node[part] = {}
-        if not isinstance(child, dict):
-            raise ConfigError(f"{origin}: key {'.'.join(path[: i + 1])!r} is a value, not a section")
-        node = child
-    node[path[-1]] = value
-
-
 def _format_errors(exc: ValidationError, source: str, override_keys: dict[str, str]) -> str:
     lines = []
     for err in exc.errors():
@@ -335,11 +309,10 @@ def load_config(path: str | os.PathLike[str] | None, overrides: list[str] | None
         if not isinstance(loaded, dict):
             raise ConfigError(f"{p}: top level must be a mapping of sections, got {type(loaded).__name__}")
         raw = copy.deepcopy(loaded)
-    override_keys: dict[str, str] = {}
-    for text in overrides or []:
-        keys, value = parse_override(text)
-        _set_path(raw, keys, value, f"override {text!r}")
-        override_keys[".".join(keys)] = text
+    try:
+        override_keys = apply_overrides(raw, list(overrides or []), example="rollout.n=8")
+    except OverrideError as exc:
+        raise ConfigError(str(exc)) from None
     try:
         return ExperimentConfig.model_validate(raw)
     except ValidationError as exc:
