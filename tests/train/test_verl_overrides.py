@@ -19,7 +19,8 @@ from vlmrl.train.verl_overrides import (
 from vlmrl.train.verl_validate import validate
 
 PRESETS_DIR = Path(__file__).resolve().parents[2] / "configs" / "train"
-PRESETS = sorted(p.stem for p in PRESETS_DIR.glob("*.yaml"))
+# veRL presets only: TRL presets (backend: trl) are checked in test_trl_presets.py.
+PRESETS = sorted(p.stem for p in PRESETS_DIR.glob("*.yaml") if load_config(p).backend == "verl")
 
 
 def _compose(cfg):
