@@ -212,6 +212,11 @@ def test_blank_and_native_policies(data_dir):
     table = pq.read_table(text_only)
     assert "images" not in table.column_names
     assert table.to_pylist()[0]["prompt"][0]["content"] == "What is 2+2?"
+    # images after a text-first example are never dropped silently: without with_images=True it is an error
+    mixed = data_dir / "mixed.parquet"
+    with pytest.raises(UserError, match=r"m:0 has 1 image\(s\).*with_images=True"):
+        build_from_examples([text, image], mixed)
+    assert not mixed.exists()
 
 
 def test_image_pool_processes_images(data_dir):

@@ -52,6 +52,9 @@ def test_answer_list_is_parsed_as_literal_never_evaluated():
         ("\\boxed{x+1}", "x+1"),
         ("  7. ", "7"),
         ("\\(2\\)", "2"),
+        ("$5$ and $6$", "$5$ and $6$"),  # two math spans: left whole, not half-unwrapped
+        ("\\(a\\), \\(b\\)", "\\(a\\), \\(b\\)"),
+        ("$$x^2$$", "x^2"),
     ],
 )
 def test_normalize_answer(raw, normalised):

@@ -402,6 +402,12 @@ def build_from_examples(
     def checked() -> Iterator[tuple[Example, None]]:
         for ex in _chain(head, iterator):
             report.read += 1
+            if ex.images and not with_images:
+                raise UserError(
+                    f"{name}: example {ex.source}:{ex.index} has {len(ex.images)} image(s) but {out_path} is "
+                    "being written without an images column (decided from the first example, which has "
+                    "none); pass with_images=True for mixed text + image examples"
+                )
             bad = checker.check(ex)
             if bad is not None:
                 _reject(report, rejects, ex, *bad)

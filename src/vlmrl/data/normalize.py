@@ -48,7 +48,11 @@ def normalize_answer(answer: object) -> str:
         changed = False
         for left, right in _WRAPPERS:
             if len(text) > len(left) + len(right) and text.startswith(left) and text.endswith(right):
-                text = text[len(left) : -len(right)].strip()
+                inner = text[len(left) : -len(right)]
+                # `$5$ and $6$` is two math spans, not one wrapped answer: only unwrap a single span
+                if left in inner or right in inner:
+                    continue
+                text = inner.strip()
                 changed = True
                 break
         unboxed = _unwrap_boxed(text)
