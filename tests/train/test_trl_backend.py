@@ -55,9 +55,10 @@ def test_knobs_map_onto_grpo_config(tmp_path):
     )
     args, notes = trl_backend.build_grpo_config(cfg, output_dir=tmp_path)
     assert (args.epsilon, args.epsilon_high, args.beta) == (0.15, 0.3, 0.04)
+    # warm-up and checkpoints count training steps as in veRL: x2 optimizer steps per training step here
     assert (args.learning_rate, args.warmup_steps, args.weight_decay, args.max_grad_norm) == (
         3e-6,
-        7,
+        14,
         0.05,
         0.5,
     )
@@ -72,11 +73,19 @@ def test_knobs_map_onto_grpo_config(tmp_path):
     assert args.generation_batch_size == 16
     assert (args.per_device_train_batch_size, args.gradient_accumulation_steps) == (4, 2)
     assert args.max_steps == 10  # 5 training steps x 2 optimizer steps each
-    assert (args.save_steps, args.save_total_limit) == (3, 2)
+    assert (args.save_steps, args.save_total_limit) == (6, 2)
     assert args.use_cpu and not args.use_vllm and not args.bf16
     assert args.report_to == ["tensorboard"]
     assert any("vllm" in n for n in notes)  # asked for vLLM on CPU: said so, not silently swapped
     assert any("filter_groups" in n for n in notes)
+
+
+def test_ppo_epochs_multiply_optimizer_steps_per_training_step(tmp_path):
+    cfg = _cfg("algorithm.ppo_epochs=2", "trainer.total_training_steps=3", "algorithm.lr_warmup_steps=1")
+    args, _ = trl_backend.build_grpo_config(cfg, output_dir=tmp_path)
+    assert args.num_iterations == 2
+    # 2 mini-batches x 2 epochs = 4 optimizer steps per training step
+    assert (args.max_steps, args.warmup_steps) == (12, 4)
 
 
 def test_kl_off_by_default_gives_beta_zero(tmp_path):
@@ -215,6 +224,36 @@ def test_trl_steps_on_mixed_parquet_write_metrics_checkpoints_and_resume(
     assert resumed.resumed_from == summary.checkpoints[-1]
     assert resumed.global_step == 3
     assert [r["step"] for r in read_metrics(resumed.metrics_path)] == [1, 2, 3]
+
+
+@pytest.mark.slow
+def test_every_optimizer_step_gets_a_metrics_row(tiny_vlm_path, tmp_path, one_torch_thread):
+    """Two mini-batches per training step: TRL generates once, steps twice; both steps are logged."""
+    train = _mixed_parquet(tmp_path / "train.parquet")
+    cfg = load_config(
+        None,
+        [
+            "backend=trl",
+            f"model.path={tiny_vlm_path}",
+            "model.gradient_checkpointing=false",
+            f"data.train_files=[{train}]",
+            "data.train_batch_size=4",
+            "data.dataloader_num_workers=0",
+            "algorithm.ppo_mini_batch_size=2",
+            "algorithm.ppo_micro_batch_size_per_gpu=2",
+            "rollout.n=2",
+            "rollout.max_response_length=8",
+            "reward.overlong.len=2",
+            "trainer.save_freq=-1",
+            "trainer.total_training_steps=1",
+            f"trainer.output_dir={tmp_path / 'run'}",
+        ],
+    )
+    summary = trl_backend.run(cfg)
+    rows = read_metrics(summary.metrics_path)
+    assert [r["step"] for r in rows] == [1, 2]
+    assert "reward_mean" in rows[0]  # the generating step carries the rewards
+    assert "reward_mean" not in rows[1] and "lr" in rows[1]  # the second step still has its own row
 
 
 def test_lora_rank_builds_a_peft_config():

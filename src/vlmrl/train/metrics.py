@@ -68,6 +68,15 @@ def contract_row(step: int, logs: dict[str, Any], step_time_s: float | None) -> 
     return row
 
 
+def is_step_log(logs: dict[str, Any] | None) -> bool:
+    """True for TRL's per-optimizer-step log; False for the end-of-training summary and eval logs.
+
+    Rewards appear only on steps that generate (one in `steps_per_generation * num_iterations`);
+    the other optimizer steps still log loss, clip ratios, KL and lr, and get a row of their own.
+    """
+    return bool(logs) and "loss" in logs and not any(k.startswith("eval_") for k in logs)
+
+
 def append_jsonl(path: str | os.PathLike[str], row: dict[str, Any]) -> None:
     """Append one JSON line and flush it to disk; a crash loses at most the line being written."""
     line = json.dumps(row, ensure_ascii=False, default=str) + "\n"
@@ -126,8 +135,7 @@ class MetricsJsonlCallback(TrainerCallback):
         self._last_step_end = now
 
     def on_log(self, args, state, control, logs=None, **kwargs):
-        # The end-of-training summary (train_runtime, ...) and eval logs are not per-step training rows.
-        if not logs or "reward" not in logs or any(k.startswith("eval_") for k in logs):
+        if not is_step_log(logs):
             return
         if not state.is_world_process_zero:
             return

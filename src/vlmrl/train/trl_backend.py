@@ -186,8 +186,11 @@ def build_grpo_config(
     if device == "cpu" and cfg.model.dtype != "float32":
         notes.append(f"model.dtype={cfg.model.dtype} on CPU: training in float32")
 
+    # veRL counts warm-up, checkpoints and total steps in training steps (one generation each); TRL
+    # counts optimizer steps, of which one training step takes mini-batches x ppo_epochs.
+    k = layout.optimizer_steps_per_training_step * algo.ppo_epochs
     if max_steps is None and trainer.total_training_steps is not None:
-        max_steps = trainer.total_training_steps * layout.optimizer_steps_per_training_step
+        max_steps = trainer.total_training_steps * k
     out = Path(output_dir) if output_dir is not None else Path(trainer.resolved_output_dir())
     save = trainer.save_freq > 0
     kwargs: dict[str, Any] = dict(
@@ -197,7 +200,7 @@ def build_grpo_config(
         data_seed=trainer.seed,
         # Optimiser: AdamW with a linear warm-up then constant, as veRL's actor.
         learning_rate=algo.lr,
-        warmup_steps=algo.lr_warmup_steps,
+        warmup_steps=algo.lr_warmup_steps * k,
         lr_scheduler_type="constant_with_warmup",
         weight_decay=algo.weight_decay,
         max_grad_norm=algo.grad_clip,
@@ -230,7 +233,7 @@ def build_grpo_config(
         logging_steps=1,
         report_to=_report_to(cfg),
         save_strategy="steps" if save else "no",
-        save_steps=trainer.save_freq if save else 500,
+        save_steps=trainer.save_freq * k if save else 500,
         save_total_limit=trainer.max_actor_ckpt_to_keep,
         use_cpu=device == "cpu",
         bf16=bf16,
@@ -479,9 +482,11 @@ def _progress_callback(progress: Callable[[int, int, dict[str, Any]], None]):
     """A TRL callback that hands each step's logs to `progress(step, total, logs)`."""
     from transformers import TrainerCallback
 
+    from vlmrl.train.metrics import is_step_log
+
     class ProgressCallback(TrainerCallback):
         def on_log(self, args, state, control, logs=None, **kwargs):
-            if logs and "reward" in logs:
+            if is_step_log(logs):
                 progress(state.global_step, state.max_steps, dict(logs))
 
     return ProgressCallback()
