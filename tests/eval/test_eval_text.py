@@ -167,6 +167,19 @@ def test_hf_backend_benchmark_files_resume_and_more_samples(tiny_vlm_path, tmp_p
     with pytest.raises(UserError, match=r"other settings.*temperature"):
         evaluate(str(tiny_vlm_path), **{**kwargs, "temperature": 0.6})
 
+    # A model retrained or re-exported into the same directory is not taken for the one that made the samples.
+    import os
+    import shutil
+
+    model = tmp_path / "model"
+    shutil.copytree(tiny_vlm_path, model)
+    small = dict(rows_or_parquet=parquet, backend="hf", n=1, max_new_tokens=4, out_dir=tmp_path / "eval2")
+    evaluate(str(model), **small)
+    weights = model / "model.safetensors"
+    os.utime(weights, ns=(weights.stat().st_atime_ns, weights.stat().st_mtime_ns + 1_000_000_000))
+    with pytest.raises(UserError, match=r"other settings.*model_fingerprint"):
+        evaluate(str(model), **small)
+
 
 def _answer_server(answers: dict[str, str]):
     """Answers each question (matched by its first words) with a fixed response."""
@@ -250,6 +263,12 @@ def test_interrupted_run_resumes_with_only_the_missing_samples(chat_server, tmp_
     assert res.benchmarks["toy"].metrics["pass@1"] == pytest.approx(
         50.0
     )  # GOOD says 4: right once, wrong once
+
+    # Same problem id, new question: generated afresh, never an old response graded against a new answer.
+    rows[1] = _row(1, "Compute 2 * 2.", ["4"])
+    again = evaluate(server.url, **kwargs)
+    assert (again.benchmarks["toy"].generated, again.benchmarks["toy"].reused) == (3, 3)
+    assert again.benchmarks["toy"].metrics["pass@1"] == pytest.approx(100.0)
 
 
 @needs_reward

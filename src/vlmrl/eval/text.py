@@ -177,7 +177,24 @@ def _read_journal(path: Path, notes: list[str]) -> dict[str, dict[str, Any]]:
 
 
 def _sample_key(item: EvalItem, sample: int) -> str:
-    return f"{item.problem_id}/{sample}"
+    # The prompt's hash is part of the key: a changed question or image under the same id is a new
+    # problem to generate, never an old response graded against a new ground truth.
+    content = _fingerprint([item.messages, [hashlib.sha256(b).hexdigest() for b in item.images]])
+    return f"{item.problem_id}/{content[:8]}/{sample}"
+
+
+def _model_fingerprint(model: str) -> str | None:
+    """Identity of a local model directory's weights, so a re-export or retrained model at the same
+    path is not mistaken for the one that produced the saved samples (None for URLs and hub ids)."""
+    path = Path(model)
+    if not path.is_dir():
+        return None
+    files = sorted(
+        f
+        for f in path.iterdir()
+        if f.is_file() and (f.suffix in (".safetensors", ".bin") or f.name == "config.json")
+    )
+    return _fingerprint([(f.name, f.stat().st_size, f.stat().st_mtime_ns) for f in files])
 
 
 def _fingerprint(obj: Any) -> str:
@@ -194,7 +211,7 @@ def _check_settings(out_dir: Path, settings: dict[str, Any], overwrite: bool, na
             old = {}
         diffs = [
             f"{k}: {old.get(k)!r} -> {settings[k]!r}"
-            for k in ("model", "backend", "sampling", "instruction_sha")
+            for k in ("model", "model_fingerprint", "backend", "sampling", "instruction_sha")
             if old.get(k) != settings[k]
         ]
         if diffs and not overwrite:
@@ -330,6 +347,7 @@ def evaluate(
     reward_kwargs = dict(reward_kwargs or {})
     settings = {
         "model": model,
+        "model_fingerprint": _model_fingerprint(model),
         "backend": backend_kind,
         "sampling": params.as_dict(),
         "instruction_sha": _fingerprint(instruction),
