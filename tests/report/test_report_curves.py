@@ -164,3 +164,21 @@ def test_cli_curves_with_names(tmp_path):
     data = json.loads((tmp_path / "out" / "curves.json").read_text())
     assert [s["label"] for s in data["figures"]["reward"]["series"]] == ["baseline", "a"]
     assert (tmp_path / "out" / "reward.png").is_file()
+
+
+def test_curves_from_verl_file_logger(tmp_path, monkeypatch):
+    """veRL's own file logger (our `jsonl` logger on veRL) writes {"step", "data": {...}} lines."""
+    from verl.utils.tracking import FileLogger
+
+    path = tmp_path / "verl_metrics.jsonl"
+    monkeypatch.setenv("VERL_FILE_LOGGER_PATH", str(path))
+    logger = FileLogger("proj", "exp")
+    for step in range(1, 4):
+        logger.log({"critic/score/mean": 0.1 * step, "response_length/mean": 100.0 + step}, step=step)
+    logger.finish()
+    data = plot_curves([path], tmp_path / "curves", quantities=("reward", "response_length"))
+    assert len(data) == 2
+    figures = json.loads((tmp_path / "curves" / "curves.json").read_text())["figures"]
+    reward = figures["reward"]["series"][0]
+    assert reward["steps"] == [1, 2, 3] and reward["values"] == pytest.approx([0.1, 0.2, 0.3])
+    assert figures["response_length"]["series"][0]["values"] == pytest.approx([101.0, 102.0, 103.0])

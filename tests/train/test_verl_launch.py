@@ -163,3 +163,13 @@ def test_error_messages_with_brackets_print_verbatim(tmp_path):
     assert proc.returncode == 2, proc.stderr
     assert "+trainer.bogus=[/data/x.parquet]" in proc.stderr
     assert "Traceback" not in proc.stderr and "MarkupError" not in proc.stderr
+
+
+def test_file_logger_writes_under_the_output_dir(monkeypatch, tmp_path):
+    cfg = load_config(PRESETS_DIR / "single_gpu_3b.yaml", [f"trainer.output_dir={tmp_path / 'run'}"])
+    assert "jsonl" in cfg.trainer.logger
+    expected = str(tmp_path / "run" / "verl_metrics.jsonl")
+    assert plan(cfg, validate=False).env == {"VERL_FILE_LOGGER_PATH": expected}
+    assert runtime_env_for(cfg, None)["env_vars"]["VERL_FILE_LOGGER_PATH"] == expected
+    no_file = load_config(PRESETS_DIR / "text.yaml")
+    assert "jsonl" not in no_file.trainer.logger and plan(no_file, validate=False).env == {}

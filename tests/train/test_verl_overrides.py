@@ -162,3 +162,18 @@ def test_engines_verl_cannot_run_are_refused():
         build_overrides(load_config(PRESETS_DIR / "text.yaml", ["model.freeze_vision_tower=true"]))
     with pytest.raises(ConfigError, match="dapo"):
         build_overrides(load_config(PRESETS_DIR / "text.yaml", ["reward.manager=naive"]))
+
+
+def test_resume_path_must_name_a_global_step_folder(tmp_path):
+    base = ["trainer.resume_mode=resume_path"]
+    with pytest.raises(ConfigError, match="needs trainer.resume_from_path"):
+        build_overrides(load_config(PRESETS_DIR / "text.yaml", base))
+    with pytest.raises(ConfigError, match="global_step_N"):
+        build_overrides(
+            load_config(PRESETS_DIR / "text.yaml", [*base, f"trainer.resume_from_path={tmp_path}"])
+        )
+    ok = load_config(
+        PRESETS_DIR / "text.yaml", [*base, f"trainer.resume_from_path={tmp_path}/global_step_40"]
+    )
+    rendered = [o.render() for o in build_overrides(ok)]
+    assert f"trainer.resume_from_path={tmp_path}/global_step_40" in rendered

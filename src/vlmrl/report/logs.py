@@ -93,7 +93,8 @@ def _number(value: object) -> float | None:
 
 
 def read_metrics_jsonl(path: Path, name: str | None = None) -> RunLog:
-    """Our `metrics.jsonl`: one JSON object per optimizer step with `step` and metric keys."""
+    """Our `metrics.jsonl` (one JSON object per optimizer step with `step` and metric keys), or veRL's
+    file logger output (`{"step": N, "data": {metric: value}}`, our `jsonl` logger on veRL)."""
     by_step: dict[str, dict[int, float]] = {}
     notes: list[str] = []
     repeated = 0
@@ -101,6 +102,8 @@ def read_metrics_jsonl(path: Path, name: str | None = None) -> RunLog:
     for lineno, obj in iter_jsonl(path, torn_tail_notes=notes):
         if "step" not in obj:
             raise UserError(f"{path}:{lineno}: each line must be a JSON object with a `step` key")
+        if isinstance(obj.get("data"), dict):
+            obj = {"step": obj["step"], **obj["data"]}
         try:
             step = int(obj["step"])
         except (TypeError, ValueError) as exc:

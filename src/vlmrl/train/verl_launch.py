@@ -45,6 +45,8 @@ class LaunchPlan:
     runtime_env: dict[str, Any] | None = None
     runtime_env_path: str | None = None
     verl_config: Any = field(default=None, repr=False)
+    #: Extra environment for the local command (cluster mode carries it in `runtime_env`).
+    env: dict[str, str] = field(default_factory=dict)
 
     def shell(self) -> str:
         """The command as one copy-pasteable shell line (for display only; we never run it via a shell)."""
@@ -58,6 +60,21 @@ class LaunchPlan:
         return " \\\n".join(lines)
 
 
+def logger_env(cfg: ExperimentConfig) -> dict[str, str]:
+    """Where veRL's file logger (our `jsonl` logger) writes: under the run's output directory.
+
+    Left to itself it writes ./<project>/<experiment>.jsonl relative to wherever the job runs,
+    and truncates that file when a resumed run starts.
+    """
+    if "jsonl" not in cfg.trainer.logger:
+        return {}
+    return {
+        "VERL_FILE_LOGGER_PATH": os.path.abspath(
+            os.path.join(cfg.trainer.resolved_output_dir(), "verl_metrics.jsonl")
+        )
+    }
+
+
 def resolve_ray_address(cfg: ExperimentConfig) -> str | None:
     """Cluster address: `trainer.ray_address`, else $RAY_ADDRESS, else None (local mode)."""
     return cfg.trainer.ray_address or os.environ.get("RAY_ADDRESS") or None
@@ -65,7 +82,7 @@ def resolve_ray_address(cfg: ExperimentConfig) -> str | None:
 
 def runtime_env_for(cfg: ExperimentConfig, user_file: str | None = None) -> dict[str, Any]:
     """The Ray runtime env for `ray job submit`: our defaults, passthrough variables, then the user's file."""
-    env_vars = dict(RUNTIME_ENV_VARS)
+    env_vars = {**RUNTIME_ENV_VARS, **logger_env(cfg)}
     for name in PASSTHROUGH_ENV:
         if os.environ.get(name):
             env_vars[name] = os.environ[name]
@@ -109,7 +126,9 @@ def plan(
     address = ray_address or resolve_ray_address(cfg)
     if address is None:
         argv = [python or sys.executable, "-m", ENTRY_MODULE, *hydra_args]
-        return LaunchPlan("local", argv, hydra_args, overrides, reward_path, verl_config=verl_config)
+        return LaunchPlan(
+            "local", argv, hydra_args, overrides, reward_path, verl_config=verl_config, env=logger_env(cfg)
+        )
     runtime_env = runtime_env_for(cfg, runtime_env_file)
     env_path = os.path.join(cfg.trainer.resolved_output_dir(), "ray_runtime_env.yaml")
     argv = [
@@ -151,7 +170,7 @@ def run(launch: LaunchPlan) -> int:
         if sibling.is_file():
             argv[0] = str(sibling)
     try:
-        return subprocess.run(argv, check=False).returncode
+        return subprocess.run(argv, check=False, env={**os.environ, **launch.env}).returncode
     except FileNotFoundError as exc:
         from vlmrl.errors import UserError
 

@@ -10,6 +10,7 @@ import importlib.util
 import os
 import re
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from vlmrl.train.config import ConfigError, ExperimentConfig
@@ -295,6 +296,12 @@ def build_overrides(cfg: ExperimentConfig, reward_path: str | None = None) -> li
     if t.resume_mode == "resume_path":
         if not t.resume_from_path:
             raise ConfigError("trainer.resume_mode=resume_path needs trainer.resume_from_path")
+        if "global_step_" not in Path(t.resume_from_path).name:
+            # veRL's trainer asserts this only after Ray and the rollout engine have started.
+            raise ConfigError(
+                f"trainer.resume_from_path={t.resume_from_path!r} must be a checkpoint folder named "
+                "global_step_N (e.g. <output_dir>/checkpoints/global_step_40), not the run's root"
+            )
         put("trainer.resume_from_path", t.resume_from_path)
     put("trainer.max_actor_ckpt_to_keep", t.max_actor_ckpt_to_keep)
     put("trainer.device", "cuda")
