@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 import json
 import re
 
@@ -17,11 +15,6 @@ from vlmrl.cli import app
 from vlmrl.errors import UserError
 from vlmrl.eval.results import read_result
 from vlmrl.eval.text import evaluate, rows_to_items
-
-REWARD_READY = hasattr(importlib.import_module("vlmrl.reward"), "compute_score")
-needs_reward = pytest.mark.skipif(not REWARD_READY, reason="vlmrl.reward (reward stage) is not merged yet")
-DATA_READY = importlib.util.find_spec("vlmrl.data.sources") is not None
-needs_data = pytest.mark.skipif(not DATA_READY, reason="vlmrl.data.sources (data stage) is not merged yet")
 
 INSTRUCTION = "Respond as <think>\n...\n</think>\n<answer>\n...\n</answer>"
 
@@ -100,8 +93,6 @@ def write_benchmark_files(root):
     return {"aime24": str(aime), "gpqa_diamond": str(gpqa)}
 
 
-@needs_reward
-@needs_data
 @pytest.mark.slow
 def test_hf_backend_benchmark_files_resume_and_more_samples(tiny_vlm_path, tmp_path):
     rows = [  # a `native` mixed file: text rows carry `images: []`
@@ -199,7 +190,6 @@ WRONG = "<think>\nguess\n</think>\n<answer>\n7\n</answer>"
 UNFORMATTED = "The answer is 9."
 
 
-@needs_reward
 def test_openai_backend_grades_with_the_training_reward(chat_server, tmp_path):
     server = chat_server(
         _answer_server({"What is 2 + 2?": GOOD, "Compute 3 * 3.": UNFORMATTED, "Name 5 + 2.": WRONG})
@@ -232,7 +222,6 @@ def test_openai_backend_grades_with_the_training_reward(chat_server, tmp_path):
     assert all(b["temperature"] == 0.6 and b["top_k"] == -1 and b["top_p"] == 1.0 for b in server.bodies)
 
 
-@needs_reward
 def test_interrupted_run_resumes_with_only_the_missing_samples(chat_server, tmp_path):
     down = {"on": True}
 
@@ -271,8 +260,6 @@ def test_interrupted_run_resumes_with_only_the_missing_samples(chat_server, tmp_
     assert again.benchmarks["toy"].metrics["pass@1"] == pytest.approx(100.0)
 
 
-@needs_reward
-@needs_data
 def test_registry_benchmarks_grade_gpqa_letters_through_the_shuffle(chat_server, tmp_path):
     def respond(body):
         text = last_user_text(body)
@@ -308,13 +295,11 @@ def test_rows_are_checked_with_row_and_key_named():
         evaluate("m", ["aime25"], out_dir="/nonexistent")
 
 
-@needs_data
 def test_missing_benchmark_file_names_the_benchmark_and_path(tmp_path):
     with pytest.raises(UserError, match=r"benchmark aime24: .*nope\.jsonl"):
         evaluate("m", ["aime24"], data_paths={"aime24": str(tmp_path / "nope.jsonl")}, out_dir=tmp_path / "o")
 
 
-@needs_reward
 def test_cli_eval_text_against_a_server(chat_server, tmp_path):
     server = chat_server(_answer_server({"What is 2 + 2?": GOOD}))
     parquet = _write_parquet(tmp_path / "toy.parquet", [_row(0, "What is 2 + 2?", ["4"])])
