@@ -326,3 +326,102 @@ def test_overrunning_check_is_killed_and_the_pool_recovers():
         assert pool.kills == kills + 1
     # A fresh worker answers the next check.
     assert rule_check("\\sqrt{8}", ["2\\sqrt{2}"], timeout_s=30).outcome is Outcome.CORRECT
+
+
+# --- reviewed false positives / negatives ---------------------------------------------------------
+
+CHOICE = {"answer_type": "choice", "choices": ["A", "B", "C", "D"], "question": "Pick."}
+
+
+@pytest.mark.parametrize(
+    ("answer", "gold", "info"),
+    [
+        # (1) a single box must not hide a hedge outside it
+        ("\\boxed{5} or 6", "5", None),
+        ("\\boxed{5}, but it could also be 6", "5", None),
+        ("\\boxed{A} or B", "A", CHOICE),
+        # (2) several options named at once
+        ("(A) or (B)", "A", CHOICE),
+        ("A. 17 or B. 18", "A", CHOICE),
+        ("Option A or option B", "A", CHOICE),
+        ("A) 3, B) 4", "A", CHOICE),
+        ("A: 3; B: 4; C: 5; D: 6", "A", CHOICE),
+        ("(A) or (B)", "A", None),
+        # (3) trailing words that change the meaning
+        ("5 or more", "5", None),
+        ("5 or fewer", "5", None),
+        ("5 is wrong", "5", None),
+        ("5 is not the answer", "5", None),
+        # (4) swapped assignments
+        ("x=6, y=5", "x=5, y=6", None),
+        ("z=5, y=6", "x=5, y=6", None),
+        # (5) single-letter variables are not units
+        ("3", "3m", None),
+        ("n + s", "n + m", None),
+        ("2h", "2", None),
+        # (6) a decimal ground truth is not any fraction that rounds to it
+        ("27/50", "0.5", None),
+        ("\\frac{349}{100}", "3.5", None),
+    ],
+)
+def test_reviewed_false_positives_score_wrong(answer, gold, info):
+    result = compute_score("s", wrap(answer), gold, info, rule_timeout_s=30)
+    assert result["acc"] == 0, (answer, gold, result)
+
+
+@pytest.mark.parametrize(
+    ("answer", "gold", "info"),
+    [
+        ("The answer is \\boxed{5}.", "5", None),
+        ("$\\boxed{5}$", "5", None),
+        ("x = \\boxed{5}", "5", None),
+        ("\\boxed{5} cm", "5", None),
+        ("The answer is \\boxed{B}.", "B", CHOICE),
+        # (7) option named in a sentence
+        ("The correct option is B", "B", CHOICE),
+        ("The best choice is B", "B", CHOICE),
+        ("B is correct", "B", CHOICE),
+        ("B is the answer", "B", CHOICE),
+        ("The correct option is B", "B", None),
+        ("(B) 42", "B", CHOICE),
+        ("A, C", "A, C", None),
+        # numbers with words and units that are still plain answers
+        ("5 apples", "5", None),
+        ("12 square feet", "12", None),
+        ("5 \\text{ m}", "5", None),
+        ("5 m", "5", None),
+        ("x = 5 s", "5", None),
+        ("3m", "3m", None),
+        ("2 km", "2 km", None),
+        # assignments
+        ("x=5, y=6", "x=5, y=6", None),
+        ("y=6, x=5", "x=5, y=6", None),
+        ("x = 1/2, y = 3", "x=0.5, y=3", None),
+        ("x = 2 or x = -2", "2, -2", None),
+        # exact fractions of a decimal
+        ("1/2", "0.5", None),
+        ("\\frac{7}{2}", "3.5", None),
+        ("\\frac{1}{3}", "0.33", None),
+    ],
+)
+def test_reviewed_forms_still_score_correct(answer, gold, info):
+    result = compute_score("s", wrap(answer), gold, info, rule_timeout_s=30)
+    assert result["acc"] == 1, (answer, gold, result)
+
+
+@pytest.mark.parametrize(
+    ("answer", "letters"),
+    [
+        ("(A) or (B)", ["A", "B"]),
+        ("A. 17 or B. 18", ["A", "B"]),
+        ("Option A or option B", ["A", "B"]),
+        ("A) 3, B) 4", ["A", "B"]),
+        ("A: 3; B: 4; C: 5; D: 6", ["A", "B", "C", "D"]),
+        ("The correct option is B", ["B"]),
+        ("The best choice is B", ["B"]),
+        ("B is correct", ["B"]),
+        ("B is wrong", []),
+    ],
+)
+def test_extract_letters_sees_every_option(answer, letters):
+    assert extract_letters(answer) == letters

@@ -32,9 +32,15 @@ def _parse(text, parse, configs, timeout_s):
 
 def main() -> None:
     _limit_memory()
+    from latex2sympy2_extended.math_normalization import NormalizationConfig
     from math_verify import ExprExtractionConfig, LatexExtractionConfig, parse, verify
 
-    configs = [LatexExtractionConfig(), ExprExtractionConfig()]
+    # No unit removal here: math-verify's drops single letters ("3m" -> 3, "n + m" -> "n +");
+    # vlmrl's own clean-up strips units, and only from a prediction whose ground truth is a number.
+    normalization = NormalizationConfig(
+        basic_latex=True, units=False, malformed_operators=True, nits=True, boxed="all", equations=False
+    )
+    configs = [LatexExtractionConfig(normalization_config=normalization), ExprExtractionConfig()]
     out = sys.stdout
     out.write("ready\n")
     out.flush()

@@ -94,6 +94,10 @@ def boxed_spans(s: str) -> list[tuple[int, int, str]]:
         pos = close + 1
 
 
+# Text beside a single box that names another answer: a digit, an option letter or an or-word.
+_OUTSIDE_HEDGE_RE = re.compile(r"\d|(?<![A-Za-z\\])[A-H](?![A-Za-z])|(?i:\b(?:or|either)\b)|或")
+
+
 def extract_answer(answer_block: str) -> str:
     """The answer inside an `<answer>` block: a `\\boxed{}` when present, else the whole block.
 
@@ -104,7 +108,13 @@ def extract_answer(answer_block: str) -> str:
     if not spans:
         return answer_block.strip()
     if len(spans) == 1:
-        return spans[0][2].strip()
+        start, end, content = spans[0]
+        outside = answer_block[:start] + " " + answer_block[end:]
+        outside = _LEAD_RE.sub("", _DELIM_RE.sub(" ", outside).strip())
+        if _OUTSIDE_HEDGE_RE.search(outside):
+            # "\\boxed{5} or 6": the text around the box names another answer; keep it visible.
+            return (answer_block[:start] + content + answer_block[end:]).strip()
+        return content.strip()
     first, last = spans[0][0], spans[-1][1]
     inner = answer_block[first:last]
     for start, end, content in reversed(spans):
@@ -168,14 +178,40 @@ _LEAD_RE = re.compile(
 _DEGREE_RE = re.compile(r"\^\s*\{?\s*\\circ\s*\}?|\\circ|\\degree|\s*degrees?\b", re.IGNORECASE)
 _PERCENT_RE = re.compile(r"\\?%")
 _THOUSANDS_RE = re.compile(r"(?<![\d.])(\d{1,3})((?:(?:,|\{,\}|\\,)\d{3})+)(?![\d])")
+# Single letters (m, s, g, l, h) are units only inside \text{...} or after a number and a space
+# ("5 m"); glued or after a letter they are variables ("2h", "n + m").
+_UNIT_LETTERS = "m|g|l|s|h"
 _UNIT_WORDS = (
-    "square units|sq units|cubic units|units?|cm|mm|km|m|kg|mg|g|ml|l|s|sec|seconds?|minutes?|mins?|hours?|"
-    "hrs?|h|days?|weeks?|years?|meters?|metres?|centimeters?|inches|inch|feet|foot|ft|yards?|miles?|mph|"
+    "square units|sq units|cubic units|units?|cm|mm|km|kg|mg|ml|sec|seconds?|minutes?|mins?|hours?|"
+    "hrs?|days?|weeks?|years?|meters?|metres?|centimeters?|inches|inch|feet|foot|ft|yards?|miles?|mph|"
     "km/h|m/s|dollars?|cents?|yuan|degrees?|radians?|rad|people|students|cups?|pounds?|lbs?|ounces?|oz|"
     "元|厘米|毫米|千米|米|度|个|人|克|千克|秒|分钟|小时|天|平方厘米|平方米|立方厘米"
 )
-_UNIT_RE = re.compile(r"(?<=[\d}).\s])\s*(?:\\,)?\s*(?:" + _UNIT_WORDS + r")\s*(?:\^\s*\{?[23]\}?)?\s*\.?$")
-_NUMBER_WORDS_RE = re.compile(r"([+-]?\d[\d.,]*)\s+[A-Za-z]{2,}(?:\s+[A-Za-z]{2,})?")
+_UNIT_RE = re.compile(
+    r"(?<=[\d}).\s])\s*(?:\\,)?\s*(?:" + _UNIT_WORDS + r")\s*(?:\^\s*\{?[23]\}?)?\s*\.?$"
+    r"|(?<=\d)(?:\s|\\,)+(?:" + _UNIT_LETTERS + r")\s*(?:\^\s*\{?[23]\}?)?\s*\.?$"  # "5 m", never "5m"
+)
+_TEXT_UNIT_RE = re.compile(
+    r"(?<=[\d}).\s])\s*(?:\\,)?\s*\\(?:text|mathrm|mbox|textrm|rm)\s*\{\s*(?:\\,|\s)*(?:"
+    + _UNIT_WORDS
+    + "|"
+    + _UNIT_LETTERS
+    + r")\s*\}\s*(?:\^\s*\{?[23]\}?)?\s*\.?\s*$"
+)
+# A letter that is not part of a LaTeX command: stripping a "unit" must leave no variable behind.
+_BARE_LETTER_RE = re.compile(r"(?<![\\A-Za-z])[A-Za-z]")
+# Words that change what the number means ("5 or more", "5 is wrong"): never dropped as a unit.
+_MEANING_WORDS = (
+    "or|and|nor|to|is|are|was|be|not|no|isn|more|less|fewer|least|most|than|over|under|above|below|"
+    "wrong|incorrect|correct|false|true|either|neither|but|if|only|maybe|perhaps|possibly|about|"
+    "approximately|approx|around|roughly|exactly|plus|minus|times|per|greater|smaller|larger|higher|lower|"
+    "up|at|otherwise|else|except|excluding|including|max|min|maximum|minimum"
+)
+_NUMBER_WORDS_RE = re.compile(
+    r"([+-]?\d[\d.,]*)\s+(?!(?:" + _MEANING_WORDS + r")\b)[A-Za-z]{2,}"
+    r"(?:\s+(?!(?:" + _MEANING_WORDS + r")\b)[A-Za-z]{2,})?",
+    re.IGNORECASE,
+)
 _VAR_ASSIGN_RE = re.compile(r"^[A-Za-z](?:_\{?\w{1,3}\}?)?\s*=\s*(?=\S)")
 _FRAC_SHORT_RE = re.compile(r"\\[dt]?frac\s*(\d)\s*(\d)")
 _DFRAC_RE = re.compile(r"\\[dt]frac")
@@ -204,10 +240,18 @@ def _replace_sqrt(m: re.Match[str]) -> str:
     return r"\sqrt{" + arg + "}"
 
 
-def clean_answer(text: str) -> str:
+def _strip_unit(regex: re.Pattern[str], s: str) -> str:
+    """`s` without a trailing unit, unless that would leave an expression with letters behind."""
+    stripped = regex.sub("", s).strip()
+    value = _VAR_ASSIGN_RE.sub("", stripped)  # "x = 5 s": the name x is not part of the value
+    return stripped if stripped != s and value and not _BARE_LETTER_RE.search(value) else s
+
+
+def clean_answer(text: str, strip_units: bool = True) -> str:
     """Light clean-up that keeps LaTeX meaning: unicode math, delimiters, wrappers, units, separators.
 
-    The result is what math-verify sees (wrapped in `\\boxed{}`), so spacing is kept.
+    The result is what math-verify sees (wrapped in `\\boxed{}`), so spacing is kept. Callers pass
+    `strip_units=False` for ground truths, and for a prediction whose ground truth is not a number.
     """
     if len(text) > 4 * MAX_ANSWER_CHARS:
         return text.strip()  # never compared (too long to be an answer); keep the cost linear and small
@@ -216,6 +260,8 @@ def clean_answer(text: str) -> str:
     s = _SQRT_RE.sub(_replace_sqrt, s)
     s = unicodedata.normalize("NFKC", s)
     s = _DELIM_RE.sub(" ", s)
+    if strip_units:
+        s = _strip_unit(_TEXT_UNIT_RE, s.strip())
     s = _unwrap_commands(s)
     s = _SPACING_RE.sub(" ", s)
     s = _SPACE_RE.sub(" ", s).strip()
@@ -225,10 +271,11 @@ def clean_answer(text: str) -> str:
         s = s.rstrip(" .。")
         s = _CURRENCY_RE.sub("", s)
         s = _DEGREE_RE.sub("", s).strip()
-        s = _UNIT_RE.sub("", s).strip()
+        if strip_units:
+            s = _strip_unit(_UNIT_RE, s)
         if s == before:
             break
-    m = _NUMBER_WORDS_RE.fullmatch(s)
+    m = _NUMBER_WORDS_RE.fullmatch(s) if strip_units else None
     if m:  # "5 apples", "12 square feet": a number with a unit we do not list
         s = m.group(1)
     s = _THOUSANDS_RE.sub(lambda m: m.group(1) + re.sub(r"\{,\}|\\,|,", "", m.group(2)), s)
@@ -237,10 +284,12 @@ def clean_answer(text: str) -> str:
     return s
 
 
-def comparison_key(text: str) -> str:
-    """Canonical string for exact comparison: cleaned, no variable assignment, no spacing noise."""
-    s = clean_answer(text)
-    s = _VAR_ASSIGN_RE.sub("", s)
+def comparison_key(text: str, strip_units: bool = True, keep_assign: bool = False) -> str:
+    """Canonical string for exact comparison: cleaned, no spacing noise, and no variable assignment
+    when the answer is a single part ("x = 5" -> "5"; "x=5, y=6" keeps its names)."""
+    s = clean_answer(text, strip_units)
+    if not keep_assign and len(split_top_level(s)) == 1:
+        s = _VAR_ASSIGN_RE.sub("", s)
     s = _PERCENT_RE.sub("", s)
     s = _SPACE_DROP_RE.sub("", _SPACE_RE.sub(" ", s))
     s = s.replace("{", "").replace("}", "") if len(s) <= 2 else s
@@ -292,9 +341,18 @@ def parse_number(key: str) -> Number | None:
 def numbers_equal(gold: Number, pred: Number) -> bool:
     if gold.value == pred.value:
         return True
-    # A ground truth written as a rounded decimal accepts the exact value rounded the same way.
+    # A ground truth written as a rounded decimal ("0.33") accepts the exact value it rounds ("1/3"),
+    # but not any fraction that rounds the same way ("27/50" is not "0.5"): the fraction must not
+    # terminate (else it would be written exactly) and its denominator q must satisfy q*q < 10**d,
+    # which leaves at most one such fraction in the rounding interval.
     if gold.plain and gold.decimals >= 1 and not pred.plain:
-        return round(pred.value, gold.decimals) == gold.value
+        q = pred.value.denominator
+        while q % 2 == 0:
+            q //= 2
+        while q % 5 == 0:
+            q //= 5
+        den = pred.value.denominator
+        return q > 1 and den * den < 10**gold.decimals and round(pred.value, gold.decimals) == gold.value
     return False
 
 
@@ -328,13 +386,28 @@ def hedge_parts(cleaned: str) -> list[str]:
 
 _LETTER_ONLY_RE = re.compile(r"^\(?\s*([A-Za-z])\s*\)?\s*[.:)]?$")
 _LETTER_LEAD_RE = re.compile(r"^\(?([A-Z])(?:\)|\.|:|\s*[)．、])\s*\S")
+# Keywords in any case, but the option itself must be a capital: "option is B", never the "i" of "is".
 _LETTER_PHRASE_RE = re.compile(
-    r"(?:option|choice|answer(?:\s+is)?|选项?)\s*[:：]?\s*\(?([A-Z])\)?(?![A-Za-z])", re.IGNORECASE
+    r"(?i:option|choice|answer|选项?)(?:\s+(?i:is))?\s*[:：]?\s*\(?([A-Z])\)?(?![A-Za-z])"
+)
+_LETTER_IS_RE = re.compile(
+    r"^\(?([A-Z])\)?\s+(?i:is\s+(?:correct|right|the\s+(?:(?:correct|right|best)\s+)?(?:answer|option|choice)))"
+    r"\b[\s.!]*$"
+)
+# Every other way an answer names an option: "(B)", "B.", "B)", "B:", "option B", "or B".
+_LETTER_MENTION_RE = re.compile(
+    r"\(\s*([A-Z])\s*\)"
+    r"|(?<![A-Za-z\\])([A-Z])\s*[.:)．、](?!\d)"
+    r"|(?i:option|choice|选项?)\s*[:：]?\s*\(?([A-Z])\)?(?![A-Za-z])"
+    r"|(?i:\b(?:or|either|and)\s+)\(?([A-Z])\)?(?![A-Za-z])"
 )
 
 
 def extract_letters(answer: str) -> list[str]:
-    """Option letters named by an answer: "C", "(B)", "A. 42", "option D", "A or B" -> ["A", "B"]."""
+    """Option letters named by an answer: "C", "(B)", "A. 42", "option D", "A or B" -> ["A", "B"].
+
+    Every option the answer mentions counts: "A. 17 or B. 18" names two (a hedge), not just A.
+    """
     if len(answer) > MAX_ANSWER_CHARS:
         return []
     s = clean_answer(answer)
@@ -343,12 +416,14 @@ def extract_letters(answer: str) -> list[str]:
     m = _LETTER_ONLY_RE.match(s)
     if m:
         return [m.group(1).upper()]
-    m = _LETTER_LEAD_RE.match(s)
+    m = _LETTER_LEAD_RE.match(s) or _LETTER_IS_RE.match(s) or _LETTER_PHRASE_RE.search(s)
     if m:
-        return [m.group(1)]
-    m = _LETTER_PHRASE_RE.search(s)
-    if m:
-        return [m.group(1).upper()]
+        letters = [m.group(1)]
+        for mention in _LETTER_MENTION_RE.finditer(s):
+            letter = next(g for g in mention.groups() if g)
+            if letter not in letters:
+                letters.append(letter)
+        return letters
     parts = split_top_level(_OR_WORDS_RE.sub(",", s).replace(" and ", ","))
     letters = []
     for p in parts:

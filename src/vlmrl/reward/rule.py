@@ -251,14 +251,31 @@ def _choice_check(pred: str, golds: Sequence[str], choices: Sequence[str]) -> Ru
     return RuleResult(Outcome.WRONG, "choice" if len(letters) == 1 else "hedge")
 
 
-def _parts(text: str) -> list[str]:
-    cleaned = ans.clean_answer(text)
+def units_allowed(golds: Sequence[str]) -> bool:
+    """Units are stripped from a prediction only when a ground truth is a plain number; never from
+    ground truths themselves ("3m" stays "3m", "n + m" stays "n + m")."""
+    return any(ans.parse_number(ans.comparison_key(g, strip_units=False)) is not None for g in golds)
+
+
+def _parts(text: str, strip_units: bool) -> list[str]:
+    """Comparison keys of the parts of a multi-part answer; a part keeps its "x=" name."""
+    cleaned = ans.clean_answer(text, strip_units)
     hedged = ans.hedge_parts(cleaned)
     pieces = hedged or ans.split_top_level(cleaned)
-    return [ans.comparison_key(p) for p in pieces]
+    return [ans.comparison_key(p, strip_units, keep_assign=len(pieces) > 1) for p in pieces]
+
+
+def _split_name(key: str) -> tuple[str, str]:
+    m = ans._VAR_ASSIGN_RE.match(key)
+    return (key[: m.end()].replace(" ", ""), key[m.end() :]) if m else ("", key)
 
 
 def _key_equal(a: str, b: str) -> bool:
+    if a == b:
+        return True
+    (name_a, a), (name_b, b) = _split_name(a), _split_name(b)
+    if name_a != name_b:
+        return False
     if a == b:
         return True
     na, nb = ans.parse_number(a), ans.parse_number(b)
@@ -266,8 +283,12 @@ def _key_equal(a: str, b: str) -> bool:
 
 
 def _multiset_equal(pred_parts: list[str], gold_parts: list[str]) -> bool:
+    """Same parts in any order. Names must match ("x=5, y=6" is not "x=6, y=5"); a ground truth
+    without names accepts one variable's values ("x = 2 or x = -2" for "2, -2")."""
     if len(pred_parts) != len(gold_parts):
         return False
+    if not any(_split_name(g)[0] for g in gold_parts) and len({_split_name(p)[0] for p in pred_parts}) == 1:
+        pred_parts = [_split_name(p)[1] for p in pred_parts]
     left = list(gold_parts)
     for p in pred_parts:
         for i, g in enumerate(left):
@@ -296,15 +317,16 @@ def fast_check(
             # The answer names no option letter (maybe the option's text): only a verifier can tell.
             return RuleResult(Outcome.UNDECIDED, "choice_no_letter")
 
-    pkey = ans.comparison_key(pred)
+    units = units_allowed(golds)
+    pkey = ans.comparison_key(pred, units)
     if not pkey:
         return RuleResult(Outcome.WRONG, "empty")
-    gkeys = [ans.comparison_key(g) for g in golds]
+    gkeys = [ans.comparison_key(g, strip_units=False) for g in golds]
     if pkey in gkeys:
         return RuleResult(Outcome.CORRECT, "exact")
 
-    pred_parts = _parts(pred)
-    gold_parts = [_parts(g) for g in golds]
+    pred_parts = _parts(pred, units)
+    gold_parts = [_parts(g, False) for g in golds]
     if len(pred_parts) > 1:
         if any(_multiset_equal(pred_parts, gp) for gp in gold_parts if len(gp) > 1):
             return RuleResult(Outcome.CORRECT, "set")
@@ -328,6 +350,13 @@ def fast_check(
     return None
 
 
+def _cleaned(pred: str, golds: Sequence[str]) -> tuple[str, list[str]]:
+    """What math-verify compares: units stripped from the prediction only, and only for numbers."""
+    return ans.clean_answer(pred, units_allowed(golds)), [
+        ans.clean_answer(g, strip_units=False) for g in golds
+    ]
+
+
 def quick_check(
     pred: str, golds: Sequence[str], answer_type: str | None = None, choices: Sequence[str] = ()
 ) -> RuleResult | None:
@@ -336,9 +365,10 @@ def quick_check(
         decided = fast_check(pred, golds, answer_type, choices)
         if decided is not None:
             return decided
-        if ans.is_wordy(ans.clean_answer(pred)) or any(ans.is_wordy(ans.clean_answer(g)) for g in golds):
+        cleaned_pred, cleaned_golds = _cleaned(pred, golds)
+        if ans.is_wordy(cleaned_pred) or any(ans.is_wordy(g) for g in cleaned_golds):
             return RuleResult(Outcome.UNDECIDED, "text")
-        return _cache.get((ans.clean_answer(pred), *(ans.clean_answer(g) for g in golds)))
+        return _cache.get((cleaned_pred, *cleaned_golds))
     except Exception:  # a bug in a normaliser must not cost a training step
         return None
 
@@ -346,8 +376,7 @@ def quick_check(
 def math_verify_check(pred: str, golds: Sequence[str], timeout_s: float = 5.0) -> RuleResult:
     """math-verify in a killable worker; returns within about 2x `timeout_s`, never raises."""
     try:
-        cleaned_pred = ans.clean_answer(pred)
-        cleaned_golds = [ans.clean_answer(g) for g in golds]
+        cleaned_pred, cleaned_golds = _cleaned(pred, golds)
         status = get_pool().check(cleaned_golds, cleaned_pred, timeout_s=timeout_s)
     except Exception:
         return RuleResult(Outcome.UNDECIDED, "error")
