@@ -425,3 +425,60 @@ def test_reviewed_forms_still_score_correct(answer, gold, info):
 )
 def test_extract_letters_sees_every_option(answer, letters):
     assert extract_letters(answer) == letters
+
+
+_FAKE_WORKER = """
+import json, sys, time
+time.sleep({start_s})
+print("ready", flush=True)
+for line in sys.stdin:
+    time.sleep({check_s})
+    print(json.dumps({{"status": "equal"}}), flush=True)
+"""
+
+
+def _fake_pool(monkeypatch, tmp_path, start_s: float, check_s: float):
+    from vlmrl.reward import rule
+
+    script = tmp_path / "fake_worker.py"
+    script.write_text(_FAKE_WORKER.format(start_s=start_s, check_s=check_s))
+    monkeypatch.setattr(rule, "_WORKER_SCRIPT", str(script))
+    return rule.MathVerifyPool(1)
+
+
+def test_cold_worker_start_does_not_count_against_the_check(monkeypatch, tmp_path):
+    pool = _fake_pool(monkeypatch, tmp_path, start_s=1.5, check_s=0)
+    try:
+        # The worker needs 1.5 s to start; the check itself is bounded by 0.5 s and still answers.
+        assert pool.check(["1"], "1", timeout_s=0.5) == "equal"
+    finally:
+        pool.close()
+
+
+def test_hung_check_is_still_bounded_on_a_warm_worker(monkeypatch, tmp_path):
+    import time
+
+    pool = _fake_pool(monkeypatch, tmp_path, start_s=0, check_s=60)
+    try:
+        pool.warm_up()
+        t0 = time.monotonic()
+        assert pool.check(["1"], "1", timeout_s=0.5) == "timeout"
+        assert time.monotonic() - t0 < 5
+        assert pool.kills == 1
+    finally:
+        pool.close()
+
+
+def test_worker_that_never_starts_is_bounded_by_the_start_timeout(monkeypatch, tmp_path):
+    import time
+
+    from vlmrl.reward import rule
+
+    pool = _fake_pool(monkeypatch, tmp_path, start_s=60, check_s=0)
+    monkeypatch.setattr(rule, "WORKER_START_TIMEOUT_S", 0.5)
+    try:
+        t0 = time.monotonic()
+        assert pool.check(["1"], "1", timeout_s=0.5) in ("busy", "error")
+        assert time.monotonic() - t0 < 5
+    finally:
+        pool.close()

@@ -24,7 +24,8 @@ from pathlib import Path
 from vlmrl.reward import answer as ans
 
 _WORKER_SCRIPT = str(Path(__file__).with_name("_mv_worker.py"))
-# Only `warm_up` waits this long for a fresh worker to import sympy + math-verify (~1.5 s idle).
+# How long a fresh worker may take to import sympy + math-verify (~1.5 s idle, far more on a busy
+# host). Waited for apart from a check's own bound: a correct answer must not fail on a cold worker.
 WORKER_START_TIMEOUT_S = 60.0
 
 
@@ -151,17 +152,15 @@ class MathVerifyPool:
     def check(self, golds: Sequence[str], pred: str, timeout_s: float) -> str:
         """'equal' | 'unequal' | 'unparsed' | 'timeout' | 'busy' | 'error'; never raises.
 
-        Waiting for a free (and started) worker and the check itself are each bounded by
-        `timeout_s`, so a call returns within about 2x `timeout_s`.
+        Waiting for a free worker and the check itself are each bounded by `timeout_s`, so a call
+        returns within about 2x `timeout_s` plus, when its worker is still starting, that start
+        (bounded by `WORKER_START_TIMEOUT_S`, after which the worker is replaced).
         """
         worker = self._acquire(time.monotonic() + timeout_s)
         if worker is None:
             return "busy"
         try:
-            worker.wait_ready(time.monotonic() + timeout_s)
-        except _WorkerTimeout:
-            self._release(worker)  # still importing: the next caller may find it ready
-            return "busy"
+            worker.wait_ready(time.monotonic() + WORKER_START_TIMEOUT_S)
         except Exception:
             self._replace(worker)
             return "error"
@@ -210,14 +209,20 @@ def default_pool_size() -> int:
 
 
 def get_pool() -> MathVerifyPool:
-    """The process's pool; a forked child gets its own instead of sharing its parent's pipes."""
+    """The process's pool; a forked child gets its own instead of sharing its parent's pipes.
+
+    A new pool is warmed up (every worker started and ready) before anyone uses it, so the first
+    checks of a process do not queue behind workers that are still importing math-verify.
+    """
     global _pool
     pool = _pool
     if pool is not None and pool.pid == os.getpid():
         return pool
     with _pool_lock:
         if _pool is None or _pool.pid != os.getpid():
-            _pool = MathVerifyPool(default_pool_size())
+            fresh = MathVerifyPool(default_pool_size())
+            fresh.warm_up()
+            _pool = fresh
         return _pool
 
 
@@ -374,7 +379,7 @@ def quick_check(
 
 
 def math_verify_check(pred: str, golds: Sequence[str], timeout_s: float = 5.0) -> RuleResult:
-    """math-verify in a killable worker; returns within about 2x `timeout_s`, never raises."""
+    """math-verify in a killable worker; returns within about 2x `timeout_s` once workers have started."""
     try:
         cleaned_pred, cleaned_golds = _cleaned(pred, golds)
         status = get_pool().check(cleaned_golds, cleaned_pred, timeout_s=timeout_s)
@@ -397,7 +402,7 @@ def rule_check(
     choices: Sequence[str] = (),
     timeout_s: float = 5.0,
 ) -> RuleResult:
-    """Fast check, then math-verify in a worker; returns within about 2x `timeout_s`, never raises."""
+    """Fast check, then math-verify in a worker: about 2x `timeout_s` once started; never raises."""
     decided = quick_check(pred, golds, answer_type, choices)
     return decided if decided is not None else math_verify_check(pred, golds, timeout_s)
 
