@@ -178,3 +178,28 @@ def test_health_lists_models():
     assert ok and detail == "xverify-test"
     ok, detail = asyncio.run(vf.health("http://127.0.0.1:9/v1", timeout_s=1))
     assert not ok
+
+
+@pytest.mark.parametrize("exc", [RuntimeError("client bug"), asyncio.CancelledError()])
+def test_breaker_probe_that_raises_or_is_cancelled_does_not_stick_open(monkeypatch, exc):
+    url = "http://127.0.0.1:9/v1"
+    settings = vf.VerifierSettings(url=url, model="judge", max_retries=0)
+    breaker = vf.CircuitBreaker(threshold=1, cooldown_s=0.0)
+    vf._breakers[url] = breaker
+    breaker.record(False)  # open; cooldown 0: the next call is a half-open probe
+    assert breaker.is_open
+
+    async def boom(*_args, **_kwargs):
+        raise exc
+
+    monkeypatch.setattr(vf, "_post_once", boom)
+
+    async def probe() -> None:
+        state = vf._loop_state(url, 4)
+        with pytest.raises(type(exc)):
+            await vf._judge_uncached(state, settings, "prompt")
+
+    asyncio.run(probe())
+    # The failed probe counted as a failure; a later probe is allowed, not refused forever.
+    assert breaker.is_open
+    assert breaker.allow()

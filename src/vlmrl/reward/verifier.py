@@ -292,19 +292,28 @@ async def _judge_uncached(state: _LoopState, settings: VerifierSettings, prompt:
     if not breaker.allow():
         return Judgement(None, True, "circuit open")
     last = ""
-    for attempt in range(settings.max_retries + 1):
-        if attempt:
-            # Exponential backoff with jitter so a recovering server is not hit by a thundering herd.
-            await asyncio.sleep(min(8.0, 0.25 * 2 ** (attempt - 1)) * (0.5 + random.random()))
-        try:
-            async with state.semaphore:
-                result = await _post_once(state, settings, prompt)
-            breaker.record(not result.error)
-            return result
-        except (_Retryable, aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
-            last = f"{type(exc).__name__}: {exc}"[:200]
-    breaker.record(False)
-    return Judgement(None, True, last)
+    recorded = False
+    try:
+        for attempt in range(settings.max_retries + 1):
+            if attempt:
+                # Exponential backoff with jitter so a recovering server is not hit by a thundering herd.
+                await asyncio.sleep(min(8.0, 0.25 * 2 ** (attempt - 1)) * (0.5 + random.random()))
+            try:
+                async with state.semaphore:
+                    result = await _post_once(state, settings, prompt)
+                recorded = True
+                breaker.record(not result.error)
+                return result
+            except (_Retryable, aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+                last = f"{type(exc).__name__}: {exc}"[:200]
+        recorded = True
+        breaker.record(False)
+        return Judgement(None, True, last)
+    finally:
+        if not recorded:
+            # Cancelled or an unexpected exception: count a failure, which also ends a half-open
+            # probe; otherwise the breaker would refuse every later call for the rest of the process.
+            breaker.record(False)
 
 
 def _cache_key(settings: VerifierSettings, prompt: str) -> str:
