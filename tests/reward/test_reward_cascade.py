@@ -421,6 +421,7 @@ def test_reviewed_forms_still_score_correct(answer, gold, info):
         ("The best choice is B", ["B"]),
         ("B is correct", ["B"]),
         ("B is wrong", []),
+        ("(B) 5 N.", ["B"]),
     ],
 )
 def test_extract_letters_sees_every_option(answer, letters):

@@ -394,12 +394,13 @@ _LETTER_IS_RE = re.compile(
     r"^\(?([A-Z])\)?\s+(?i:is\s+(?:correct|right|the\s+(?:(?:correct|right|best)\s+)?(?:answer|option|choice)))"
     r"\b[\s.!]*$"
 )
-# Every other way an answer names an option: "(B)", "B.", "B)", "B:", "option B", "or B".
+# Every other way an answer names an option: "(B)", "B.", "B)", "B:", "option B", "or B". Bare letters
+# count only up to H, so a unit or a point in the option text ("(B) 5 N.", "point P.") is no option.
 _LETTER_MENTION_RE = re.compile(
     r"\(\s*([A-Z])\s*\)"
-    r"|(?<![A-Za-z\\])([A-Z])\s*[.:)．、](?!\d)"
+    r"|(?<![A-Za-z\\])([A-H])\s*[.:)．、](?!\d)"
     r"|(?i:option|choice|选项?)\s*[:：]?\s*\(?([A-Z])\)?(?![A-Za-z])"
-    r"|(?i:\b(?:or|either|and)\s+)\(?([A-Z])\)?(?![A-Za-z])"
+    r"|(?i:\b(?:or|either|and)\s+)\(?([A-H])\)?(?![A-Za-z])"
 )
 
 
