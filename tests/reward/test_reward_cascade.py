@@ -483,3 +483,16 @@ def test_worker_that_never_starts_is_bounded_by_the_start_timeout(monkeypatch, t
         assert time.monotonic() - t0 < 5
     finally:
         pool.close()
+
+
+@pytest.mark.parametrize(
+    "text", ["1" + " " * 16000 + "x", "5 " + "\\, " * 3000 + "m", "\\boxed{5}" + " " * 16000 + "x"]
+)
+def test_unit_stripping_stays_linear(text):
+    import time
+
+    t0 = time.monotonic()
+    clean_answer(text)
+    extract_answer(text)
+    comparison_key(text)
+    assert time.monotonic() - t0 < 1.0

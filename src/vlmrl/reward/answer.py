@@ -241,8 +241,13 @@ def _replace_sqrt(m: re.Match[str]) -> str:
 
 
 def _strip_unit(regex: re.Pattern[str], s: str) -> str:
-    """`s` without a trailing unit, unless that would leave an expression with letters behind."""
-    stripped = regex.sub("", s).strip()
+    """`s` without a trailing unit, unless that would leave an expression with letters behind.
+
+    Only the tail is searched: a unit is short, and a search from every position of a long
+    run of spaces would be quadratic.
+    """
+    m = regex.search(s, max(0, len(s) - 120))
+    stripped = s[: m.start()].strip() if m else s
     value = _VAR_ASSIGN_RE.sub("", stripped)  # "x = 5 s": the name x is not part of the value
     return stripped if stripped != s and value and not _BARE_LETTER_RE.search(value) else s
 
@@ -261,7 +266,7 @@ def clean_answer(text: str, strip_units: bool = True) -> str:
     s = unicodedata.normalize("NFKC", s)
     s = _DELIM_RE.sub(" ", s)
     if strip_units:
-        s = _strip_unit(_TEXT_UNIT_RE, s.strip())
+        s = _strip_unit(_TEXT_UNIT_RE, _SPACE_RE.sub(" ", s).strip())
     s = _unwrap_commands(s)
     s = _SPACING_RE.sub(" ", s)
     s = _SPACE_RE.sub(" ", s).strip()
