@@ -83,28 +83,19 @@ def bench_eval_text(problems: int, n: int, concurrency: int) -> dict[str, float]
 
     url = f"http://127.0.0.1:{server.server_address[1]}"
     with tempfile.TemporaryDirectory() as tmp:
-        t0 = time.perf_counter()
-        res = evaluate(
-            url,
+        run = dict(
             rows_or_parquet=rows,
             rows_name="bench",
             backend="openai",
             backend_options={"served_model_name": "m", "concurrency": concurrency},
             n=n,
             out_dir=Path(tmp) / "out",
-            on_progress=on_progress,
         )
+        t0 = time.perf_counter()
+        res = evaluate(url, on_progress=on_progress, **run)
         total = time.perf_counter() - t0
         t1 = time.perf_counter()
-        resumed = evaluate(
-            url,
-            rows_or_parquet=rows,
-            rows_name="bench",
-            backend="openai",
-            backend_options={"served_model_name": "m", "concurrency": concurrency},
-            n=n,
-            out_dir=Path(tmp) / "out",
-        )
+        resumed = evaluate(url, **run)  # the same run again: everything is resumed, nothing generated
         resume_s = time.perf_counter() - t1
     server.shutdown()
     samples = problems * n

@@ -4,6 +4,7 @@ per-sample jsonl, metrics, results JSON and a summary table; re-runs resume wher
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -36,6 +37,12 @@ class EvalItem:
     images: list[bytes]
     ground_truth: list[str]
     extra_info: dict[str, Any]
+
+    @functools.cached_property
+    def content_key(self) -> str:
+        """Hash of the prompt and images, computed once per problem (not once per sample)."""
+        images = [hashlib.sha256(b).hexdigest() for b in self.images]
+        return _fingerprint([self.messages, images])[:8]
 
 
 @dataclass
@@ -179,8 +186,7 @@ def _read_journal(path: Path, notes: list[str]) -> dict[str, dict[str, Any]]:
 def _sample_key(item: EvalItem, sample: int) -> str:
     # The prompt's hash is part of the key: a changed question or image under the same id is a new
     # problem to generate, never an old response graded against a new ground truth.
-    content = _fingerprint([item.messages, [hashlib.sha256(b).hexdigest() for b in item.images]])
-    return f"{item.problem_id}/{content[:8]}/{sample}"
+    return f"{item.problem_id}/{item.content_key}/{sample}"
 
 
 def _model_fingerprint(model: str) -> str | None:
