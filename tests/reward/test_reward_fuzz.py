@@ -80,10 +80,11 @@ def _no_verifier(monkeypatch):
 @settings(max_examples=100, deadline=None, suppress_health_check=list(HealthCheck))
 @given(text=TEXT)
 def test_parsers_never_raise(text):
+    # The test fails on any exception; the type checks catch a parser that returns garbage instead.
     check_format(text)
     extract_answer(text)
-    clean_answer(text)
-    comparison_key(text)
+    assert isinstance(clean_answer(text), str)
+    assert isinstance(comparison_key(text), str)
     extract_letters(text)
     fast_check(text, [text[:50] or "1"])
 
