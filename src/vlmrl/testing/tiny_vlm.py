@@ -15,7 +15,7 @@ from importlib import resources
 from pathlib import Path
 
 # Bump when the builder's output changes, so stale caches are rebuilt.
-BUILDER_VERSION = 1
+BUILDER_VERSION = 2
 MARKER = "vlmrl_tiny_vlm.json"
 
 SPECIAL_TOKENS = [
@@ -188,12 +188,13 @@ def _build(target: Path, seed: int) -> None:
         "hidden_size": 64,
         "intermediate_size": 128,
         "num_hidden_layers": 2,
-        "num_attention_heads": 4,
-        "num_key_value_heads": 2,
+        # head_dim 32: the smallest size vLLM's CPU attention supports (16 is refused).
+        "num_attention_heads": 2,
+        "num_key_value_heads": 1,
         "max_position_embeddings": 32768,
         "rope_theta": 1000000.0,
-        # head_dim 16 -> 8 rotary frequencies split over (temporal, height, width)
-        "rope_scaling": {"type": "mrope", "rope_type": "default", "mrope_section": [2, 3, 3]},
+        # head_dim 32 -> 16 rotary frequencies split over (temporal, height, width)
+        "rope_scaling": {"type": "mrope", "rope_type": "default", "mrope_section": [4, 6, 6]},
         "tie_word_embeddings": True,
         "bos_token_id": ids["<|endoftext|>"],
         "eos_token_id": ids["<|im_end|>"],
@@ -204,7 +205,7 @@ def _build(target: Path, seed: int) -> None:
         "depth": 2,
         "hidden_size": 32,
         "intermediate_size": 64,
-        "num_heads": 2,
+        "num_heads": 1,  # vision head_dim 32, as for the text layers
         "out_hidden_size": 64,
         "patch_size": 14,
         "spatial_merge_size": 2,
