@@ -202,7 +202,7 @@ def fix_3d_position_ids(data) -> None:
     the one of `_values` whose size is the last offset. When both dims match (one sample of shape
     (4, 4)) either reading gives the same components; the sequence dim (2) is kept then.
     """
-    if "position_ids" not in data.keys():
+    if "position_ids" not in data.keys():  # noqa: SIM118 (TensorDict refuses `in`)
         return
     position_ids = data["position_ids"]
     if not (position_ids.is_nested and position_ids.dim() == 3):
