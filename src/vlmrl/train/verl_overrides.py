@@ -27,6 +27,10 @@ DELIBERATE_ADDITIONS = (
     "reward.reward_kwargs.",  # the dapo manager's overlong_buffer_cfg and max_resp_len
     "data.mm_processor_kwargs.",  # min/max pixels for the processor
     "actor_rollout_ref.rollout.limit_images",  # vLLM limit_mm_per_prompt
+    # CPU runs only (vlmrl.train.verl_cpu): fields of veRL's dataclasses that its YAML omits.
+    "actor_rollout_ref.model.override_config.attn_implementation",  # HFModelConfig reads it, default flash-attn
+    "actor_rollout_ref.rollout.enable_sleep_mode",  # RolloutConfig field, default true
+    "ray_kwargs.ray_init.num_gpus",  # passed to ray.init as is
 )
 
 #: Keys veRL 0.9.1 accepts but never reads, with what to write instead.
