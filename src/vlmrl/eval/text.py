@@ -18,10 +18,10 @@ from vlmrl.data.prompt import DEFAULT_INSTRUCTION
 from vlmrl.data.rows import Row, check_row, read_rows, row_from_example
 from vlmrl.data.sources import load_examples
 from vlmrl.errors import UserError
-from vlmrl.eval.benchmarks import Benchmark, get_benchmark
+from vlmrl.eval.benchmarks import Benchmark, columns, get_benchmark
 from vlmrl.eval.generation import Backend, Completion, GenerationRequest, SamplingParams, make_backend
 from vlmrl.eval.metrics import summarize
-from vlmrl.eval.results import COLUMNS, write_result
+from vlmrl.eval.results import write_result
 from vlmrl.utils.io import iter_jsonl, write_json_atomic, write_jsonl_atomic, write_text_atomic
 
 Progress = Callable[[str, int, int], None]
@@ -284,7 +284,7 @@ def evaluate(
                 items = _items(read_rows(source), name, str(source))
             else:
                 items = rows_to_items(source, name, where=f"{name} rows")
-            suites.append((name, items, name if name in COLUMNS else None))
+            suites.append((name, items, name if name in columns() else None))
     if not suites:
         raise UserError("nothing to evaluate: give --benchmarks and/or --rows")
     names = [s[0] for s in suites]
