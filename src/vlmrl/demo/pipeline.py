@@ -249,6 +249,7 @@ def run_demo(settings: DemoSettings, progress: Progress | None = None) -> DemoRe
     rows = read_metrics(summary.metrics_path)
     window = max(1, min(5, len(rows) // 2))
     reward_key = "critic/score/mean" if settings.backend == "verl" else "reward_mean"
+    step_time_key = "timing_s/step" if settings.backend == "verl" else "step_time_s"
     rows = [r if "data" not in r else {"step": r.get("step"), **r["data"]} for r in rows]
     rewards = [r[reward_key] for r in rows if reward_key in r]
     train = {
@@ -257,7 +258,7 @@ def run_demo(settings: DemoSettings, progress: Progress | None = None) -> DemoRe
         "reward_first": sum(rewards[:window]) / window if rewards else None,
         "reward_last": sum(rewards[-window:]) / window if rewards else None,
         "window": window,
-        "mean_step_time_s": sum(r.get("step_time_s", 0.0) for r in rows) / max(len(rows), 1),
+        "mean_step_time_s": sum(r.get(step_time_key, 0.0) for r in rows) / max(len(rows), 1),
     }
     artifacts = {
         "tiny model": str(model_dir),
