@@ -186,6 +186,9 @@ def test_parse_results_null_judge_score_and_newest_file(tmp_path):
     assert any("judge" in n for n in parsed["notes"])
     with pytest.raises(UserError, match="no lmms-eval"):
         find_results_json(tmp_path / "empty")
+    # After a run: only a file written since it started counts (lmms-eval 0.7 exits 0 on errors).
+    assert find_results_json(tmp_path / "lmms", newer_than=newest.stat().st_mtime) == newest
+    assert find_results_json(tmp_path / "lmms", newer_than=newest.stat().st_mtime + 10) is None
     bad = tmp_path / "bad_results.json"
     bad.write_text(json.dumps({"scores": {}}))
     with pytest.raises(UserError, match="no `results`"):

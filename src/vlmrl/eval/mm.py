@@ -12,6 +12,7 @@ import os
 import re
 import shlex
 import subprocess
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -308,12 +309,18 @@ def probe_judge(
     return []
 
 
-def find_results_json(output_path: str | os.PathLike[str]) -> Path:
-    """The newest `*_results.json` lmms-eval wrote under `output_path` (it adds a model subdir)."""
+def find_results_json(output_path: str | os.PathLike[str], newer_than: float | None = None) -> Path | None:
+    """The newest `*_results.json` lmms-eval wrote under `output_path` (it adds a model subdir).
+
+    With `newer_than` (a time.time()), only files written since count, and None means there is none.
+    """
     root = Path(output_path)
     if root.is_file():
         return root
     found = sorted(root.rglob("*_results.json"), key=lambda p: p.stat().st_mtime)
+    if newer_than is not None:
+        found = [p for p in found if p.stat().st_mtime >= newer_than]
+        return found[-1] if found else None
     if not found:
         raise UserError(f"{root}: no lmms-eval *_results.json here; did the lmms-eval run finish?")
     return found[-1]
@@ -476,6 +483,7 @@ def evaluate_mm(
         problems = check_judge_env(tasks) or probe_judge(tasks)
         if problems:
             raise UserError("; ".join(problems))
+    started = time.time() - 1.0  # mtimes may be coarser than time.time()
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1)
     tail: list[str] = []
     assert proc.stdout is not None
@@ -488,8 +496,15 @@ def evaluate_mm(
         raise UserError(
             f"lmms-eval exited with code {code}; last lines:\n{''.join(tail)}\ncommand: {run.command_line}"
         )
+    result_path = find_results_json(lmms_out, newer_than=started)
+    if result_path is None:
+        # lmms-eval 0.7 logs an error raised during evaluation and still exits 0.
+        raise UserError(
+            f"lmms-eval wrote no results file under {lmms_out}; last lines:\n{''.join(tail)}\n"
+            f"command: {run.command_line}"
+        )
     run.ran = True
-    run.result_path = find_results_json(lmms_out)
+    run.result_path = result_path
     parsed = parse_lmms_results(run.result_path)
     run.scores = parsed["scores"]
     run.notes += parsed["notes"]
