@@ -129,3 +129,26 @@ def test_eval_mm_runs_lmms_eval_on_a_local_mme_copy(lmms_python, tiny_vlm_path, 
         row = next(line for line in (tmp_path / "t.md").read_text().splitlines() if line.startswith("| tiny"))
         cells = [c.strip() for c in row.strip("|").split("|")]
         assert f"{scores['mme_cognition']:.1f}" in cells and f"{scores['mme_perception']:.1f}" in cells
+
+
+def test_lmms_venv_shares_torch_and_vllm_and_shadows_only_its_own_pins(lmms_python):
+    import subprocess
+    import sysconfig
+
+    import torch
+
+    code = (  # where each would be imported from, without importing the heavy ones
+        "import importlib.util as u, json, filelock; "
+        "print(json.dumps([u.find_spec('torch').origin, u.find_spec('vllm').origin, "
+        "filelock.__version__, filelock.__file__]))"
+    )
+    proc = subprocess.run([lmms_python, "-c", code], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    torch_file, vllm_file, filelock_version, filelock_file = json.loads(proc.stdout.strip().splitlines()[-1])
+    shared = Path(sysconfig.get_paths()["purelib"])
+    assert Path(torch_file) == Path(torch.__file__) and Path(torch_file).is_relative_to(
+        shared
+    )  # no second torch
+    assert Path(vllm_file).is_relative_to(shared)
+    assert int(filelock_version.split(".")[0]) < 4  # lmms-eval 0.7.3 imports filelock._api
+    assert not Path(filelock_file).is_relative_to(shared)
