@@ -70,6 +70,7 @@ def test_command_for_pinned_lmms_eval(tmp_path):
         batch_size=16,
         max_new_tokens=16,
         include_path=tmp_path / "tasks",
+        reasoning_tags="none",
         extra_model_args={"limit_mm_per_prompt": '{"image":1,"video":0}'},
     )
     assert cmd[:3] == ["/envs/lmms/bin/python", "-m", "lmms_eval"]
@@ -82,6 +83,7 @@ def test_command_for_pinned_lmms_eval(tmp_path):
     assert cmd[cmd.index("--tasks") + 1] == "mme,mmstar"
     assert cmd[cmd.index("--output_path") + 1] == str(tmp_path / "out")
     assert cmd[cmd.index("--include_path") + 1] == str(tmp_path / "tasks")
+    assert cmd[cmd.index("--reasoning_tags") + 1] == "none"
     assert "--log_samples" in cmd
     with pytest.raises(UserError, match="comma"):
         build_lmms_command("/a,b", ["mme"], "t", "o", python="python")

@@ -287,6 +287,12 @@ def register(app: typer.Typer) -> None:
             "--model-arg",
             help="KEY=VALUE added to lmms-eval's --model_args (vLLM engine args; repeatable).",
         ),
+        reasoning_tags: str = typer.Option(
+            None,
+            "--reasoning-tags",
+            help="lmms-eval --reasoning_tags: blocks removed before scoring (default <think>; `none` scores "
+            "the whole response, as lmms-eval 0.3.5 did).",
+        ),
         limit: int = typer.Option(None, "--limit", help="lmms-eval --limit: first N documents per task."),
         dry_run: bool = typer.Option(
             False, "--dry-run", help="Write the template and print the command only."
@@ -329,6 +335,7 @@ def register(app: typer.Typer) -> None:
                 max_model_len=max_model_len,
                 max_new_tokens=max_new_tokens,
                 model_args=_pairs(model_arg, "--model-arg"),
+                reasoning_tags=reasoning_tags,
                 limit=limit,
                 dry_run=dry_run,
                 check_judge=not no_judge_check,

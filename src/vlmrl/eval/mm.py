@@ -152,6 +152,7 @@ def build_lmms_command(
     max_new_tokens: int | None = None,
     limit: int | None = None,
     include_path: str | os.PathLike[str] | None = None,
+    reasoning_tags: str | None = None,
     extra_model_args: Mapping[str, Any] | None = None,
 ) -> list[str]:
     """The lmms-eval 0.7.3 command line (vLLM engine, our chat template, samples logged)."""
@@ -188,6 +189,9 @@ def build_lmms_command(
     ]
     if include_path is not None:
         cmd += ["--include_path", str(include_path)]
+    if reasoning_tags is not None:
+        # lmms-eval 0.7 removes <think>...</think> blocks before scoring unless this is `none`.
+        cmd += ["--reasoning_tags", reasoning_tags]
     if limit is not None:
         cmd += ["--limit", str(limit)]
     return cmd
@@ -423,6 +427,7 @@ def evaluate_mm(
     max_model_len: int | None = None,
     max_new_tokens: int | None = None,
     model_args: Mapping[str, Any] | None = None,
+    reasoning_tags: str | None = None,
     limit: int | None = None,
     dry_run: bool = False,
     check_judge: bool = True,
@@ -466,6 +471,7 @@ def evaluate_mm(
         max_new_tokens=max_new_tokens,
         limit=limit,
         include_path=include,
+        reasoning_tags=reasoning_tags,
         extra_model_args=model_args,
     )
     run = MMRun(cmd, template, lmms_out, ran=False)
