@@ -19,36 +19,18 @@ from pathlib import Path
 from typing import Any
 
 from vlmrl.errors import UserError
+from vlmrl.eval.benchmarks import LMMS, benchmarks, registry
 from vlmrl.eval.lmms_env import LMMS_EVAL_VERSION, SETUP_HINT, LmmsInfo, find_lmms_python, probe
 from vlmrl.eval.results import write_result
 from vlmrl.utils.io import write_text_atomic
 
 INSTALL_HINT = f"lmms-eval {LMMS_EVAL_VERSION} runs in its own venv: {SETUP_HINT}"
-DEFAULT_TASKS = ("mathverse_testmini", "mathvista_testmini_format", "mme", "mmstar")
-JUDGED_TASKS = frozenset({"mathverse_testmini", "mathvista_testmini_format"})
+# The lmms-eval tasks, their columns and metric keys are declared in `vlmrl.eval.benchmarks` (lmms-eval
+# 0.7.3 tasks/*/<task>.yaml, utils.py).
+DEFAULT_TASKS = tuple(b.name for b in benchmarks(LMMS))
+JUDGED_TASKS = frozenset(b.name for b in benchmarks(LMMS) if b.judged)
 LOCAL_TASK_PREFIX = "vlmrl_local_"
 
-
-@dataclass(frozen=True)
-class TaskMetric:
-    metric: str  # key in lmms-eval's results[task], without the ",none" filter suffix
-    column: str  # our result column
-    scale: float  # multiply lmms-eval's number by this to get our unit
-
-
-# lmms-eval 0.7.3 metric keys (tasks/*/<task>.yaml, utils.py): MathVista's `llm_as_judge_eval` is a
-# percent (None when 0); MathVerse's `gpt_eval_score` and MMStar's `average` are fractions; MME's
-# are raw sums per half. The seed's table swapped the MME labels: perception has 10 subtasks
-# (max 2000), cognition 4 (max 800).
-TASK_METRICS: dict[str, tuple[TaskMetric, ...]] = {
-    "mathverse_testmini": (TaskMetric("gpt_eval_score", "mathverse_testmini", 100.0),),
-    "mathvista_testmini_format": (TaskMetric("llm_as_judge_eval", "mathvista_testmini_format", 1.0),),
-    "mme": (
-        TaskMetric("mme_cognition_score", "mme_cognition", 1.0),
-        TaskMetric("mme_perception_score", "mme_perception", 1.0),
-    ),
-    "mmstar": (TaskMetric("average", "mmstar", 100.0),),
-}
 
 # Qwen2.5-VL's chat format, with the instruction appended to the text of each user turn only.
 # lmms-eval's vllm model sends content as a list of text and image_url parts; vLLM renders them as
@@ -333,7 +315,7 @@ def find_results_json(output_path: str | os.PathLike[str], newer_than: float | N
 def parse_lmms_results(path: str | os.PathLike[str]) -> dict[str, Any]:
     """Read lmms-eval's results JSON into {"model", "scores", "lmms_eval", "notes"}.
 
-    `scores` uses our columns (see TASK_METRICS); every other metric of every task is kept
+    `scores` uses our columns (each task's `Benchmark.columns`); every other metric of every task is kept
     under `lmms_eval[task]` so nothing is lost.
     """
     p = Path(path)
@@ -352,16 +334,17 @@ def parse_lmms_results(path: str | os.PathLike[str]) -> dict[str, Any]:
             continue
         # A local copy (`--data`) runs under its own name and carries the original as its alias.
         alias = metrics.get("alias")
-        task = name if name in TASK_METRICS or not isinstance(alias, str) else alias.strip()
+        task = name if name in registry() or not isinstance(alias, str) else alias.strip()
         raw[task] = {
             key.split(",")[0]: value
             for key, value in metrics.items()
             if "," in key and "_stderr" not in key.split(",")[0]
         }
-        for tm in TASK_METRICS.get(task, ()):
+        bench = registry().get(task)
+        for tm in bench.columns if bench is not None and bench.harness == LMMS else ():
             key = f"{tm.metric},none"
             if key not in metrics:
-                notes.append(f"{p}: results.{name} has no {key!r}; {tm.column} left empty")
+                notes.append(f"{p}: results.{name} has no {key!r}; {tm.key} left empty")
                 continue
             value = metrics[key]
             if value is None or isinstance(value, str):
@@ -370,9 +353,9 @@ def parse_lmms_results(path: str | os.PathLike[str]) -> dict[str, Any]:
                     f"{p}: results.{name}.{key} is {value!r} (lmms-eval reports None for 0% accuracy, "
                     "which usually means the judge was unreachable); left empty"
                 )
-                scores[tm.column] = None
+                scores[tm.key] = None
                 continue
-            scores[tm.column] = float(value) * tm.scale
+            scores[tm.key] = float(value) * tm.scale
     config = doc.get("config") if isinstance(doc.get("config"), dict) else {}
     model = _model_from_args(str(config.get("model_args", ""))) or str(doc.get("model_name") or "")
     return {"model": model, "scores": scores, "lmms_eval": raw, "notes": notes, "source": str(p)}
@@ -439,7 +422,7 @@ def evaluate_mm(
     `LmmsEvalNotInstalled` (with `.run.command`) when no interpreter has lmms-eval 0.7.3; `dry_run`
     only prepares the template and command. Results land in `out_dir/results.json` (our format).
     """
-    unknown = [t for t in tasks if t not in TASK_METRICS]
+    unknown = [t for t in tasks if t not in DEFAULT_TASKS]
     missing = [t for t in (data or {}) if t not in tasks]
     if missing:
         raise UserError(f"--data given for {missing}, which are not in --tasks {','.join(tasks)}")
@@ -477,11 +460,7 @@ def evaluate_mm(
     run = MMRun(cmd, template, lmms_out, ran=False)
     if unknown:
         run.notes.append(f"tasks without a result column (kept under lmms_eval only): {unknown}")
-    if "mme" in tasks and (max_new_tokens is None or max_new_tokens > 16):
-        run.notes.append(
-            "lmms-eval 0.7 generates max(task cap, --max-new-tokens) tokens (model default 4096); MME's "
-            "16-token cap, which the seed's numbers had, applies only with --max-new-tokens 16 or less"
-        )
+    run.notes += [b.notes for b in benchmarks(LMMS) if b.name in tasks and b.notes]
     if dry_run:
         return run
     _check_runnable(info, run)
