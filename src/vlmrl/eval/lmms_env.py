@@ -157,12 +157,14 @@ def setup_env(
 
     if not python.exists():
         run([sys.executable, "-m", "venv", str(env)], f"creating the venv {env}")
-    purelib = subprocess.run(
+    where = subprocess.run(
         [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
         capture_output=True,
         text=True,
-        check=True,
-    ).stdout.strip()
+    )
+    if where.returncode != 0:
+        raise UserError(f"{python} does not start ({where.stderr.strip()[-300:]}); remove {env} and retry")
+    purelib = where.stdout.strip()
     # One directory per line: site appends them to sys.path after the venv's own site-packages.
     write_text_atomic(Path(purelib) / SHARED_PTH, "".join(f"{d}\n" for d in _site_dirs()))
     constraints = env / "vlmrl-shared-constraints.txt"
