@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 from typing import Any
 
@@ -10,26 +9,10 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from vlmrl.cli._common import console, err_console
+from vlmrl.cli._common import console, err_console, named_paths
 from vlmrl.errors import UserError
 from vlmrl.eval.benchmarks import LMMS, TEXT
 from vlmrl.eval.benchmarks import benchmarks as declared
-
-
-def _pairs(items: list[str] | None, option: str) -> dict[str, str]:
-    out = {}
-    for item in items or []:
-        name, sep, value = item.partition("=")
-        if not sep or not name or not value:
-            raise UserError(f"{option} {item!r}: expected NAME=VALUE")
-        out[name] = value
-    return out
-
-
-def _auto_backend(model: str) -> str:
-    if model.startswith(("http://", "https://")):
-        return "openai"
-    return "vllm" if importlib.util.find_spec("vllm") is not None else "hf"
 
 
 def register(app: typer.Typer) -> None:
@@ -127,31 +110,26 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Generate n samples per problem, grade them with the training reward, write per-sample jsonl,
         metrics (Pass@1, pass@k, format rate, lengths), results.json and a summary table. Resumable."""
+        from vlmrl.eval.generation import backend_options, choose_backend
         from vlmrl.eval.text import evaluate
 
         names = [b.strip() for b in benchmarks.split(",") if b.strip()]
-        row_files = _pairs(rows, "--rows")
-        if not names and not row_files:
-            raise UserError(
-                "nothing to evaluate: pass --benchmarks aime24,math500,gpqa_diamond and/or --rows NAME=FILE"
-            )
-        kind = _auto_backend(model) if backend == "auto" else backend
-        options: dict[str, Any] = {}
-        if kind == "openai":
-            options = {
-                "served_model_name": served_model_name,
-                "concurrency": concurrency,
-                "max_retries": max_retries,
-            }
-        elif kind == "vllm":
-            options = {
-                "tensor_parallel_size": tensor_parallel_size,
-                "gpu_memory_utilization": gpu_memory_utilization,
-                "max_model_len": max_model_len,
-                "seed": seed,
-            }
-        elif kind == "hf":
-            options = {"batch_size": batch_size, "device": device}
+        row_files = named_paths(rows, "--rows")
+        kind = choose_backend(model, backend)
+        options = backend_options(
+            kind,
+            dict(
+                served_model_name=served_model_name,
+                concurrency=concurrency,
+                max_retries=max_retries,
+                tensor_parallel_size=tensor_parallel_size,
+                gpu_memory_utilization=gpu_memory_utilization,
+                max_model_len=max_model_len,
+                seed=seed,
+                batch_size=batch_size,
+                device=device,
+            ),
+        )
         reward_kwargs = {
             k: v for k, v in {"verifier_url": verifier_url, "verifier_model": verifier_model}.items() if v
         }
@@ -196,7 +174,7 @@ def register(app: typer.Typer) -> None:
                 model,
                 names,
                 rows_or_parquet=row_files or None,
-                data_paths=_pairs(data, "--data"),
+                data_paths=named_paths(data, "--data"),
                 **common,
                 on_progress=on_progress,
             )
@@ -333,13 +311,13 @@ def register(app: typer.Typer) -> None:
                 model_name=model_name,
                 instruction=instruction,
                 lmms_python=lmms_python,
-                data=_pairs(data, "--data"),
+                data=named_paths(data, "--data"),
                 batch_size=batch_size,
                 tensor_parallel_size=tensor_parallel_size,
                 gpu_memory_utilization=gpu_memory_utilization,
                 max_model_len=max_model_len,
                 max_new_tokens=max_new_tokens,
-                model_args=_pairs(model_arg, "--model-arg"),
+                model_args=named_paths(model_arg, "--model-arg"),
                 reasoning_tags=reasoning_tags,
                 limit=limit,
                 dry_run=dry_run,
