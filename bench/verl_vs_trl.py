@@ -123,6 +123,7 @@ def main() -> None:
         "rollout.engine=vllm",
         "trainer.n_gpus_per_node=1",
         "trainer.resume_mode=disable",
+        f"trainer.save_freq={args.steps}",  # train_here exports the last checkpoint
     ]
     code, wall, rss = measure(
         [sys.executable, "-c", VERL_CHILD, str(config), str(verl_dir), *verl_overrides], out / "verl.log"
