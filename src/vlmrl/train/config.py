@@ -293,7 +293,9 @@ def _format_errors(exc: ValidationError, source: str, override_keys: dict[str, s
 
 
 def load_config(path: str | os.PathLike[str] | None, overrides: list[str] | None = None) -> ExperimentConfig:
-    """Load an experiment config from YAML (or defaults when `path` is None) and apply overrides."""
+    """Load an experiment config from YAML (or defaults when `path` is None) and apply overrides.
+
+    The result is also checked against what its backend supports (`vlmrl.train.backends`)."""
     source = str(path) if path is not None else "<defaults>"
     raw: dict[str, Any] = {}
     if path is not None:
@@ -314,9 +316,13 @@ def load_config(path: str | os.PathLike[str] | None, overrides: list[str] | None
     except OverrideError as exc:
         raise ConfigError(str(exc)) from None
     try:
-        return ExperimentConfig.model_validate(raw)
+        cfg = ExperimentConfig.model_validate(raw)
     except ValidationError as exc:
         raise ConfigError(_format_errors(exc, source, override_keys)) from None
+    from vlmrl.train.backends import check_support
+
+    check_support(cfg, source)
+    return cfg
 
 
 def dump_config(cfg: ExperimentConfig) -> str:
