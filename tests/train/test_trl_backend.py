@@ -172,7 +172,9 @@ def _mixed_parquet(path):
     from vlmrl.data.build import build_from_examples
     from vlmrl.demo.synthetic import make_examples
 
-    report = build_from_examples(make_examples(8, "train", seed=3), path, with_images=True, mixing="native")
+    report = build_from_examples(
+        make_examples(8, "train", seed=3), path, with_images=True, mixed_policy="native"
+    )
     assert report.kept == 8 and report.images == 4
     return path
 

@@ -26,7 +26,7 @@ from vlmrl.train.trl_loaders import (
     lora_config,
 )
 from vlmrl.train.trl_rewards import RewardFunc, default_reward_funcs
-from vlmrl.train.trl_trainer import grpo_trainer_class, progress_callback
+from vlmrl.train.trl_trainer import MetricsJsonlCallback, grpo_trainer_class, progress_callback
 
 logger = logging.getLogger(__name__)
 
@@ -79,7 +79,6 @@ def run(
     from transformers import set_seed
 
     from vlmrl.train.config import dump_config
-    from vlmrl.train.metrics import MetricsJsonlCallback
     from vlmrl.utils.io import write_text_atomic
 
     args, notes = build_grpo_config(cfg, output_dir=output_dir, max_steps=max_steps)

@@ -1,11 +1,18 @@
-"""TRL's GRPOTrainer as the TRL backend runs it: patched for batches mixing text and image rows, and a
-callback handing each step's logs to a progress display.
+"""TRL's GRPOTrainer as the TRL backend runs it: patched for batches mixing text and image rows, and its
+callbacks (one `metrics.jsonl` row per optimizer step; each step's logs to a progress display).
 """
 
 from __future__ import annotations
 
+import os
+import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
+
+from transformers import TrainerCallback
+
+from vlmrl.train.metrics import append_jsonl, contract_row, is_step_log, truncate_after
 
 
 def grpo_trainer_class():
@@ -85,9 +92,6 @@ def grpo_trainer_class():
 
 def progress_callback(progress: Callable[[int, int, dict[str, Any]], None]):
     """A TRL callback that hands each step's logs to `progress(step, total, logs)`."""
-    from transformers import TrainerCallback
-
-    from vlmrl.train.metrics import is_step_log
 
     class ProgressCallback(TrainerCallback):
         def on_log(self, args, state, control, logs=None, **kwargs):
@@ -95,3 +99,33 @@ def progress_callback(progress: Callable[[int, int, dict[str, Any]], None]):
                 progress(state.global_step, state.max_steps, dict(logs))
 
     return ProgressCallback()
+
+
+class MetricsJsonlCallback(TrainerCallback):
+    """Writes one `metrics.jsonl` row per optimizer step from TRL's per-step logs."""
+
+    def __init__(self, path: str | os.PathLike[str]):
+        self.path = Path(path)
+        self._last_step_end: float | None = None
+        self._step_time: float | None = None
+        self.rows_written = 0
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        # Resumed runs redo the steps after their checkpoint; their old rows would be duplicates.
+        truncate_after(self.path, state.global_step)
+        self._last_step_end = time.perf_counter()
+
+    def on_step_end(self, args, state, control, **kwargs):
+        now = time.perf_counter()
+        if self._last_step_end is not None:
+            self._step_time = now - self._last_step_end
+        self._last_step_end = now
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if not is_step_log(logs):
+            return
+        if not state.is_world_process_zero:
+            return
+        append_jsonl(self.path, contract_row(state.global_step, logs, self._step_time))
+        self.rows_written += 1
