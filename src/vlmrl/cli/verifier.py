@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import asyncio
-import importlib.util
 import os
 import shlex
+import signal
 import sys
 from pathlib import Path
 
 import typer
 from rich.table import Table
 
-from vlmrl.cli._common import console
+from vlmrl.cli._common import console, err_console
 from vlmrl.errors import UserError
 
 _HELP = """Serve or health-check the verifier model (e.g. xVerify on vLLM).
@@ -22,51 +21,9 @@ The reward asks the verifier only when its rules cannot decide. Serve one on a G
 REWARD_MODEL_URL=http://HOST:PORT/v1 and REWARD_MODEL_NAME=NAME (or reward.verifier.url/model).
 """
 
-# (question, model output, correct answer, expected verdict): one easy pair each way.
-_PROBES = (
-    ("What is 1/2 + 1/4?", "Adding the fractions gives \\frac{3}{4}.", "0.75", "correct"),
-    ("What is 1/2 + 1/4?", "Adding the fractions gives \\frac{2}{6}.", "0.75", "incorrect"),
-)
 
-
-def serve_command(
-    model: str,
-    host: str,
-    port: int,
-    served_model_name: str,
-    max_model_len: int,
-    gpu_memory_utilization: float,
-    tensor_parallel_size: int,
-    dtype: str,
-    extra: list[str],
-) -> list[str]:
-    return [
-        sys.executable,
-        "-m",
-        "vllm.entrypoints.openai.api_server",
-        "--model",
-        model,
-        "--served-model-name",
-        served_model_name,
-        "--host",
-        host,
-        "--port",
-        str(port),
-        "--max-model-len",
-        str(max_model_len),
-        "--gpu-memory-utilization",
-        str(gpu_memory_utilization),
-        "--tensor-parallel-size",
-        str(tensor_parallel_size),
-        "--dtype",
-        dtype,
-        "--enable-chunked-prefill",
-        # Without this vLLM applies the model's generation_config.json to every request field we
-        # leave out; the reward sends xVerify's own temperature/top_p and wants nothing else.
-        "--generation-config",
-        "vllm",
-        *extra,
-    ]
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 def register(app: typer.Typer) -> None:
@@ -79,7 +36,8 @@ def register(app: typer.Typer) -> None:
             ..., help="Local directory or hub id of the verifier (e.g. an xVerify model)."
         ),
         host: str = typer.Option(
-            "0.0.0.0", help="Interface to listen on (0.0.0.0 = reachable from workers)."
+            "0.0.0.0",
+            help="Interface to listen on (0.0.0.0 = reachable from workers, 127.0.0.1 = this host).",
         ),
         port: int = typer.Option(8888, help="Port of the OpenAI-compatible API."),
         served_model_name: str | None = typer.Option(
@@ -88,42 +46,68 @@ def register(app: typer.Typer) -> None:
         max_model_len: int = typer.Option(8192, help="Context length; prompt + answer must fit."),
         gpu_memory_utilization: float = typer.Option(0.9, help="Share of GPU memory vLLM may take."),
         tensor_parallel_size: int = typer.Option(1, help="GPUs to shard the verifier over."),
-        dtype: str = typer.Option("auto", help="Weights dtype (auto, bfloat16, float16)."),
+        dtype: str = typer.Option("auto", help="Weights dtype (auto, bfloat16, float16, float32)."),
+        ready_timeout: float = typer.Option(
+            900.0, help="Seconds to wait for the server to list the model before giving up."
+        ),
+        log_file: Path | None = typer.Option(
+            None, help="Write vLLM's output to this file instead of the terminal."
+        ),
         dry_run: bool = typer.Option(
             False, "--dry-run", help="Print the vLLM command instead of running it."
         ),
     ) -> None:
-        """Start vLLM's OpenAI-compatible server for the verifier (extra arguments go to vLLM).
+        """Start vLLM's OpenAI-compatible server for the verifier, wait until it answers, print the
+        settings for training, and keep it running until Ctrl-C (arguments after `--` go to vLLM).
 
         Example: vlmrl verifier serve --model /models/xVerify-0.5B-I --port 8888
+        On a CPU: vlmrl verifier serve --model DIR --host 127.0.0.1 --dtype float32 -- --enforce-eager
         """
-        name = served_model_name or Path(model.rstrip("/")).name or model
-        cmd = serve_command(
-            model,
-            host,
-            port,
-            name,
-            max_model_len,
-            gpu_memory_utilization,
-            tensor_parallel_size,
-            dtype,
-            ctx.args,
+        from vlmrl.reward import serve as sv
+
+        name = served_model_name or sv.default_served_name(model)
+        options = dict(
+            max_model_len=max_model_len,
+            gpu_memory_utilization=gpu_memory_utilization,
+            tensor_parallel_size=tensor_parallel_size,
+            dtype=dtype,
+            extra=list(ctx.args),
         )
+        cmd = sv.vllm_serve_command(model, host=host, port=port, served_model_name=name, **options)
         printable = shlex.join(["python"] + cmd[1:])
         if dry_run:
             console.print(printable, highlight=False, soft_wrap=True)
             return
-        if importlib.util.find_spec("vllm") is None:
-            raise UserError(
-                "vLLM is not installed in this environment. On a GPU machine run `pip install vllm` and "
-                "retry, or start the server on the GPU host yourself with:\n  "
-                + printable
-                + f"\nthen set REWARD_MODEL_URL=http://<that host>:{port}/v1 REWARD_MODEL_NAME={name}"
+        err_console.print(f"starting: {printable}", highlight=False, soft_wrap=True)
+        with err_console.status("waiting for vLLM to load the model ...") as status:
+            server, seconds = sv.serve_verifier(
+                model,
+                host=host,
+                port=port,
+                served_model_name=name,
+                log_path=log_file,
+                ready_timeout_s=ready_timeout,
+                on_wait=lambda s: status.update(f"waiting for vLLM to load the model ... {s:.0f} s"),
+                **options,
             )
-        console.print(f"starting: {printable}", highlight=False, soft_wrap=True)
-        console.print(f"then: export REWARD_MODEL_URL=http://<this host>:{port}/v1 REWARD_MODEL_NAME={name}")
-        sys.stdout.flush()
-        os.execv(cmd[0], cmd)
+        # SIGTERM (e.g. from a job scheduler) stops vLLM too, like Ctrl-C.
+        signal.signal(signal.SIGTERM, _interrupt)
+        try:
+            console.print(
+                f"ready in {seconds:.0f} s (pid {server.pid}): {server.url} serves {name}\n"
+                f"export REWARD_MODEL_URL=http://<this host>:{port}/v1 REWARD_MODEL_NAME={name}",
+                highlight=False,
+                soft_wrap=True,
+            )
+            sys.stdout.flush()
+            code = server.process.wait()
+        except KeyboardInterrupt:
+            err_console.print("stopping vLLM ...")
+            return
+        finally:
+            server.stop()
+        if code:
+            raise UserError(f"vLLM exited with code {code}" + (f"; see {log_file}" if log_file else ""))
 
     @group.command("check")
     def check(
@@ -132,7 +116,7 @@ def register(app: typer.Typer) -> None:
         ),
         model: str | None = typer.Option(
             None,
-            help="Served model name (default $REWARD_MODEL_NAME, else the first model the server lists).",
+            help="Served model name (default $REWARD_MODEL_NAME, else the one model the server lists).",
         ),
         timeout_s: float = typer.Option(30.0, help="Per-request timeout."),
     ) -> None:
@@ -140,44 +124,22 @@ def register(app: typer.Typer) -> None:
 
         Example: vlmrl verifier check --url http://host:8888/v1 --model xVerify-0.5B-I
         """
-        from vlmrl.reward import verifier as vf
+        from vlmrl.reward.serve import check_verifier
 
         url = url or os.environ.get("REWARD_MODEL_URL")
         if not url:
             raise UserError("no verifier URL: pass --url http://HOST:PORT/v1 or set $REWARD_MODEL_URL")
-        ok, detail = asyncio.run(vf.health(url, timeout_s))
+        report = check_verifier(url, model or os.environ.get("REWARD_MODEL_NAME"), timeout_s)
         table = Table(title=f"verifier check: {url}")
-        table.add_column("check")
-        table.add_column("expected")
-        table.add_column("got")
-        table.add_column("result")
-        table.add_row("GET /models", "200", detail, "[green]ok[/]" if ok else "[red]FAIL[/]")
-        model = model or os.environ.get("REWARD_MODEL_NAME") or (detail.split(", ")[0] if ok else None)
-        failures = 0 if ok else 1
-        if ok and model:
-            settings = vf.VerifierSettings(url=url, model=model, timeout_s=timeout_s, max_retries=0)
-            vf.reset_state()
-
-            async def probe_all() -> list[vf.Judgement]:
-                try:
-                    return list(
-                        await asyncio.gather(*(vf.judge(settings, q, o, a) for q, o, a, _ in _PROBES))
-                    )
-                finally:
-                    await vf.close_clients()
-
-            for (_, output, answer, expected), j in zip(_PROBES, asyncio.run(probe_all()), strict=True):
-                got = j.verdict or (f"error: {j.detail}" if j.error else f"undecided: {j.detail}")
-                good = j.verdict == expected
-                failures += not good
-                table.add_row(
-                    f"{output!r} vs {answer}", expected, got, "[green]ok[/]" if good else "[red]FAIL[/]"
-                )
+        for col in ("check", "expected", "got", "result"):
+            table.add_column(col)
+        for row in report.rows:
+            table.add_row(row.check, row.expected, row.got, "[green]ok[/]" if row.ok else "[red]FAIL[/]")
         console.print(table)
-        if failures:
-            console.print(f"[red]{failures} check(s) failed[/] (model: {model})")
+        if report.failures:
+            console.print(f"[red]{report.failures} check(s) failed[/] (model: {report.model or 'none'})")
             raise typer.Exit(1)
-        console.print(f"[green]verifier {model} at {url} answers correctly[/]")
+        console.print(f"[green]verifier {report.model} at {url} answers correctly[/]")
 
     app.add_typer(
         group, name="verifier", help="Serve or health-check the verifier model (e.g. xVerify on vLLM)."

@@ -160,7 +160,12 @@ def benchmark_rows(
         examples = load_examples(
             benchmark.source, path=path, split=benchmark.split, **dict(benchmark.options)
         )
-        return [example_to_row(example, instruction=instruction) for example in examples]
+        rows = []
+        for example in examples:
+            if example.problem:  # a benchmark is scored whole: a broken record is an error, not a skip
+                raise UserError(f"problem {example.index}: {example.problem}")
+            rows.append(example_to_row(example, instruction=instruction))
+        return rows
     except UserError as exc:
         hint = "" if path else f" (with `vlmrl eval text`: --data {benchmark.name}=PATH)"
         raise UserError(f"benchmark {benchmark.name}: {exc}{hint}") from exc
@@ -295,9 +300,9 @@ def evaluate(
     n: int = 8,
     temperature: float = 0.6,
     top_p: float = 1.0,
-    top_k: int = -1,
+    top_k: int | None = None,
     max_new_tokens: int = 8192,
-    repetition_penalty: float = 1.0,
+    repetition_penalty: float | None = None,
     seed: int | None = 0,
     instruction: str | None = None,
     limit: int | None = None,

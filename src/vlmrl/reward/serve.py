@@ -1,0 +1,287 @@
+"""Serving the verifier model: vLLM's OpenAI-compatible server started, probed until ready, stopped,
+and the health check that sends one known-correct and one known-wrong judgement.
+
+The CLI (`vlmrl verifier serve/check`) only parses options and prints what these functions return.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib.util
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from vlmrl.errors import UserError
+from vlmrl.reward import verifier as vf
+
+# (question, model output, correct answer, expected verdict): one easy pair each way.
+PROBES = (
+    ("What is 1/2 + 1/4?", "Adding the fractions gives \\frac{3}{4}.", "0.75", "correct"),
+    ("What is 1/2 + 1/4?", "Adding the fractions gives \\frac{2}{6}.", "0.75", "incorrect"),
+)
+
+
+def default_served_name(model: str) -> str:
+    """The name clients send as `model`: the checkpoint directory's name (or the hub id)."""
+    return Path(model.rstrip("/")).name or model
+
+
+def vllm_serve_command(
+    model: str,
+    *,
+    host: str = "0.0.0.0",
+    port: int = 8888,
+    served_model_name: str | None = None,
+    max_model_len: int = 8192,
+    gpu_memory_utilization: float = 0.9,
+    tensor_parallel_size: int = 1,
+    dtype: str = "auto",
+    extra: Sequence[str] = (),
+    python: str = sys.executable,
+) -> list[str]:
+    """The command line of vLLM's OpenAI server for a verifier (`python -m ...`: the `vllm` console
+    script needs the distribution to be named `vllm`, which the CPU build is not)."""
+    return [
+        python,
+        "-m",
+        "vllm.entrypoints.openai.api_server",
+        "--model",
+        model,
+        "--served-model-name",
+        served_model_name or default_served_name(model),
+        "--host",
+        host,
+        "--port",
+        str(port),
+        "--max-model-len",
+        str(max_model_len),
+        "--gpu-memory-utilization",
+        str(gpu_memory_utilization),
+        "--tensor-parallel-size",
+        str(tensor_parallel_size),
+        "--dtype",
+        dtype,
+        # Without this vLLM applies the model's generation_config.json to every request field we
+        # leave out; the reward sends xVerify's own temperature/top_p and wants nothing else.
+        "--generation-config",
+        "vllm",
+        *extra,
+    ]
+
+
+def client_url(host: str, port: int) -> str:
+    """Where a client on this machine reaches a server bound to `host` (0.0.0.0 = every interface)."""
+    reach = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+    return f"http://{reach}:{port}/v1"
+
+
+def served_models(url: str, timeout_s: float = 5.0) -> list[str]:
+    """Model ids a server lists at <url>/models; raises `httpx.HTTPError` or ValueError when it does not answer."""
+    base = vf.chat_url(url).rsplit("/chat/completions", 1)[0]
+    response = httpx.get(f"{base}/models", timeout=timeout_s)
+    response.raise_for_status()
+    return [m.get("id") for m in response.json().get("data", []) if isinstance(m, dict)]
+
+
+@dataclass
+class ServerProcess:
+    """A server we started in its own process group, so stopping it also stops its engine workers."""
+
+    command: list[str]
+    url: str
+    model: str
+    process: subprocess.Popen
+    log_path: Path | None = None
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def log_tail(self, lines: int = 30) -> str:
+        if self.log_path is None or not self.log_path.exists():
+            return ""
+        text = self.log_path.read_text(encoding="utf-8", errors="replace").splitlines()
+        return "\n".join(text[-lines:])
+
+    def stop(self, grace_s: float = 20.0) -> int | None:
+        """SIGTERM to the group, SIGKILL after `grace_s`; returns the exit code."""
+        if self.process.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(grace_s)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait(10)
+        # Engine workers may outlive the API process for a moment; the group goes with them.
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.process.pid, signal.SIGKILL)
+        return self.process.returncode
+
+
+def start_server(
+    command: Sequence[str],
+    url: str,
+    model: str,
+    *,
+    log_path: str | os.PathLike[str] | None = None,
+    env: dict[str, str] | None = None,
+) -> ServerProcess:
+    """Start `command` in a new process group; its output goes to `log_path` (else inherited)."""
+    log = Path(log_path) if log_path is not None else None
+    out = log.open("ab") if log is not None else None
+    try:
+        process = subprocess.Popen(
+            list(command),
+            stdout=out,
+            stderr=subprocess.STDOUT if out is not None else None,
+            stdin=subprocess.DEVNULL,
+            env=env,
+            start_new_session=True,
+        )
+    except OSError as exc:
+        raise UserError(f"cannot start {command[0]} ({exc})") from exc
+    finally:
+        if out is not None:
+            out.close()
+    return ServerProcess(list(command), url, model, process, log)
+
+
+def wait_until_ready(
+    server: ServerProcess,
+    timeout_s: float = 900.0,
+    poll_s: float = 1.0,
+    on_wait: Callable[[float], None] | None = None,
+) -> float:
+    """Poll <url>/models until it lists the served model; returns the seconds it took.
+
+    Raises `UserError` (with the end of the server's log) when the process exits first or
+    `timeout_s` passes; the process is left to the caller to stop.
+    """
+    start = time.monotonic()
+    while True:
+        code = server.process.poll()
+        if code is not None:
+            tail = server.log_tail()
+            raise UserError(
+                f"the server exited with code {code} before it was ready"
+                + (f"; the end of its log ({server.log_path}):\n{tail}" if tail else "")
+            )
+        try:
+            if server.model in served_models(server.url, timeout_s=max(poll_s, 2.0)):
+                return time.monotonic() - start
+        except (httpx.HTTPError, ValueError):
+            pass
+        waited = time.monotonic() - start
+        if waited > timeout_s:
+            raise UserError(
+                f"{server.url} did not list {server.model!r} within {timeout_s:g} s "
+                "(raise --ready-timeout for a large model on a slow disk)"
+            )
+        if on_wait is not None:
+            on_wait(waited)
+        time.sleep(poll_s)
+
+
+def serve_verifier(
+    model: str,
+    *,
+    host: str = "0.0.0.0",
+    port: int = 8888,
+    served_model_name: str | None = None,
+    log_path: str | os.PathLike[str] | None = None,
+    ready_timeout_s: float = 900.0,
+    on_wait: Callable[[float], None] | None = None,
+    **command_options,
+) -> tuple[ServerProcess, float]:
+    """Start vLLM serving `model` and wait until it answers; (server, start-up seconds).
+
+    `command_options` go to `vllm_serve_command` (max_model_len, dtype, extra, ...). On failure the
+    server is stopped before the error is raised.
+    """
+    if importlib.util.find_spec("vllm") is None:
+        printable = " ".join(["python", *vllm_serve_command(model, host=host, port=port)[1:]])
+        raise UserError(
+            "vLLM is not installed in this environment. On a GPU machine run `pip install vllm` and "
+            f"retry, or start the server on the GPU host yourself with:\n  {printable}"
+        )
+    name = served_model_name or default_served_name(model)
+    command = vllm_serve_command(model, host=host, port=port, served_model_name=name, **command_options)
+    server = start_server(command, client_url(host, port), name, log_path=log_path)
+    try:
+        seconds = wait_until_ready(server, ready_timeout_s, on_wait=on_wait)
+    except BaseException:
+        server.stop()
+        raise
+    return server, seconds
+
+
+@dataclass
+class CheckRow:
+    check: str
+    expected: str
+    got: str
+    ok: bool
+
+
+@dataclass
+class CheckReport:
+    """What `check_verifier` found: one row per check; `model` is the name the judgements used."""
+
+    url: str
+    model: str | None
+    rows: list[CheckRow] = field(default_factory=list)
+
+    @property
+    def failures(self) -> int:
+        return sum(not r.ok for r in self.rows)
+
+
+def check_verifier(url: str, model: str | None = None, timeout_s: float = 30.0) -> CheckReport:
+    """GET /models, then the two probe judgements with `model` (default: the one model listed).
+
+    A server that lists no model (or several) and no `model` given: the judgements are not sent,
+    and the report says why.
+    """
+    report = CheckReport(url, model)
+    base = vf.chat_url(url).rsplit("/chat/completions", 1)[0]
+    try:
+        listed = served_models(url, timeout_s)
+    except httpx.HTTPStatusError as exc:
+        report.rows.append(CheckRow("GET /models", "200", f"HTTP {exc.response.status_code}", False))
+        return report
+    except (httpx.HTTPError, ValueError) as exc:
+        report.rows.append(CheckRow("GET /models", "200", f"{base}: {type(exc).__name__}: {exc}", False))
+        return report
+    report.rows.append(CheckRow("GET /models", "200", ", ".join(listed) or "200, no models listed", True))
+    if model is None:
+        if len(listed) != 1:
+            what = "no model" if not listed else f"{len(listed)} models ({', '.join(listed)})"
+            report.rows.append(
+                CheckRow("served model", "one listed, or --model", f"{what} listed; pass --model NAME", False)
+            )
+            return report
+        model = report.model = listed[0]
+    settings = vf.VerifierSettings(url=url, model=model, timeout_s=timeout_s, max_retries=0)
+    vf.reset_state()
+
+    async def probe_all() -> list[vf.Judgement]:
+        try:
+            return list(await asyncio.gather(*(vf.judge(settings, q, o, a) for q, o, a, _ in PROBES)))
+        finally:
+            await vf.close_clients()
+
+    for (_, output, answer, expected), j in zip(PROBES, asyncio.run(probe_all()), strict=True):
+        got = j.verdict or (f"error: {j.detail}" if j.error else f"undecided: {j.detail}")
+        report.rows.append(CheckRow(f"{output!r} vs {answer}", expected, got, j.verdict == expected))
+    return report
