@@ -150,7 +150,9 @@ def test_gpqa_letters_do_not_depend_on_row_order(data_dir):
     backward = _write_gpqa(data_dir / "b" / "gpqa_diamond.csv", records[::-1])
 
     def letters(path):
-        return {ex.meta["record_id"]: (ex.answers[0], ex.question) for ex in load_examples("gpqa_diamond", path)}
+        return {
+            ex.meta["record_id"]: (ex.answers[0], ex.question) for ex in load_examples("gpqa_diamond", path)
+        }
 
     assert letters(forward) == letters(backward)
     assert len({letter for letter, _ in letters(forward).values()}) > 1  # still shuffled
@@ -343,6 +345,11 @@ def test_a_contamination_reject_names_the_evaluation_problem(data_dir):
     assert report.kept == 1
     rejects = {r["index"]: r for r in _rejects(data_dir / "rejects.jsonl")}
     assert rejects[0]["reason"] == "contaminated_exact:math500"
-    assert rejects[0]["detail"] == "same text as math500 problem #0 'What is $\\\\frac{1}{2} + \\\\frac{1}{3}$?'"
+    assert (
+        rejects[0]["detail"] == "same text as math500 problem #0 'What is $\\\\frac{1}{2} + \\\\frac{1}{3}$?'"
+    )
     assert rejects[1]["reason"] == "contaminated_ngram:math500"
-    assert rejects[1]["detail"] == "62% of its n-grams in math500 problem #1 'Compute 0 + 2, then add the number 0.'"
+    assert (
+        rejects[1]["detail"]
+        == "62% of its n-grams in math500 problem #1 'Compute 0 + 2, then add the number 0.'"
+    )
