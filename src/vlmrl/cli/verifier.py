@@ -79,19 +79,23 @@ def register(app: typer.Typer) -> None:
             console.print(printable, highlight=False, soft_wrap=True)
             return
         err_console.print(f"starting: {printable}", highlight=False, soft_wrap=True)
-        with err_console.status("waiting for vLLM to load the model ...") as status:
-            server, seconds = sv.serve_verifier(
-                model,
-                host=host,
-                port=port,
-                served_model_name=name,
-                log_path=log_file,
-                ready_timeout_s=ready_timeout,
-                on_wait=lambda s: status.update(f"waiting for vLLM to load the model ... {s:.0f} s"),
-                **options,
-            )
-        # SIGTERM (e.g. from a job scheduler) stops vLLM too, like Ctrl-C.
+        # SIGTERM (e.g. from a job scheduler) stops vLLM too, like Ctrl-C, also while it loads.
         signal.signal(signal.SIGTERM, _interrupt)
+        try:
+            with err_console.status("waiting for vLLM to load the model ...") as status:
+                server, seconds = sv.serve_verifier(
+                    model,
+                    host=host,
+                    port=port,
+                    served_model_name=name,
+                    log_path=log_file,
+                    ready_timeout_s=ready_timeout,
+                    on_wait=lambda s: status.update(f"waiting for vLLM to load the model ... {s:.0f} s"),
+                    **options,
+                )
+        except KeyboardInterrupt:
+            err_console.print("interrupted: vLLM stopped before it was ready")
+            raise typer.Exit(130) from None
         try:
             console.print(
                 f"ready in {seconds:.0f} s (pid {server.pid}): {server.url} serves {name}\n"
