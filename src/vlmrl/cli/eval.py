@@ -1,4 +1,4 @@
-"""`vlmrl eval`: text benchmarks (AIME24, MATH-500, GPQA-Diamond) and lmms-eval multimodal benchmarks."""
+"""`vlmrl eval`: text benchmarks and lmms-eval multimodal benchmarks (`vlmrl.eval.benchmarks`)."""
 
 from __future__ import annotations
 
@@ -12,6 +12,8 @@ from rich.table import Table
 
 from vlmrl.cli._common import console, err_console
 from vlmrl.errors import UserError
+from vlmrl.eval.benchmarks import LMMS, TEXT
+from vlmrl.eval.benchmarks import benchmarks as declared
 
 
 def _pairs(items: list[str] | None, option: str) -> dict[str, str]:
@@ -47,7 +49,10 @@ def register(app: typer.Typer) -> None:
             help="Checkpoint dir or hub id (hf, vllm), or an OpenAI-compatible server URL (openai).",
         ),
         benchmarks: str = typer.Option(
-            "", "--benchmarks", "-b", help="Comma-separated registry names: aime24, math500, gpqa_diamond."
+            "",
+            "--benchmarks",
+            "-b",
+            help="Comma-separated registry names: " + ", ".join(b.name for b in declared(TEXT)) + ".",
         ),
         rows: list[str] = typer.Option(
             None, "--rows", help="NAME=FILE.parquet in our row schema (e.g. a held-out split); repeatable."
@@ -259,7 +264,7 @@ def register(app: typer.Typer) -> None:
             ..., "--model", help="Checkpoint dir or hub id, loaded by lmms-eval's vLLM engine."
         ),
         tasks: str = typer.Option(
-            "mathverse_testmini,mathvista_testmini_format,mme,mmstar",
+            ",".join(b.name for b in declared(LMMS)),
             "--tasks",
             help="Comma-separated lmms-eval tasks (the seed's four by default).",
         ),

@@ -18,9 +18,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
+from vlmrl.data.prompt import IMAGE_PLACEHOLDER, split_on_images
 from vlmrl.errors import UserError
-
-IMAGE_PLACEHOLDER = "<image>"
 
 
 @dataclass(frozen=True)
@@ -94,16 +93,10 @@ class Backend(Protocol):
     def close(self) -> None: ...
 
 
-def _split_placeholders(content: str, n_images_left: int) -> list[tuple[str, str]]:
-    """[("text", ...), ("image", "")...] in order; `<image>` marks where an image goes."""
-    parts: list[tuple[str, str]] = []
-    pieces = content.split(IMAGE_PLACEHOLDER)
-    for i, piece in enumerate(pieces):
-        if i > 0:
-            parts.append(("image", ""))
-        if piece:
-            parts.append(("text", piece))
-    if sum(1 for kind, _ in parts if kind == "image") > n_images_left:
+def _split_placeholders(content: str, n_images_left: int) -> list[dict[str, str]]:
+    """Content parts (`split_on_images`), checked to need no more images than are left."""
+    parts = split_on_images(content)
+    if sum(1 for p in parts if p["type"] == "image") > n_images_left:
         raise UserError(
             f"a prompt has more `{IMAGE_PLACEHOLDER}` placeholders than images ({n_images_left} left); "
             "every placeholder needs one image"
@@ -129,9 +122,9 @@ def openai_messages(request: GenerationRequest) -> list[dict[str, Any]]:
     out = []
     for message in request.messages:
         parts = []
-        for kind, text in _split_placeholders(message["content"], len(images)):
-            if kind == "text":
-                parts.append({"type": "text", "text": text})
+        for part in _split_placeholders(message["content"], len(images)):
+            if part["type"] == "text":
+                parts.append(part)
             else:
                 data = images.pop(0)
                 url = f"data:{_image_mime(data)};base64,{base64.b64encode(data).decode('ascii')}"
@@ -480,13 +473,8 @@ class HFBackend:
         out = []
         left = len(request.images)
         for message in request.messages:
-            parts = []
-            for kind, text in _split_placeholders(message["content"], left):
-                if kind == "image":
-                    left -= 1
-                    parts.append({"type": "image"})
-                else:
-                    parts.append({"type": "text", "text": text})
+            parts = _split_placeholders(message["content"], left)
+            left -= sum(1 for p in parts if p["type"] == "image")
             out.append({"role": message["role"], "content": parts})
         return out
 
