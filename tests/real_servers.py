@@ -121,6 +121,8 @@ def start_vllm_via_cli(model_dir: Path, log_dir: Path) -> RunningServer:
         str(vllm_log),
         "--",
         "--enforce-eager",
+        # A judge reads text only: no vision encoder to profile at start-up (minutes on a busy CPU).
+        "--language-model-only",
     ]
     env = dict(os.environ, VLLM_CPU_KVCACHE_SPACE="1", NO_COLOR="1", COLUMNS="200")
     with log.open("wb") as out:

@@ -151,7 +151,8 @@ def test_server_down_is_one_line_naming_the_url(math500_file, tmp_path, with_nam
 def test_eval_text_with_the_vllm_backend_in_process(tiny_vlm_path, math500_file, tmp_path):
     out = tmp_path / "eval"
     result = run_eval(
-        "--backend", "vllm", "--model", str(tiny_vlm_path), "--enforce-eager", "--dtype", "float32",
+        "--backend", "vllm", "--model", str(tiny_vlm_path), "--enforce-eager", "--skip-mm-profiling",
+        "--dtype", "float32",
         "--max-model-len", "1024", *common(math500_file, out),
         timeout=420, env={"VLLM_CPU_KVCACHE_SPACE": "1"},
     )  # fmt: skip

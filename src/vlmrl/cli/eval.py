@@ -133,6 +133,12 @@ def register(app: typer.Typer) -> None:
         enforce_eager: bool = typer.Option(
             False, "--enforce-eager", help="vllm: no graph capture / compilation (CPU, quick start-up)."
         ),
+        skip_mm_profiling: bool = typer.Option(
+            False,
+            "--skip-mm-profiling",
+            help="vllm: skip profiling the vision encoder at start-up (much faster on a CPU; its memory "
+            "is then not reserved, so leave headroom).",
+        ),
         dtype: str = typer.Option(
             "auto", "--dtype", help="vllm, hf: weights dtype (auto, bfloat16, float32)."
         ),
@@ -170,6 +176,8 @@ def register(app: typer.Typer) -> None:
             }
             if enforce_eager:
                 options["enforce_eager"] = True
+            if skip_mm_profiling:
+                options["skip_mm_profiling"] = True
         elif kind == "hf":
             options = {"batch_size": batch_size, "device": device, "dtype": dtype}
         reward_kwargs = {
