@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 from typing import Any
 
@@ -10,26 +9,10 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from vlmrl.cli._common import console, err_console
+from vlmrl.cli._common import console, err_console, named_paths
 from vlmrl.errors import UserError
 from vlmrl.eval.benchmarks import LMMS, TEXT
 from vlmrl.eval.benchmarks import benchmarks as declared
-
-
-def _pairs(items: list[str] | None, option: str) -> dict[str, str]:
-    out = {}
-    for item in items or []:
-        name, sep, value = item.partition("=")
-        if not sep or not name or not value:
-            raise UserError(f"{option} {item!r}: expected NAME=PATH")
-        out[name] = value
-    return out
-
-
-def _auto_backend(model: str) -> str:
-    if model.startswith(("http://", "https://")):
-        return "openai"
-    return "vllm" if importlib.util.find_spec("vllm") is not None else "hf"
 
 
 def register(app: typer.Typer) -> None:
@@ -149,37 +132,30 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Generate n samples per problem, grade them with the training reward, write per-sample jsonl,
         metrics (Pass@1, pass@k, format rate, lengths), results.json and a summary table. Resumable."""
+        from vlmrl.eval.generation import backend_options, choose_backend
         from vlmrl.eval.text import evaluate
 
         names = [b.strip() for b in benchmarks.split(",") if b.strip()]
-        row_files = _pairs(rows, "--rows")
-        if not names and not row_files:
-            raise UserError(
-                "nothing to evaluate: pass --benchmarks aime24,math500,gpqa_diamond and/or --rows NAME=FILE"
-            )
-        kind = _auto_backend(model) if backend == "auto" else backend
-        options: dict[str, Any] = {}
-        if kind == "openai":
-            options = {
-                "served_model_name": served_model_name,
-                "concurrency": concurrency,
-                "max_retries": max_retries,
-                "timeout_s": request_timeout,
-            }
-        elif kind == "vllm":
-            options = {
-                "tensor_parallel_size": tensor_parallel_size,
-                "gpu_memory_utilization": gpu_memory_utilization,
-                "max_model_len": max_model_len,
-                "seed": seed,
-                "dtype": dtype,
-            }
-            if enforce_eager:
-                options["enforce_eager"] = True
-            if skip_mm_profiling:
-                options["skip_mm_profiling"] = True
-        elif kind == "hf":
-            options = {"batch_size": batch_size, "device": device, "dtype": dtype}
+        row_files = named_paths(rows, "--rows")
+        kind = choose_backend(model, backend)
+        options = backend_options(
+            kind,
+            dict(
+                served_model_name=served_model_name,
+                concurrency=concurrency,
+                max_retries=max_retries,
+                timeout_s=request_timeout,
+                tensor_parallel_size=tensor_parallel_size,
+                gpu_memory_utilization=gpu_memory_utilization,
+                max_model_len=max_model_len,
+                seed=seed,
+                dtype=dtype,
+                enforce_eager=enforce_eager,
+                skip_mm_profiling=skip_mm_profiling,
+                batch_size=batch_size,
+                device=device,
+            ),
+        )
         reward_kwargs = {
             k: v for k, v in {"verifier_url": verifier_url, "verifier_model": verifier_model}.items() if v
         }
@@ -225,7 +201,7 @@ def register(app: typer.Typer) -> None:
                 model,
                 names,
                 rows_or_parquet=row_files or None,
-                data_paths=_pairs(data, "--data"),
+                data_paths=named_paths(data, "--data"),
                 **common,
                 on_progress=on_progress,
             )
@@ -269,7 +245,7 @@ def register(app: typer.Typer) -> None:
     @group.command("mm")
     def mm(
         model: str = typer.Option(
-            ..., "--model", help="Checkpoint dir or hub id, loaded by lmms-eval's vLLM engine."
+            None, "--model", help="Checkpoint dir or hub id, loaded by lmms-eval's vLLM engine."
         ),
         tasks: str = typer.Option(
             ",".join(b.name for b in declared(LMMS)),
@@ -285,6 +261,24 @@ def register(app: typer.Typer) -> None:
         instruction: str = typer.Option(
             None, "--instruction", help="Instruction appended to each user turn (default: the training one)."
         ),
+        data: list[str] = typer.Option(
+            None,
+            "--data",
+            help="TASK=DIR: read TASK from a local copy in its hub layout instead of the hub (repeatable).",
+        ),
+        lmms_python: str = typer.Option(
+            None,
+            "--lmms-python",
+            help="Interpreter (or venv dir) with lmms-eval; default $VLMRL_LMMS_PYTHON, then .venv-lmms.",
+        ),
+        setup: bool = typer.Option(
+            False,
+            "--setup",
+            help="Create the lmms-eval venv (--lmms-env) sharing this environment, then exit.",
+        ),
+        lmms_env: Path = typer.Option(
+            Path(".venv-lmms"), "--lmms-env", help="Where --setup creates the lmms-eval venv."
+        ),
         batch_size: int = typer.Option(
             64, "--batch-size", help="lmms-eval --batch_size (prompts per vLLM call)."
         ),
@@ -293,6 +287,22 @@ def register(app: typer.Typer) -> None:
             0.85, "--gpu-memory-utilization", help="vLLM KV-cache share."
         ),
         max_model_len: int = typer.Option(None, "--max-model-len", help="vLLM context length cap."),
+        max_new_tokens: int = typer.Option(
+            None,
+            "--max-new-tokens",
+            help="lmms-eval's model max_new_tokens; it generates max(this, the task's cap). 16 keeps MME's cap.",
+        ),
+        model_arg: list[str] = typer.Option(
+            None,
+            "--model-arg",
+            help="KEY=VALUE added to lmms-eval's --model_args (vLLM engine args; repeatable).",
+        ),
+        reasoning_tags: str = typer.Option(
+            None,
+            "--reasoning-tags",
+            help="lmms-eval --reasoning_tags: blocks removed before scoring (default <think>; `none` scores "
+            "the whole response, as lmms-eval 0.3.5 did).",
+        ),
         limit: int = typer.Option(None, "--limit", help="lmms-eval --limit: first N documents per task."),
         dry_run: bool = typer.Option(
             False, "--dry-run", help="Write the template and print the command only."
@@ -301,13 +311,24 @@ def register(app: typer.Typer) -> None:
             False, "--no-judge-check", help="Run even if the MathVista/MathVerse judge variables look unset."
         ),
     ) -> None:
-        """Run lmms-eval 0.3.5 with a chat template that appends the reasoning instruction to each user turn,
+        """Run lmms-eval 0.7.3 with a chat template that appends the reasoning instruction to each user turn,
         then parse its results into results.json (MME cognition/perception labelled right).
 
-        MathVista and MathVerse are scored by a GPT judge: set OPENAI_API_KEY, and OPENAI_API_URL for a
-        local judge served as `gpt-3.5-turbo` (see docs/evaluation.md)."""
+        lmms-eval runs in its own venv: create it once with `vlmrl eval mm --setup`. MathVista and MathVerse
+        are scored by an LLM judge: set OPENAI_API_KEY, and for a local judge OPENAI_API_URL=http://HOST:PORT/v1
+        and MODEL_VERSION=<served name> (see docs/evaluation.md)."""
         from vlmrl.eval.mm import INSTALL_HINT, LmmsEvalNotInstalled, evaluate_mm
 
+        if setup:
+            from vlmrl.eval.lmms_env import setup_env
+
+            info = setup_env(
+                lmms_env, on_output=lambda line: err_console.print(line, markup=False, highlight=False)
+            )
+            console.print(f"lmms-eval {info.version} in {info.python} (vLLM: {info.vllm or 'not installed'})")
+            return
+        if not model:
+            raise UserError("--model is required (a checkpoint dir or hub id), unless --setup")
         task_list = [t.strip() for t in tasks.split(",") if t.strip()]
         try:
             run = evaluate_mm(
@@ -316,10 +337,15 @@ def register(app: typer.Typer) -> None:
                 out_dir,
                 model_name=model_name,
                 instruction=instruction,
+                lmms_python=lmms_python,
+                data=named_paths(data, "--data"),
                 batch_size=batch_size,
                 tensor_parallel_size=tensor_parallel_size,
                 gpu_memory_utilization=gpu_memory_utilization,
                 max_model_len=max_model_len,
+                max_new_tokens=max_new_tokens,
+                model_args=named_paths(model_arg, "--model-arg"),
+                reasoning_tags=reasoning_tags,
                 limit=limit,
                 dry_run=dry_run,
                 check_judge=not no_judge_check,
@@ -333,7 +359,7 @@ def register(app: typer.Typer) -> None:
         for note in run.notes:
             err_console.print(f"[yellow]note:[/] {note}", highlight=False)
         if not run.ran:
-            err_console.print(f"chat template: {run.chat_template}\ncommand (install: {INSTALL_HINT}):")
+            err_console.print(f"chat template: {run.chat_template}\ncommand ({INSTALL_HINT}):")
             typer.echo(run.command_line)
             return
         table = Table(title=f"{model_name or model}: lmms-eval")

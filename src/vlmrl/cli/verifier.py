@@ -1,9 +1,11 @@
-"""`vlmrl verifier`: serve a verifier model with vLLM and check that one answers correctly."""
+"""`vlmrl verifier`: serve a verifier model with vLLM and check that one answers correctly.
+
+Starting, probing and stopping the server and the checks are `vlmrl.reward.verifier_service`'s;
+this module parses and prints.
+"""
 
 from __future__ import annotations
 
-import os
-import shlex
 import signal
 import sys
 from pathlib import Path
@@ -63,9 +65,9 @@ def register(app: typer.Typer) -> None:
         Example: vlmrl verifier serve --model /models/xVerify-0.5B-I --port 8888
         On a CPU: vlmrl verifier serve --model DIR --host 127.0.0.1 --dtype float32 -- --enforce-eager
         """
-        from vlmrl.reward import serve as sv
+        from vlmrl.reward import verifier_service as sv
 
-        name = served_model_name or sv.default_served_name(model)
+        name = sv.served_name(model, served_model_name)
         options = dict(
             max_model_len=max_model_len,
             gpu_memory_utilization=gpu_memory_utilization,
@@ -73,12 +75,12 @@ def register(app: typer.Typer) -> None:
             dtype=dtype,
             extra=list(ctx.args),
         )
-        cmd = sv.vllm_serve_command(model, host=host, port=port, served_model_name=name, **options)
-        printable = shlex.join(["python"] + cmd[1:])
+        cmd = sv.serve_command(model, host=host, port=port, served_model_name=name, **options)
         if dry_run:
-            console.print(printable, highlight=False, soft_wrap=True)
+            console.print(sv.printable(cmd), highlight=False, soft_wrap=True)
             return
-        err_console.print(f"starting: {printable}", highlight=False, soft_wrap=True)
+        sv.require_vllm(cmd, port, name)
+        err_console.print(f"starting: {sv.printable(cmd)}", highlight=False, soft_wrap=True)
         # SIGTERM (e.g. from a job scheduler) stops vLLM too, like Ctrl-C, also while it loads.
         signal.signal(signal.SIGTERM, _interrupt)
         try:
@@ -128,22 +130,19 @@ def register(app: typer.Typer) -> None:
 
         Example: vlmrl verifier check --url http://host:8888/v1 --model xVerify-0.5B-I
         """
-        from vlmrl.reward.serve import check_verifier
+        from vlmrl.reward.verifier_service import check_verifier
 
-        url = url or os.environ.get("REWARD_MODEL_URL")
-        if not url:
-            raise UserError("no verifier URL: pass --url http://HOST:PORT/v1 or set $REWARD_MODEL_URL")
-        report = check_verifier(url, model or os.environ.get("REWARD_MODEL_NAME"), timeout_s)
-        table = Table(title=f"verifier check: {url}")
+        report = check_verifier(url, model, timeout_s)
+        table = Table(title=f"verifier check: {report.url}")
         for col in ("check", "expected", "got", "result"):
             table.add_column(col)
-        for row in report.rows:
+        for row in report.results:
             table.add_row(row.check, row.expected, row.got, "[green]ok[/]" if row.ok else "[red]FAIL[/]")
         console.print(table)
         if report.failures:
             console.print(f"[red]{report.failures} check(s) failed[/] (model: {report.model or 'none'})")
             raise typer.Exit(1)
-        console.print(f"[green]verifier {report.model} at {url} answers correctly[/]")
+        console.print(f"[green]verifier {report.model} at {report.url} answers correctly[/]")
 
     app.add_typer(
         group, name="verifier", help="Serve or health-check the verifier model (e.g. xVerify on vLLM)."

@@ -534,6 +534,36 @@ class HFBackend:
 BACKENDS = ("openai", "vllm", "hf")
 
 
+# The options each backend takes; `backend_options` keeps those of the chosen one.
+BACKEND_OPTIONS = {
+    "openai": ("served_model_name", "concurrency", "max_retries", "timeout_s"),
+    "vllm": (
+        "tensor_parallel_size",
+        "gpu_memory_utilization",
+        "max_model_len",
+        "seed",
+        "dtype",
+        "enforce_eager",
+        "skip_mm_profiling",
+    ),
+    "hf": ("batch_size", "device", "dtype"),
+}
+
+
+def choose_backend(model: str, backend: str = "auto") -> str:
+    """`auto`: openai for a server URL, else vllm when installed, else hf; any other name is kept."""
+    if backend != "auto":
+        return backend
+    if model.startswith(("http://", "https://")):
+        return "openai"
+    return "vllm" if importlib.util.find_spec("vllm") is not None else "hf"
+
+
+def backend_options(kind: str, options: dict[str, Any]) -> dict[str, Any]:
+    """The entries of `options` that backend `kind` takes (see BACKEND_OPTIONS)."""
+    return {k: v for k, v in options.items() if k in BACKEND_OPTIONS.get(kind, ())}
+
+
 def make_backend(kind: str, model: str, **options: Any) -> Backend:
     """Build a backend: `openai` (model = server URL; `served_model_name`, `concurrency`, ...),
     `vllm` (model = path or hub id), `hf` (model = path or hub id; `device`, `batch_size`)."""

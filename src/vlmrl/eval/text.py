@@ -1,5 +1,5 @@
-"""Text benchmarks end to end: problems (examples or rows) -> n samples per problem -> grading with the training reward ->
-per-sample jsonl, metrics, results JSON and a summary table; re-runs resume where they stopped.
+"""Text benchmarks end to end: problems (examples or rows) -> n samples each -> grading with the
+training reward -> per-sample jsonl, metrics, results JSON and a summary; re-runs resume.
 """
 
 from __future__ import annotations
@@ -18,7 +18,8 @@ from vlmrl.data.prompt import DEFAULT_INSTRUCTION
 from vlmrl.data.rows import Row, check_row, read_rows, row_from_example
 from vlmrl.data.sources import load_examples
 from vlmrl.errors import UserError
-from vlmrl.eval.benchmarks import Benchmark, columns, get_benchmark
+from vlmrl.eval.benchmarks import TEXT, Benchmark, columns, get_benchmark
+from vlmrl.eval.benchmarks import benchmarks as declared
 from vlmrl.eval.generation import Backend, Completion, GenerationRequest, SamplingParams, make_backend
 from vlmrl.eval.metrics import summarize
 from vlmrl.eval.results import write_result
@@ -287,7 +288,11 @@ def evaluate(
                 items = rows_to_items(source, name, where=f"{name} rows")
             suites.append((name, items, name if name in columns() else None))
     if not suites:
-        raise UserError("nothing to evaluate: give --benchmarks and/or --rows")
+        raise UserError(
+            "nothing to evaluate: pass --benchmarks "
+            + ",".join(b.name for b in declared(TEXT))
+            + " and/or --rows NAME=FILE"
+        )
     names = [s[0] for s in suites]
     if len(set(names)) != len(names):
         raise UserError(f"benchmark names repeat: {names}; name --rows files differently")

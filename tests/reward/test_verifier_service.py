@@ -1,4 +1,4 @@
-"""Starting, probing and stopping a server process (`vlmrl.reward.serve`), with real programs that
+"""Starting, probing and stopping a server process (`vlmrl.reward.verifier_service`), with real programs that
 are not vLLM: one that exits at once, and Python's own HTTP server, which never lists a model."""
 
 from __future__ import annotations
@@ -9,11 +9,11 @@ import pytest
 
 from real_servers import free_port, group_alive, port_open
 from vlmrl.errors import UserError
-from vlmrl.reward import serve as sv
+from vlmrl.reward import verifier_service as sv
 
 
 def test_vllm_command_carries_the_settings_and_extra_arguments():
-    cmd = sv.vllm_serve_command(
+    cmd = sv.serve_command(
         "/models/xVerify-0.5B-I", host="127.0.0.1", port=9001, dtype="float32", extra=["--enforce-eager"]
     )
     assert cmd[:3] == [sys.executable, "-m", "vllm.entrypoints.openai.api_server"]

@@ -1,7 +1,6 @@
-"""Serving the verifier model: vLLM's OpenAI-compatible server started, probed until ready, stopped,
-and the health check that sends one known-correct and one known-wrong judgement.
-
-The CLI (`vlmrl verifier serve/check`) only parses options and prints what these functions return.
+"""Running the verifier model as a service: vLLM's OpenAI-compatible server started, probed until
+ready and stopped, and a check that a served verifier answers (health, then one known-right and one
+known-wrong judgement). `vlmrl verifier serve/check` parse options and print what these return.
 """
 
 from __future__ import annotations
@@ -10,6 +9,7 @@ import asyncio
 import contextlib
 import importlib.util
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -30,12 +30,12 @@ PROBES = (
 )
 
 
-def default_served_name(model: str) -> str:
-    """The name clients send as `model`: the checkpoint directory's name (or the hub id)."""
-    return Path(model.rstrip("/")).name or model
+def served_name(model: str, served_model_name: str | None = None) -> str:
+    """The name clients send as `model`: the given one, else the model directory's name (or hub id)."""
+    return served_model_name or Path(model.rstrip("/")).name or model
 
 
-def vllm_serve_command(
+def serve_command(
     model: str,
     *,
     host: str = "0.0.0.0",
@@ -57,7 +57,7 @@ def vllm_serve_command(
         "--model",
         model,
         "--served-model-name",
-        served_model_name or default_served_name(model),
+        served_model_name or served_name(model),
         "--host",
         host,
         "--port",
@@ -76,6 +76,22 @@ def vllm_serve_command(
         "vllm",
         *extra,
     ]
+
+
+def printable(cmd: list[str]) -> str:
+    """The command as a user would type it (`python`, not this interpreter's path)."""
+    return shlex.join(["python"] + cmd[1:])
+
+
+def require_vllm(cmd: list[str], port: int, name: str) -> None:
+    """Raise a `UserError` saying how to serve the verifier elsewhere when vLLM is not installed here."""
+    if importlib.util.find_spec("vllm") is None:
+        raise UserError(
+            "vLLM is not installed in this environment. On a GPU machine run `pip install vllm` and "
+            "retry, or start the server on the GPU host yourself with:\n  "
+            + printable(cmd)
+            + f"\nthen set REWARD_MODEL_URL=http://<that host>:{port}/v1 REWARD_MODEL_NAME={name}"
+        )
 
 
 def client_url(host: str, port: int) -> str:
@@ -206,17 +222,12 @@ def serve_verifier(
 ) -> tuple[ServerProcess, float]:
     """Start vLLM serving `model` and wait until it answers; (server, start-up seconds).
 
-    `command_options` go to `vllm_serve_command` (max_model_len, dtype, extra, ...). On failure the
+    `command_options` go to `serve_command` (max_model_len, dtype, extra, ...). On failure the
     server is stopped before the error is raised.
     """
-    if importlib.util.find_spec("vllm") is None:
-        printable = " ".join(["python", *vllm_serve_command(model, host=host, port=port)[1:]])
-        raise UserError(
-            "vLLM is not installed in this environment. On a GPU machine run `pip install vllm` and "
-            f"retry, or start the server on the GPU host yourself with:\n  {printable}"
-        )
-    name = served_model_name or default_served_name(model)
-    command = vllm_serve_command(model, host=host, port=port, served_model_name=name, **command_options)
+    name = served_name(model, served_model_name)
+    command = serve_command(model, host=host, port=port, served_model_name=name, **command_options)
+    require_vllm(command, port, name)
     server = start_server(command, client_url(host, port), name, log_path=log_path)
     try:
         seconds = wait_until_ready(server, ready_timeout_s, on_wait=on_wait)
@@ -227,7 +238,7 @@ def serve_verifier(
 
 
 @dataclass
-class CheckRow:
+class ProbeResult:
     check: str
     expected: str
     got: str
@@ -235,40 +246,51 @@ class CheckRow:
 
 
 @dataclass
-class CheckReport:
-    """What `check_verifier` found: one row per check; `model` is the name the judgements used."""
+class VerifierCheck:
+    """What `check_verifier` found: one result per check; `model` is the name the judgements used."""
 
     url: str
     model: str | None
-    rows: list[CheckRow] = field(default_factory=list)
+    results: list[ProbeResult] = field(default_factory=list)
 
     @property
     def failures(self) -> int:
-        return sum(not r.ok for r in self.rows)
+        return sum(not r.ok for r in self.results)
 
 
-def check_verifier(url: str, model: str | None = None, timeout_s: float = 30.0) -> CheckReport:
-    """GET /models, then the two probe judgements with `model` (default: the one model listed).
+def check_verifier(url: str | None, model: str | None = None, timeout_s: float = 30.0) -> VerifierCheck:
+    """GET /models, then the PROBES judged by `model` (default $REWARD_MODEL_NAME, else the one model
+    the server lists). `url` defaults to $REWARD_MODEL_URL.
 
-    A server that lists no model (or several) and no `model` given: the judgements are not sent,
-    and the report says why.
+    A server that lists no model (or several) and no name given: the judgements are not sent, and
+    the result says why (never a made-up name).
     """
-    report = CheckReport(url, model)
+    url = url or os.environ.get("REWARD_MODEL_URL")
+    if not url:
+        raise UserError("no verifier URL: pass --url http://HOST:PORT/v1 or set $REWARD_MODEL_URL")
+    model = model or os.environ.get("REWARD_MODEL_NAME") or None
+    report = VerifierCheck(url, model)
     base = vf.chat_url(url).rsplit("/chat/completions", 1)[0]
     try:
         listed = served_models(url, timeout_s)
     except httpx.HTTPStatusError as exc:
-        report.rows.append(CheckRow("GET /models", "200", f"HTTP {exc.response.status_code}", False))
+        report.results.append(ProbeResult("GET /models", "200", f"HTTP {exc.response.status_code}", False))
         return report
     except (httpx.HTTPError, ValueError) as exc:
-        report.rows.append(CheckRow("GET /models", "200", f"{base}: {type(exc).__name__}: {exc}", False))
+        report.results.append(
+            ProbeResult("GET /models", "200", f"{base}: {type(exc).__name__}: {exc}", False)
+        )
         return report
-    report.rows.append(CheckRow("GET /models", "200", ", ".join(listed) or "200, no models listed", True))
+    report.results.append(
+        ProbeResult("GET /models", "200", ", ".join(listed) or "200, no models listed", True)
+    )
     if model is None:
         if len(listed) != 1:
             what = "no model" if not listed else f"{len(listed)} models ({', '.join(listed)})"
-            report.rows.append(
-                CheckRow("served model", "one listed, or --model", f"{what} listed; pass --model NAME", False)
+            report.results.append(
+                ProbeResult(
+                    "served model", "one listed, or --model", f"{what} listed; pass --model NAME", False
+                )
             )
             return report
         model = report.model = listed[0]
@@ -283,5 +305,5 @@ def check_verifier(url: str, model: str | None = None, timeout_s: float = 30.0) 
 
     for (_, output, answer, expected), j in zip(PROBES, asyncio.run(probe_all()), strict=True):
         got = j.verdict or (f"error: {j.detail}" if j.error else f"undecided: {j.detail}")
-        report.rows.append(CheckRow(f"{output!r} vs {answer}", expected, got, j.verdict == expected))
+        report.results.append(ProbeResult(f"{output!r} vs {answer}", expected, got, j.verdict == expected))
     return report
