@@ -98,7 +98,7 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     model = build_tiny_vlm(out / "tiny_model", seed=0)
     train = out / "train.parquet"
-    build_from_examples(make_examples(32, "train", 0), train, with_images=True, mixing="native")
+    build_from_examples(make_examples(32, "train", 0), train, with_images=True, mixed_policy="native")
     config = ROOT / "configs" / "train" / "demo.yaml"
     common = [
         f"model.path={model}",

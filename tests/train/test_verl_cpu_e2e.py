@@ -61,7 +61,7 @@ def _rows(path: Path) -> None:
             )
         else:
             examples.append(make_example("demo/arithmetic", i, "train", f"What is {i} + 1?", [answer]))
-    build_from_examples(examples, path, with_images=True, mixing="native")
+    build_from_examples(examples, path, with_images=True, mixed_policy="native")
 
 
 @pytest.fixture(scope="session")
