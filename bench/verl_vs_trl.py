@@ -11,6 +11,7 @@ the time spent in training steps (veRL's `timing_s/step`, TRL's `step_time_s`).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import subprocess
 import sys
@@ -49,10 +50,8 @@ def _tree_rss(pid: int) -> int:
         return 0
     total = 0
     for p in procs:
-        try:
+        with contextlib.suppress(psutil.NoSuchProcess):
             total += p.memory_info().rss
-        except psutil.NoSuchProcess:
-            pass
     return total
 
 
@@ -78,7 +77,9 @@ def measure(argv: list[str], log: Path) -> tuple[int, float, int]:
 
 
 def step_times(path: Path, key: str) -> list[float]:
-    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.is_file() else []
+    rows = (
+        [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.is_file() else []
+    )
     rows = [{**r.get("data", {}), **r} for r in rows]
     return [float(r[key]) for r in rows if key in r]
 
@@ -109,7 +110,8 @@ def main() -> None:
     results = {}
     trl_dir = out / "trl"
     code, wall, rss = measure(
-        [sys.executable, "-c", TRL_CHILD, str(config), *common, f"trainer.output_dir={trl_dir}"], out / "trl.log"
+        [sys.executable, "-c", TRL_CHILD, str(config), *common, f"trainer.output_dir={trl_dir}"],
+        out / "trl.log",
     )
     steps = step_times(trl_dir / "metrics.jsonl", "step_time_s")
     results["trl"] = (code, wall, rss, steps)
@@ -121,6 +123,7 @@ def main() -> None:
         "rollout.engine=vllm",
         "trainer.n_gpus_per_node=1",
         "trainer.resume_mode=disable",
+        f"trainer.save_freq={args.steps}",  # train_here exports the last checkpoint
     ]
     code, wall, rss = measure(
         [sys.executable, "-c", VERL_CHILD, str(config), str(verl_dir), *verl_overrides], out / "verl.log"
@@ -128,11 +131,15 @@ def main() -> None:
     steps = step_times(verl_dir / "verl_metrics.jsonl", "timing_s/step")
     results["verl"] = (code, wall, rss, steps)
 
-    print(f"{'backend':8} {'exit':>4} {'wall s':>8} {'start-up s':>10} {'step s (mean)':>14} {'peak RSS GB':>11}")
+    print(
+        f"{'backend':8} {'exit':>4} {'wall s':>8} {'start-up s':>10} {'step s (mean)':>14} {'peak RSS GB':>11}"
+    )
     for name, (code, wall, rss, steps) in results.items():
         mean = sum(steps) / len(steps) if steps else float("nan")
-        print(f"{name:8} {code:>4} {wall:>8.1f} {wall - sum(steps):>10.1f} {mean:>14.2f} {rss / 2**30:>11.2f}")
-    (tc, tw, tr, ts), (vc, vw, vr, vs) = results["trl"], results["verl"]
+        print(
+            f"{name:8} {code:>4} {wall:>8.1f} {wall - sum(steps):>10.1f} {mean:>14.2f} {rss / 2**30:>11.2f}"
+        )
+    (_, tw, tr, ts), (_, vw, vr, vs) = results["trl"], results["verl"]
     if ts and vs:
         print(
             f"verl/trl: start-up x{(vw - sum(vs)) / max(tw - sum(ts), 1e-9):.1f}, "
