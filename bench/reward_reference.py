@@ -213,8 +213,9 @@ def agreement(path: Path, settings) -> None:
         for r in rows
     ]
     t = time.perf_counter()
-    ours = [bool(x["acc"]) for x in score_batch(items, settings)]
+    scored = score_batch(items, settings)
     ours_s = time.perf_counter() - t
+    ours = [bool(x["acc"]) for x in scored]
     plain = [_plain_math_verify(r["gold"], r["pred"]) for r in rows]
     verl = [_verl(r["pred"], r["gold"]) for r in rows]
     scorers = {"vlmrl": ours, "math-verify": plain, "veRL math_verify": verl}
@@ -239,7 +240,8 @@ def agreement(path: Path, settings) -> None:
         print(f"{name}: false positives {len(fps)} {fps}; false negatives {len(misses)} {misses}")
     doubtful = [i for i, r in enumerate(rows) if r.get("doubtful")]
     print(f"vlmrl on the doubtful cases: {[(rows[i]['id'], ours[i], rows[i]['expected']) for i in doubtful]}")
-    print(f"vlmrl scored the {len(rows)} cases in {ours_s:.2f} s")
+    undecided = [rows[i]["id"] for i, x in enumerate(scored) if x["verdict"] == "none"]
+    print(f"vlmrl scored the {len(rows)} cases in {ours_s:.2f} s; undecided (none): {undecided}")
 
 
 def left_to_verifier(items: list[dict]) -> int:

@@ -74,17 +74,28 @@ def _in_process(value: str, golds: Sequence[str], boxed: bool) -> RuleResult | N
     if number is not None:
         if number in gold_values:
             return RuleResult(Outcome.CORRECT, "number")
-        if all(v is not None for v in gold_values):
-            return RuleResult(Outcome.WRONG, "number")
+        if all(
+            v is not None or ex.simple_fraction(g) is not None
+            for v, g in zip(gold_values, golds, strict=True)
+        ):
+            # A decimal against fractions: only a rounded decimal of the fraction could be right.
+            fractions = [ex.simple_fraction(g) for g, v in zip(golds, gold_values, strict=True) if v is None]
+            if not any(f is not None and f == number for f in fractions):
+                return RuleResult(Outcome.WRONG, "number") if not fractions else None
+            return RuleResult(Outcome.CORRECT, "number")
         return None
     with_unit = ex.number_with_unit(value)
     if with_unit is not None and with_unit in gold_values:
         return RuleResult(Outcome.CORRECT, "number")
     fraction = ex.simple_fraction(value)
-    if fraction is not None and all(v is not None for v in gold_values):
-        # Both sides exact rationals: equal, the rounded decimal of the fraction, or certainly not.
-        ok = fraction in gold_values or any(ex.rounds_to(g, fraction) for g in golds)
-        return RuleResult(Outcome.CORRECT if ok else Outcome.WRONG, "number")
+    if fraction is not None:
+        exact = [
+            v if v is not None else ex.simple_fraction(g) for v, g in zip(gold_values, golds, strict=True)
+        ]
+        if all(v is not None for v in exact):
+            # Both sides exact rationals: equal, the rounded decimal of the fraction, or certainly not.
+            ok = fraction in exact or any(ex.rounds_to(g, fraction) for g in golds)
+            return RuleResult(Outcome.CORRECT if ok else Outcome.WRONG, "number")
     return None
 
 

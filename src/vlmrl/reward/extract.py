@@ -345,7 +345,7 @@ def plain_number(text: str) -> Fraction | None:
     """
     if len(text) > 64:
         return None
-    s = _SPACING_RE.sub("", _MATH_DELIMS_RE.sub("", text)).strip().rstrip(".").strip()
+    s = _SPACING_RE.sub("", _MATH_DELIMS_RE.sub("", text.replace("\\$", ""))).strip().rstrip(".").strip()
     s = _ASSIGN_RE.sub("", s).replace(" ", "")
     if not _PLAIN_RE.fullmatch(s):
         return None
@@ -381,6 +381,7 @@ _UNIT_TAIL_RE = re.compile(
     r"^(?P<num>[-+]?\d+(?:\.\d+)?)(?:\s*\\(?:text|textnormal|mbox|mathrm|textrm|rm)\s*\{\s*(?:\\,|\s)*[A-Za-z]+\s*\}"
     r"|\s+[A-Za-z]{1,12}(?:\s+[A-Za-z]{2,12})?|(?:cm|mm|km|kg|mg|ml|ft|sec|min|hrs?|mph|lbs?|oz))"
     r"\s*(?:\^\s*\{?[23]\}?)?$"
+    r"|^(?P<deg>[-+]?\d+(?:\.\d+)?)\s*(?:\^\s*\{?\s*\\circ\s*\}?|\\circ|\\degree|\s*degrees?)$"
 )
 
 
@@ -395,19 +396,27 @@ def number_with_unit(text: str) -> Fraction | None:
     s = _SPACING_RE.sub(" ", _MATH_DELIMS_RE.sub(" ", _UNICODE_RE.sub(lambda m: _UNICODE[m.group(0)], text)))
     s = _ASSIGN_RE.sub("", s.strip().rstrip(".").strip())
     m = _UNIT_TAIL_RE.match(s)
-    return Fraction(m.group("num")) if m else None
+    return Fraction(m.group("num") or m.group("deg")) if m else None
 
 
-_FRACTION_RE = re.compile(r"^([-+]?)(?:\\[dtc]?frac\{(\d{1,9})\}\{(\d{1,9})\}|(\d{1,9})/(\d{1,9}))$")
+_FRACTION_RE = re.compile(
+    r"^([-+]?)(?:\\[dtc]?frac(?:\{(\d{1,9})\}\{(\d{1,9})\}|(\d)(\d))|(\d{1,9})/(\d{1,9}))$"
+)
 
 
 def simple_fraction(text: str) -> Fraction | None:
-    """The value of "\\frac{1}{3}", "-\\dfrac{7}{2}", "1/2" (integers only), else None."""
-    s = _MATH_DELIMS_RE.sub("", text).replace(" ", "").rstrip(".")
+    """The value of "\\frac{1}{3}", "-\\dfrac{7}{2}", "\\frac12", "1/2" (integers only), else None."""
+    s = (
+        _MATH_DELIMS_RE.sub("", _UNICODE_RE.sub(lambda m: _UNICODE[m.group(0)], text))
+        .replace(" ", "")
+        .rstrip(".")
+    )
     m = _FRACTION_RE.match(s)
     if not m:
         return None
-    num, den = (m.group(2), m.group(3)) if m.group(2) else (m.group(4), m.group(5))
+    num, den = next(
+        (a, b) for a, b in ((m.group(2), m.group(3)), (m.group(4), m.group(5)), (m.group(6), m.group(7))) if a
+    )
     if int(den) == 0:
         return None
     value = Fraction(int(num), int(den))
