@@ -80,7 +80,7 @@ def test_bad_rows_end_in_rejects_and_counts_add_up(data_dir):
         "undecodable_image": 1,
         "image_placeholder_mismatch": 1,
         "missing_ground_truth": 1,
-        "duplicate_question": 1,
+        "duplicate": 1,
     }
     assert report.balanced()
     rejects = {r["index"]: r for r in _rejects(data_dir / "rejects.jsonl")}
@@ -88,7 +88,7 @@ def test_bad_rows_end_in_rejects_and_counts_add_up(data_dir):
         1: "undecodable_image",
         2: "image_placeholder_mismatch",
         3: "missing_ground_truth",
-        4: "duplicate_question",
+        4: "duplicate",
     }
     assert all(r["source"] == "mmk12" for r in rejects.values())
     assert "2 <image> placeholder(s) but 1 image(s)" in rejects[2]["detail"]
@@ -190,14 +190,14 @@ def test_blank_and_native_policies(data_dir):
     text = Example("t", 0, "train", "What is 2+2?", ["4"], answer_type="number")
     image = Example("m", 0, "train", "<image>\nWhat is shown?", ["a cat"], images=[datafix.png()])
     blank_file, native_file = data_dir / "blank.parquet", data_dir / "native.parquet"
-    build_from_examples([text, image], blank_file, with_images=True, mixing="blank")
-    build_from_examples([text, image], native_file, with_images=True, mixing="native")
+    build_from_examples([text, image], blank_file, with_images=True, mixed_policy="blank")
+    build_from_examples([text, image], native_file, with_images=True, mixed_policy="native")
     blank_rows = pq.read_table(blank_file).to_pylist()
     native_rows = pq.read_table(native_file).to_pylist()
     assert len(blank_rows[0]["images"]) == 1 and blank_rows[0]["prompt"][0]["content"].startswith("<image>\n")
     assert blank_rows[0]["extra_info"]["question"] == "What is 2+2?"
     assert native_rows[0]["images"] == [] and "<image>" not in native_rows[0]["prompt"][0]["content"]
-    assert native_rows[1]["prompt"][0]["content"] == f"<image>\nWhat is shown? {DEFAULT_INSTRUCTION}"
+    assert native_rows[1]["prompt"][0]["content"] == f"<image>\nWhat is shown?\n\n{DEFAULT_INSTRUCTION}"
     assert native_rows[1]["reward_model"] == {"style": "rule", "ground_truth": ["a cat"]}
     assert native_rows[1]["extra_info"] == {
         "index": 0,
@@ -206,6 +206,8 @@ def test_blank_and_native_policies(data_dir):
         "answer": "a cat",
         "answer_type": "expression",
         "choices": [],
+        "source_id": "",
+        "source_meta": "{}",
     }
     text_only = data_dir / "text.parquet"
     build_from_examples([text], text_only, instruction="")
@@ -304,7 +306,7 @@ def test_prompt_length_filter_and_inspect_with_tokenizer(data_dir, tiny_vlm_path
         {"t": {"source": "generic", "path": str(paths["t"])}},
         {"train": {"path": str(data_dir / "train.parquet"), "sources": ["t"], "shuffle": False}},
         tokenizer=str(tiny_vlm_path),
-        max_prompt_tokens=400,
+        max_prompt_length=400,
     )
     (report,) = build_recipe(recipe).outputs
     assert report.kept == 1 and dict(report.rejected) == {"prompt_too_long": 1}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -219,7 +220,7 @@ def test_openai_backend_grades_with_the_training_reward(chat_server, tmp_path):
     assert samples["1"]["format_ok"] == 0 and samples["1"]["verdict"] == "format"
     assert samples["2"]["acc"] == 0 and samples["2"]["extracted"] == "7"
     assert len(server.bodies) == 12
-    assert all(b["temperature"] == 0.6 and b["top_k"] == -1 and b["top_p"] == 1.0 for b in server.bodies)
+    assert all(b["temperature"] == 0.6 and "top_k" not in b and b["top_p"] == 1.0 for b in server.bodies)
 
 
 def test_interrupted_run_resumes_with_only_the_missing_samples(chat_server, tmp_path):
@@ -312,8 +313,9 @@ def test_cli_eval_text_against_a_server(chat_server, tmp_path):
 
 
 def test_cli_eval_mm_without_lmms_eval_prints_the_command(tmp_path):
-    from vlmrl.eval.mm import lmms_eval_version
-
+    bare = tmp_path / "bare"  # a venv directory whose python has no lmms-eval
+    (bare / "bin").mkdir(parents=True)
+    (bare / "bin" / "python").symlink_to(sys.executable)
     result = CliRunner().invoke(
         app,
         [
@@ -327,12 +329,13 @@ def test_cli_eval_mm_without_lmms_eval_prints_the_command(tmp_path):
             str(tmp_path),
             "--instruction",
             "Think.",
+            "--lmms-python",
+            str(bare),
         ],
     )
-    if lmms_eval_version() is None:
-        assert result.exit_code == 3
-        assert "-m lmms_eval --model vllm" in result.output
-        assert "pip install 'lmms-eval==0.3.5'" in result.output
+    assert result.exit_code == 3
+    assert "-m lmms_eval --model vllm" in result.output
+    assert "vlmrl eval mm --setup" in result.output
     dry = CliRunner().invoke(
         app,
         ["eval", "mm", "--model", "/ckpt/hf", "-o", str(tmp_path), "--instruction", "Think.", "--dry-run"],
