@@ -9,8 +9,9 @@ from __future__ import annotations
 import argparse
 import time
 
-from vlmrl.reward import compute_score
-from vlmrl.reward.rule import get_pool
+from vlmrl.reward import RewardSettings, compute_score
+from vlmrl.reward.pool import get_pool
+from vlmrl.reward.verl_entry import ground_truth_list
 
 
 def wrap(answer: str, think: str = "work") -> str:
@@ -57,14 +58,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rule-timeout-s", type=float, default=5.0)
     args = parser.parse_args()
-    pool = get_pool()
+    settings = RewardSettings.from_kwargs(rule_timeout_s=args.rule_timeout_s)
+    pool = get_pool(settings.workers)
     pool.warm_up()
     worst = 0.0
     print(f"{'case':30} {'seconds':>8}  verdict   acc  chars")
     for name, response, ground_truth in CASES:
         t = time.perf_counter()
         result = compute_score(
-            "bench", response, ground_truth, {"question": "q"}, rule_timeout_s=args.rule_timeout_s
+            "bench", response, ground_truth_list(ground_truth), {"question": "q"}, settings
         )
         dt = time.perf_counter() - t
         worst = max(worst, dt)

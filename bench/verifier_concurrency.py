@@ -38,7 +38,7 @@ def main() -> None:
 
     # The judge runs in its own process so its threads do not share the client's GIL.
     server = subprocess.Popen(
-        [sys.executable, "-m", "vlmrl.reward.scripted_judge", "--delay-s", str(args.latency)],
+        [sys.executable, "-m", "vlmrl.testing.scripted_judge", "--delay-s", str(args.latency)],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,

@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from vlmrl.cli import app
 from vlmrl.reward import verifier as vf
-from vlmrl.reward.scripted_judge import Script, ScriptedJudge
+from vlmrl.testing.scripted_judge import Script, ScriptedJudge
 
 runner = CliRunner()
 

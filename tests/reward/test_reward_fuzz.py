@@ -7,8 +7,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from vlmrl.reward import compute_score
-from vlmrl.reward.answer import check_format, clean_answer, comparison_key, extract_answer, extract_letters
-from vlmrl.reward.rule import fast_check
+from vlmrl.reward.check import prepare
+from vlmrl.reward.choice import extract_letters, gold_letters
+from vlmrl.reward.extract import check_format, final_answer, number_with_unit, plain_number, prose_number
 
 KEYS = {"score", "acc", "format_ok", "pred", "verdict", "verifier_error"}
 # Pieces that drive the parser into its interesting corners.
@@ -68,7 +69,7 @@ RESPONSE = st.one_of(
         lambda t: f"<think>x</think><answer>{t[0] * (t[1] // max(1, len(t[0])))}</answer>"[:100_010]
     ),
 )
-GROUND_TRUTH = st.one_of(TEXT, st.lists(TEXT, max_size=3))
+GROUND_TRUTH = st.lists(TEXT, max_size=3)
 
 
 @pytest.fixture(autouse=True)
@@ -82,11 +83,13 @@ def _no_verifier(monkeypatch):
 def test_parsers_never_raise(text):
     # The test fails on any exception; the type checks catch a parser that returns garbage instead.
     check_format(text)
-    extract_answer(text)
-    assert isinstance(clean_answer(text), str)
-    assert isinstance(comparison_key(text), str)
-    extract_letters(text)
-    fast_check(text, [text[:50] or "1"])
+    assert isinstance(final_answer(text).math_text, str)
+    assert isinstance(extract_letters(text), list)
+    assert isinstance(gold_letters(text), set)
+    for reader in (plain_number, prose_number, number_with_unit):
+        reader(text)
+    decided, question, pred = prepare(text, [text[:50] or "1"])
+    assert isinstance(pred, str) and (decided is None) != (question is None)
 
 
 @settings(max_examples=100, deadline=None, suppress_health_check=list(HealthCheck))

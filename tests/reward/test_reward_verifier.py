@@ -7,9 +7,10 @@ import time
 
 import pytest
 
-from vlmrl.reward import compute_score, compute_score_async, score_batch
+from vlmrl.reward import compute_score, score_batch
 from vlmrl.reward import verifier as vf
-from vlmrl.reward.scripted_judge import Script, ScriptedJudge
+from vlmrl.reward.score import compute_score_async
+from vlmrl.testing.scripted_judge import Script, ScriptedJudge
 
 QUESTION = "How many apples are left?"
 
@@ -70,9 +71,9 @@ def test_verifier_decides_when_rules_cannot():
 
 def test_rule_decided_answers_never_reach_the_verifier():
     with ScriptedJudge() as judge:
-        assert compute_score("s", wrap("\\boxed{5}"), "5", INFO, **kw(judge))["verdict"] == "rule"
-        assert compute_score("s", wrap("4"), "5", INFO, **kw(judge))["verdict"] == "rule"
-        assert compute_score("s", wrap("4 or 5"), "5", INFO, **kw(judge))["verdict"] == "rule"
+        assert compute_score("s", wrap("\\boxed{5}"), ["5"], INFO, **kw(judge))["verdict"] == "rule"
+        assert compute_score("s", wrap("4"), ["5"], INFO, **kw(judge))["verdict"] == "rule"
+        assert compute_score("s", wrap("4 or 5"), ["5"], INFO, **kw(judge))["verdict"] == "rule"
         assert judge.script.requests == 0
 
 
@@ -80,13 +81,13 @@ def test_rule_decided_answers_never_reach_the_verifier():
 def test_outage_keeps_the_rule_verdict(mode):
     with ScriptedJudge(Script(mode=mode)) as judge:
         # A correct answer is decided by the rules and never punished, whatever the judge does.
-        correct = compute_score("s", wrap("\\frac{1}{2}"), "0.5", INFO, **kw(judge))
+        correct = compute_score("s", wrap("\\frac{1}{2}"), ["0.5"], INFO, **kw(judge))
         assert (correct["acc"], correct["score"], correct["verdict"]) == (1, 1.0, "rule")
         # Undecided by rules: the verifier fails, the (tentative) rule verdict stands and is flagged.
-        result = compute_score("s", wrap("x^2"), "x^3", INFO, **kw(judge))
+        result = compute_score("s", wrap("x^2"), ["x^3"], INFO, **kw(judge))
         assert result["verifier_error"] == 1
         assert result["verdict"] == "rule" and result["acc"] == 0
-        nobody = compute_score("s", wrap("five apples"), "5 apples", INFO, **kw(judge))
+        nobody = compute_score("s", wrap("five apples"), ["5 apples"], INFO, **kw(judge))
         assert nobody["verifier_error"] == 1 and nobody["verdict"] in ("none", "rule")
         assert judge.script.requests >= 2  # retried
 
@@ -120,10 +121,10 @@ def test_circuit_breaker_stops_calling_a_dead_verifier():
     with ScriptedJudge(Script(mode="error500")) as judge:
         settings = kw(judge, verifier_max_retries=0)
         for i in range(vf.CIRCUIT_FAILURES):
-            compute_score("s", wrap(f"y^{i + 2}"), "x", INFO, **settings)
+            compute_score("s", wrap(f"y^{i + 2}"), ["x"], INFO, **settings)
         calls = judge.script.requests
         assert vf.breaker_for(judge.url).is_open
-        result = compute_score("s", wrap("y^99"), "x", INFO, **settings)
+        result = compute_score("s", wrap("y^99"), ["x"], INFO, **settings)
         assert result["verifier_error"] == 1
         assert judge.script.requests == calls  # short-circuited, no request sent
 

@@ -11,14 +11,16 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from vlmrl.cli._common import console
+from vlmrl.data.normalize import normalize_answers, parse_answer_list
 from vlmrl.errors import UserError
 from vlmrl.utils.io import iter_jsonl
 
 _HELP = """Score model responses with the math reward.
 
 The reward cascade: a format gate (one non-empty <think> block, then one <answer> block),
-answer extraction (\\boxed{} or the whole answer, option letters), a rule check against every
-acceptable ground truth (normalisation, then math-verify in killable workers), and -- only when
+the final answer (a \\boxed{}, or what the answer states last), a rule check against every
+acceptable ground truth (option letters, plain numbers, then math-verify's extraction and
+comparison in killable worker processes, with a guard against hedged answers), and -- only when
 the rules cannot decide -- a verifier model behind an OpenAI-compatible API (`vlmrl verifier`).
 """
 
@@ -55,7 +57,8 @@ def _load_items(path: Path) -> list[dict[str, Any]]:
                 "row": row,
                 "data_source": row["data_source"],
                 "solution_str": row[response_key],  # type: ignore[index]
-                "ground_truth": row["ground_truth"],
+                # A string, a Python-literal list string or a JSON list, read as the data stage does.
+                "ground_truth": normalize_answers(parse_answer_list(row["ground_truth"])),
                 "extra_info": extra_info,
             }
         )
@@ -140,7 +143,7 @@ def register(app: typer.Typer) -> None:
             task = progress.add_task("score", total=len(items))
             for start in range(0, len(items), chunk_size):
                 chunk = items[start : start + chunk_size]
-                results.extend(score_batch(chunk, **kwargs))
+                results.extend(score_batch(chunk, settings))
                 progress.advance(task, len(chunk))
         rows = ({**item["row"], **result} for item, result in zip(items, results, strict=True))
         write_jsonl_atomic(output, rows)

@@ -1,24 +1,11 @@
-"""Reward: format gate -> answer extraction -> rule check -> verifier model.
+"""Reward: format gate -> final answer -> rule check (math-verify) -> verifier model.
 
-`compute_score` is veRL's `custom_reward_function` signature; `score_batch` scores many at once.
+Public API: `compute_score` (one response; veRL's `custom_reward_function` signature, used by the
+veRL entry and the TRL adapter), `score_batch` (many at once) and `RewardSettings` (the validated
+settings both take). Ground truths are the data stage's `list[str]` of every acceptable answer.
 """
 
-from vlmrl.reward.score import (
-    VERDICTS,
-    RewardSettings,
-    compute_score,
-    compute_score_async,
-    normalize_ground_truth,
-    score_batch,
-    score_batch_async,
-)
+from vlmrl.reward.score import VERDICTS, compute_score, score_batch
+from vlmrl.reward.settings import RewardSettings
 
-__all__ = [
-    "VERDICTS",
-    "RewardSettings",
-    "compute_score",
-    "compute_score_async",
-    "normalize_ground_truth",
-    "score_batch",
-    "score_batch_async",
-]
+__all__ = ["VERDICTS", "RewardSettings", "compute_score", "score_batch"]

@@ -1,102 +1,43 @@
-"""The reward cascade: format gate -> extraction -> rule check -> verifier, as veRL/TRL-ready functions.
+"""The reward cascade: format gate -> final answer -> rule check -> verifier, as one dict per response.
 
-`compute_score` (sync), `compute_score_async` and `score_batch` / `score_batch_async` return the same
-dict; none of them raises on any response, and each returns within its configured bounds.
+`compute_score` scores one response, `score_batch` many (rule checks in parallel, verifier calls
+concurrent and deduplicated); `compute_score_async` is the coroutine veRL's entry awaits. None of
+them raises on any response, and each returns within its configured bounds. Ground truths are the
+data stage's `list[str]` of every acceptable answer.
 """
 
 from __future__ import annotations
 
-import ast
 import asyncio
 import concurrent.futures
-import os
-import threading
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
-from vlmrl.errors import UserError
-from vlmrl.reward import answer as ans
+from vlmrl.reward import check
+from vlmrl.reward import extract as ex
 from vlmrl.reward import verifier as vf
-from vlmrl.reward.rule import Outcome, RuleResult, default_pool_size, math_verify_check, quick_check
+from vlmrl.reward.check import Outcome, RuleResult
+from vlmrl.reward.settings import RewardSettings, settings_from_kwargs
 
 VERDICTS = ("rule", "verifier", "format", "none")
 
 
-@dataclass(frozen=True)
-class RewardSettings:
-    """Scores and bounds of one reward; built from `reward_kwargs` (unknown keys ignored)."""
+def _settings(settings: RewardSettings | None, kwargs: dict[str, Any]) -> RewardSettings:
+    if settings is not None:
+        if kwargs:
+            raise TypeError(f"pass either settings or reward keyword arguments, not both ({sorted(kwargs)})")
+        return settings
+    return settings_from_kwargs(kwargs)
 
-    correct_score: float = 1.0
-    incorrect_score: float = -1.0
-    format_score: float = -1.0
-    rule_timeout_s: float = 5.0
-    verifier: vf.VerifierSettings | None = None
-    extra: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
 
-    @classmethod
-    def from_kwargs(cls, **kwargs: Any) -> RewardSettings:
-        def num(name: str, default: float, cast: type = float) -> Any:
-            value = kwargs.get(name)
-            if value is None:
-                return default
-            try:
-                return cast(value)
-            except (TypeError, ValueError) as exc:
-                raise UserError(f"reward kwarg {name}={value!r} is not a {cast.__name__}") from exc
-
-        url = kwargs.get("verifier_url") or os.environ.get("REWARD_MODEL_URL") or None
-        model = kwargs.get("verifier_model") or os.environ.get("REWARD_MODEL_NAME") or None
-        verifier = None
-        if url and model:
-            verifier = vf.VerifierSettings(
-                url=str(url),
-                model=str(model),
-                timeout_s=max(0.01, num("verifier_timeout_s", 30.0)),
-                max_retries=max(0, num("verifier_max_retries", 2, int)),
-                concurrency=max(1, num("verifier_concurrency", 64, int)),
-                prompt_template=str(kwargs.get("verifier_prompt_template") or vf.XVERIFY_PROMPT),
-                api_key=kwargs.get("verifier_api_key") or os.environ.get("REWARD_MODEL_API_KEY") or None,
-            )
-        elif url and not model:
-            raise UserError(
-                f"verifier url {url!r} is set but no model name: set reward.verifier.model "
-                "(or $REWARD_MODEL_NAME) to the verifier's --served-model-name"
-            )
-        return cls(
-            correct_score=num("correct_score", 1.0),
-            incorrect_score=num("incorrect_score", -1.0),
-            format_score=num("format_score", -1.0),
-            rule_timeout_s=max(0.1, num("rule_timeout_s", 5.0)),
-            verifier=verifier,
+def _golds(ground_truth: Any) -> list[str]:
+    if isinstance(ground_truth, str) or not isinstance(ground_truth, (list, tuple)):
+        raise TypeError(
+            f"ground_truth must be a list of acceptable answers (str), got {type(ground_truth).__name__}; "
+            "vlmrl.data.normalize.parse_answer_list reads the other forms"
         )
-
-
-def normalize_ground_truth(ground_truth: Any) -> list[str]:
-    """Every acceptable answer as a list of strings (str, list/tuple, numpy array, literal list)."""
-    if ground_truth is None:
-        return []
-    if isinstance(ground_truth, bytes):
-        ground_truth = ground_truth.decode("utf-8", "replace")
-    if isinstance(ground_truth, str):
-        s = ground_truth.strip()
-        # Skywork stores "['3', '3.0']": a Python literal list of acceptable answers.
-        if len(s) < 10000 and s.startswith("[") and s.endswith("]") and ("'" in s or '"' in s):
-            try:
-                value = ast.literal_eval(s)
-            except (ValueError, SyntaxError, MemoryError, RecursionError):
-                value = None
-            if isinstance(value, (list, tuple)) and value and all(isinstance(v, str) for v in value):
-                return [v for v in value if v.strip()]
-        return [ground_truth]
-    if hasattr(ground_truth, "tolist"):
-        ground_truth = ground_truth.tolist()
-    if isinstance(ground_truth, (list, tuple)):
-        out: list[str] = []
-        for item in ground_truth:
-            out.extend(normalize_ground_truth(item))
-        return out
-    return [str(ground_truth)]
+    return [str(g) for g in ground_truth]
 
 
 def _info(extra_info: Any) -> tuple[str | None, list[str], str]:
@@ -123,7 +64,7 @@ def _result(
         "score": float(score),
         "acc": int(acc),
         "format_ok": int(format_ok),
-        "pred": ans.truncate_pred(pred),
+        "pred": ex.truncate_pred(pred),
         "verdict": verdict,
         "verifier_error": int(verifier_error),
     }
@@ -131,43 +72,34 @@ def _result(
 
 @dataclass
 class _Pending:
-    """A response after the rule stage, possibly waiting for the verifier."""
+    """A response after the in-process checks, possibly waiting for math-verify or the verifier."""
 
-    pred: str
-    answer_block: str
-    golds: list[str]
-    question: str
+    pred: str = ""
+    answer_block: str = ""
+    golds: tuple[str, ...] = ()
+    question: str = ""
     rule: RuleResult | None = None
+    math: check.Question | None = None
     done: dict[str, Any] | None = None
 
 
-def _prepare(solution_str: Any, ground_truth: Any, extra_info: Any, settings: RewardSettings) -> _Pending:
-    """Format gate, extraction and the cheap rule checks; `rule` stays None when math-verify must decide."""
+def _prepare(solution_str: Any, golds: list[str], extra_info: Any, settings: RewardSettings) -> _Pending:
     if not isinstance(solution_str, str):
         solution_str = "" if solution_str is None else str(solution_str)
-    parsed = ans.check_format(solution_str)
+    parsed = ex.check_format(solution_str)
     if not parsed.format_ok:
-        return _Pending("", "", [], "", done=_result(settings.format_score, 0, 0, "", "format", 0))
-    pred = ans.extract_answer(parsed.answer)
-    golds = normalize_ground_truth(ground_truth)
+        return _Pending(done=_result(settings.format_score, 0, 0, "", "format", 0))
     answer_type, choices, question = _info(extra_info)
-    pending = _Pending(pred, parsed.answer, golds, question)
-    pending.rule = quick_check(pred, golds, answer_type, choices)
-    return pending
-
-
-def _safe_prepare(
-    solution_str: Any, ground_truth: Any, extra_info: Any, settings: RewardSettings
-) -> _Pending:
     try:
-        return _prepare(solution_str, ground_truth, extra_info, settings)
+        rule, math, pred = check.prepare(parsed.answer, golds, answer_type, choices)
     except Exception:  # last line of defence: a reward bug must not crash a training run
-        return _Pending("", "", [], "", done=_result(settings.incorrect_score, 0, 0, "", "none", 0))
+        rule, math, pred = RuleResult(Outcome.UNDECIDED, "error"), None, parsed.answer
+    return _Pending(pred, parsed.answer, tuple(golds), question, rule, math)
 
 
-def _slow_rule(p: _Pending, settings: RewardSettings) -> _Pending:
-    if p.done is None and p.rule is None:
-        p.rule = math_verify_check(p.pred, p.golds, settings.rule_timeout_s)
+def _math_verify(p: _Pending, settings: RewardSettings) -> _Pending:
+    if p.done is None and p.rule is None and p.math is not None:
+        p.rule = check.math_verify_check(p.math, settings.rule_timeout_s, settings.workers)
     return p
 
 
@@ -199,128 +131,119 @@ def _finish(p: _Pending, settings: RewardSettings, judgement: vf.Judgement | Non
     return _result(wrong, 0, 1, p.pred, "none", error)
 
 
-def _verifier_args(p: _Pending) -> tuple[str, str, str]:
+def _judge(p: _Pending, settings: RewardSettings) -> Any:
+    assert settings.verifier is not None
     # xVerify reads the whole answer block (it copes with prose around the final answer).
-    return p.question, p.answer_block, " | ".join(p.golds)
+    return vf.judge(settings.verifier, p.question, p.answer_block, " | ".join(p.golds))
 
 
-# --- async API -----------------------------------------------------------------------------------
-
-_rule_threads: concurrent.futures.ThreadPoolExecutor | None = None
-_rule_threads_pid = 0
-_rule_threads_lock = threading.Lock()
-
-
-def _rule_executor() -> concurrent.futures.ThreadPoolExecutor:
-    """Threads that wait on the math-verify workers, one per worker: queueing happens here, where it
-    costs no bound, rather than inside the pool, where waiting counts against `rule_timeout_s`."""
-    global _rule_threads, _rule_threads_pid
-    with _rule_threads_lock:
-        if _rule_threads is None or _rule_threads_pid != os.getpid():
-            _rule_threads = concurrent.futures.ThreadPoolExecutor(
-                max_workers=default_pool_size(), thread_name_prefix="vlmrl-rule"
-            )
-            _rule_threads_pid = os.getpid()
-        return _rule_threads
-
-
-async def _complete_rule(p: _Pending, settings: RewardSettings) -> _Pending:
-    if p.done is None and p.rule is None:
-        await asyncio.get_running_loop().run_in_executor(_rule_executor(), _slow_rule, p, settings)
-    return p
+async def _score_all(
+    items: Sequence[tuple[Any, list[str], Any]], settings: RewardSettings, close_clients: bool
+) -> list[dict[str, Any]]:
+    loop = asyncio.get_running_loop()
+    try:
+        pendings = [_prepare(s, g, e, settings) for s, g, e in items]
+        # One math-verify check per distinct question: a GRPO group repeats its answers.
+        todo: dict[check.Question, list[_Pending]] = {}
+        for p in pendings:
+            if p.done is None and p.rule is None and p.math is not None:
+                todo.setdefault(p.math, []).append(p)
+        firsts = [same[0] for same in todo.values()]
+        if len(firsts) == 1:
+            _math_verify(firsts[0], settings)
+        elif firsts:
+            # One thread per worker waits on the pool; queueing here costs no part of the bound.
+            with concurrent.futures.ThreadPoolExecutor(settings.workers, "vlmrl-rule") as threads:
+                await asyncio.gather(
+                    *(loop.run_in_executor(threads, _math_verify, p, settings) for p in firsts)
+                )
+        for same in todo.values():
+            for p in same[1:]:
+                p.rule = same[0].rule
+        judgements: list[vf.Judgement | None] = [None] * len(pendings)
+        asks = [i for i, p in enumerate(pendings) if _needs_verifier(p, settings)]
+        if asks:
+            replies = await asyncio.gather(*(_judge(pendings[i], settings) for i in asks))
+            for i, j in zip(asks, replies, strict=True):
+                judgements[i] = j
+        return [_finish(p, settings, j) for p, j in zip(pendings, judgements, strict=True)]
+    finally:
+        if close_clients:
+            await vf.close_clients()
 
 
 async def compute_score_async(
     data_source: Any = None,
     solution_str: Any = "",
-    ground_truth: Any = None,
+    ground_truth: Sequence[str] = (),
     extra_info: Any = None,
-    **kwargs: Any,
+    settings: RewardSettings | None = None,
+    **reward_kwargs: Any,
 ) -> dict[str, Any]:
-    """Async `compute_score`: verifier calls share the running loop's pooled client; never raises."""
-    settings = RewardSettings.from_kwargs(**kwargs)
-    p = await _complete_rule(_safe_prepare(solution_str, ground_truth, extra_info, settings), settings)
-    judgement = None
-    if _needs_verifier(p, settings):
-        assert settings.verifier is not None
-        judgement = await vf.judge(settings.verifier, *_verifier_args(p))
-    return _finish(p, settings, judgement)
-
-
-async def score_batch_async(items: Sequence[Mapping[str, Any]], **kwargs: Any) -> list[dict[str, Any]]:
-    """Score many responses: rule checks in parallel, verifier calls concurrent and deduplicated.
-
-    Each item has `solution_str` (or `response`), `ground_truth`, optional `data_source`, `extra_info`.
-    """
-    settings = RewardSettings.from_kwargs(**kwargs)
-    prepared = [
-        _safe_prepare(
-            item.get("solution_str", item.get("response", "")),
-            item.get("ground_truth"),
-            item.get("extra_info"),
-            settings,
-        )
-        for item in items
-    ]
-    pendings = await asyncio.gather(*(_complete_rule(p, settings) for p in prepared))
-    judgements: list[vf.Judgement | None] = [None] * len(pendings)
-    todo = [i for i, p in enumerate(pendings) if _needs_verifier(p, settings)]
-    if todo:
-        assert settings.verifier is not None
-        results = await asyncio.gather(
-            *(vf.judge(settings.verifier, *_verifier_args(pendings[i])) for i in todo)
-        )
-        for i, j in zip(todo, results, strict=True):
-            judgements[i] = j
-    return [_finish(p, settings, j) for p, j in zip(pendings, judgements, strict=True)]
-
-
-# --- sync API: one background loop per process so the HTTP client is pooled across calls ---------
-
-_bg_loop: asyncio.AbstractEventLoop | None = None
-_bg_pid = 0
-_bg_lock = threading.Lock()
-
-
-def _background_loop() -> asyncio.AbstractEventLoop:
-    global _bg_loop, _bg_pid
-    with _bg_lock:
-        if _bg_loop is None or _bg_pid != os.getpid() or _bg_loop.is_closed():
-            loop = asyncio.new_event_loop()
-            threading.Thread(target=loop.run_forever, name="vlmrl-reward-loop", daemon=True).start()
-            _bg_loop, _bg_pid = loop, os.getpid()
-        return _bg_loop
+    """`compute_score` as a coroutine: math-verify runs off the loop, verifier calls share its client."""
+    s = _settings(settings, reward_kwargs)
+    golds = _golds(ground_truth)
+    p = _prepare(solution_str, golds, extra_info, s)
+    if p.done is None and p.rule is None:
+        await asyncio.get_running_loop().run_in_executor(None, _math_verify, p, s)
+    judgement = await _judge(p, s) if _needs_verifier(p, s) else None
+    return _finish(p, s, judgement)
 
 
 def _run(coro: Any) -> Any:
-    return asyncio.run_coroutine_threadsafe(coro, _background_loop()).result()
+    """Run a coroutine to completion from sync code, also from a thread whose loop is running."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coro)
+    with concurrent.futures.ThreadPoolExecutor(1) as one:
+        return one.submit(asyncio.run, coro).result()
 
 
 def compute_score(
     data_source: Any = None,
     solution_str: Any = "",
-    ground_truth: Any = None,
+    ground_truth: Sequence[str] = (),
     extra_info: Any = None,
-    **kwargs: Any,
+    settings: RewardSettings | None = None,
+    **reward_kwargs: Any,
 ) -> dict[str, Any]:
     """Score one response: a dict with score, acc, format_ok, pred, verdict, verifier_error.
 
-    Safe from any thread (veRL runs it in a thread executor). With no verifier configured, or
-    when the rules decide, no event loop is involved at all.
+    `ground_truth` is the list of every acceptable answer; `settings` (or the keyword arguments of
+    `RewardSettings.from_kwargs`, built once per distinct set) the scores and bounds. Safe from any
+    thread; with no verifier configured, or when the rules decide, no event loop is involved.
     """
-    settings = RewardSettings.from_kwargs(**kwargs)
-    p = _slow_rule(_safe_prepare(solution_str, ground_truth, extra_info, settings), settings)
+    s = _settings(settings, reward_kwargs)
+    p = _math_verify(_prepare(solution_str, _golds(ground_truth), extra_info, s), s)
     judgement = None
-    if _needs_verifier(p, settings):
-        assert settings.verifier is not None
+    if _needs_verifier(p, s):
         try:
-            judgement = _run(vf.judge(settings.verifier, *_verifier_args(p)))
+            judgement = _run(_score_one_judgement(p, s))
         except Exception as exc:
             judgement = vf.Judgement(None, True, type(exc).__name__)
-    return _finish(p, settings, judgement)
+    return _finish(p, s, judgement)
 
 
-def score_batch(items: Sequence[Mapping[str, Any]], **kwargs: Any) -> list[dict[str, Any]]:
-    """Sync `score_batch_async`, usable from any thread, inside or outside a running loop."""
-    RewardSettings.from_kwargs(**kwargs)  # bad settings raise here, in the caller's thread
-    return _run(score_batch_async(items, **kwargs))
+async def _score_one_judgement(p: _Pending, settings: RewardSettings) -> vf.Judgement:
+    try:
+        return await _judge(p, settings)
+    finally:
+        await vf.close_clients()
+
+
+def score_batch(
+    items: Sequence[Mapping[str, Any]], settings: RewardSettings | None = None, **reward_kwargs: Any
+) -> list[dict[str, Any]]:
+    """Score many responses; each item has `solution_str` (or `response`), `ground_truth` (a list),
+    optional `data_source`, `extra_info`. Usable from any thread, inside or outside a running loop."""
+    s = _settings(settings, reward_kwargs)
+    triples = [
+        (
+            item.get("solution_str", item.get("response", "")),
+            _golds(item.get("ground_truth")),
+            item.get("extra_info"),
+        )
+        for item in items
+    ]
+    return _run(_score_all(triples, s, close_clients=True))

@@ -9,7 +9,8 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from vlmrl.reward.score import RewardSettings, score_batch
+from vlmrl.reward.score import score_batch
+from vlmrl.reward.settings import RewardSettings
 
 
 def completion_text(completion: Any) -> str:
@@ -39,14 +40,19 @@ def _column(columns: dict[str, Any], name: str, n: int, default: Any = None) -> 
     return values
 
 
-def make_trl_reward(**reward_kwargs: Any) -> Callable[..., list[float]]:
+def make_trl_reward(
+    settings: RewardSettings | None = None, **reward_kwargs: Any
+) -> Callable[..., list[float]]:
     """A TRL reward function; `f.last_results` keeps the last batch's reward dicts.
+
+    `settings`, or the keyword arguments of `RewardSettings.from_kwargs` (`RewardConfig.reward_kwargs()`),
+    are validated here, once: a bad setting fails when the trainer is built, not mid-training.
 
     Reads the dataset columns `ground_truth`, `data_source`, `extra_info`. Through TRL's
     `log_metric` it logs `acc`, `format_rate`, `verifier_error_rate` and the share of each verdict;
     through `log_extra` it adds `acc`, `pred` and `verdict` columns to the completions table.
     """
-    RewardSettings.from_kwargs(**reward_kwargs)  # a bad setting fails at build time, not mid-training
+    resolved = settings if settings is not None else RewardSettings.from_kwargs(**reward_kwargs)
 
     def math_reward(prompts: Sequence[Any], completions: Sequence[Any], **columns: Any) -> list[float]:
         n = len(completions)
@@ -57,12 +63,12 @@ def make_trl_reward(**reward_kwargs: Any) -> Callable[..., list[float]]:
             {
                 "data_source": sources[i],
                 "solution_str": completion_text(completions[i]),
-                "ground_truth": ground_truths[i],
+                "ground_truth": list(ground_truths[i]) if ground_truths[i] is not None else [],
                 "extra_info": infos[i],
             }
             for i in range(n)
         ]
-        results = score_batch(items, **reward_kwargs)
+        results = score_batch(items, resolved)
         math_reward.last_results = results  # type: ignore[attr-defined]
         log_metric = columns.get("log_metric")
         if callable(log_metric) and n:

@@ -1,0 +1,203 @@
+"""The rule check: option letters, plain numbers in-process, math-verify in a killable worker.
+
+`quick_check` decides what is safe to decide in-process (hedges, option letters, plain numbers, a
+cached math-verify verdict) and returns None when math-verify must read the answer;
+`math_verify_check` asks a worker and caches its verdict (GRPO groups repeat the same answers).
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+import threading
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from vlmrl.reward import choice
+from vlmrl.reward import extract as ex
+from vlmrl.reward.pool import get_pool
+
+
+class Outcome(enum.Enum):
+    CORRECT = "correct"  # final: some ground truth matches
+    WRONG = "wrong"  # final: a certain mismatch (plain numbers, option letters, hedges)
+    MISMATCH = "mismatch"  # math-verify says unequal; a verifier may still overrule it
+    UNDECIDED = "undecided"  # nothing could compare them (unparseable, timeout)
+
+
+@dataclass(frozen=True)
+class RuleResult:
+    outcome: Outcome
+    how: str  # which step decided: number, choice, hedge, negated, math_verify, timeout, ...
+
+
+@dataclass(frozen=True)
+class Question:
+    """What math-verify must compare, when the in-process checks could not decide."""
+
+    math_text: str
+    golds: tuple[str, ...]
+
+
+_MULTI_RE = re.compile(r"[,;]|\\text\{\s*(?:and|or)\s*\}|\b(?:and|or)\b")
+
+
+def _multi_part(gold: str) -> bool:
+    """A ground truth listing several answers ("2, -2", "6 and 8"), not one tuple or interval."""
+    depth = 0
+    for c in gold:
+        if c in "([{":
+            depth += 1
+        elif c in ")]}":
+            depth = max(0, depth - 1)
+        elif c in ",;" and depth == 0:
+            return True
+    return bool(_MULTI_RE.search(gold))
+
+
+def _choice_mode(final: ex.Final, golds: Sequence[str], answer_type: str | None) -> bool:
+    if answer_type == "choice" or all(choice.is_letter(g) for g in golds):
+        return True
+    bare = final.value is not None and choice.is_letter(re.sub(r"[$\s.]|\\text\{|\}", "", final.value))
+    return bare and all(choice.gold_letters(g) for g in golds)
+
+
+def _in_process(value: str, golds: Sequence[str], boxed: bool) -> RuleResult | None:
+    """Plain numbers, simple fractions against decimals, and identical text: exact, no worker."""
+    if any(ex.text_key(value) == ex.text_key(g) for g in golds):
+        return RuleResult(Outcome.CORRECT, "exact")
+    gold_values = [ex.plain_number(g) for g in golds]
+    number = ex.plain_number(value)
+    if number is None and not boxed:
+        number = ex.prose_number(value)
+    if number is not None:
+        if number in gold_values:
+            return RuleResult(Outcome.CORRECT, "number")
+        if all(
+            v is not None or ex.simple_fraction(g) is not None
+            for v, g in zip(gold_values, golds, strict=True)
+        ):
+            # A decimal against fractions: only a rounded decimal of the fraction could be right.
+            fractions = [ex.simple_fraction(g) for g, v in zip(golds, gold_values, strict=True) if v is None]
+            if not any(f is not None and f == number for f in fractions):
+                return RuleResult(Outcome.WRONG, "number") if not fractions else None
+            return RuleResult(Outcome.CORRECT, "number")
+        return None
+    with_unit = ex.number_with_unit(value)
+    if with_unit is not None and with_unit in gold_values:
+        return RuleResult(Outcome.CORRECT, "number")
+    fraction = ex.simple_fraction(value)
+    if fraction is not None:
+        exact = [
+            v if v is not None else ex.simple_fraction(g) for v, g in zip(gold_values, golds, strict=True)
+        ]
+        if all(v is not None for v in exact):
+            # Both sides exact rationals: equal, the rounded decimal of the fraction, or certainly not.
+            ok = fraction in exact or any(ex.rounds_to(g, fraction) for g in golds)
+            return RuleResult(Outcome.CORRECT if ok else Outcome.WRONG, "number")
+    return None
+
+
+def prepare(
+    answer: str, golds: Sequence[str], answer_type: str | None = None, choices: Sequence[str] = ()
+) -> tuple[RuleResult | None, Question | None, str]:
+    """(a final verdict, or what math-verify must compare; the extracted answer for logs)."""
+    golds = [g for g in golds if g.strip()]
+    if not golds:
+        return RuleResult(Outcome.UNDECIDED, "no_ground_truth"), None, answer
+    final = ex.final_answer(answer)
+    if final.too_long:
+        return RuleResult(Outcome.WRONG, "too_long"), None, answer[:200]
+    pred = final.value if final.value is not None else final.math_text
+    if _choice_mode(final, golds, answer_type):
+        letters_text = final.value if final.value is not None and not final.hedge else answer
+        decided = choice.choice_verdict(letters_text, golds, choices)
+        if decided is not None:
+            ok, how = decided
+            return RuleResult(Outcome.CORRECT if ok else Outcome.WRONG, how), None, letters_text
+        if answer_type == "choice":
+            # The answer names no option letter (maybe the option's text): only a verifier can tell.
+            return RuleResult(Outcome.UNDECIDED, "choice_no_letter"), None, pred
+    if final.negated:
+        return RuleResult(Outcome.WRONG, "negated"), None, pred
+    math_text = final.math_text
+    if final.hedge:
+        if not any(_multi_part(g) for g in golds):
+            return RuleResult(Outcome.WRONG, "hedge"), None, pred
+        math_text = ex.hedge_as_list(final.value if final.value is not None else final.math_text)
+        if "\\boxed" not in math_text and "$" not in math_text:
+            math_text = "\\boxed{" + math_text + "}"
+    elif final.value is not None:
+        decided = _in_process(final.value, golds, boxed="\\boxed" in answer or "\\fbox" in answer)
+        if decided is not None:
+            return decided, None, pred
+    question = Question(math_text, tuple(golds))
+    cached = _cache.get(question)
+    if cached is not None:
+        return cached, None, pred
+    return None, question, pred
+
+
+def math_verify_check(question: Question, timeout_s: float, workers: int) -> RuleResult:
+    """math-verify in a killable worker; returns within about 2x `timeout_s` once workers have started."""
+    try:
+        status = get_pool(workers).check(question.golds, question.math_text, timeout_s=timeout_s)
+    except Exception:
+        return RuleResult(Outcome.UNDECIDED, "error")
+    if status == "equal":
+        result = RuleResult(Outcome.CORRECT, "math_verify")
+    elif status == "unequal":
+        result = RuleResult(Outcome.MISMATCH, "math_verify")
+    else:
+        return RuleResult(Outcome.UNDECIDED, status)
+    _cache.put(question, result)
+    return result
+
+
+def rule_check(
+    answer: str,
+    golds: Sequence[str],
+    answer_type: str | None = None,
+    choices: Sequence[str] = (),
+    timeout_s: float = 5.0,
+    workers: int = 1,
+) -> RuleResult:
+    """The whole rule check of one answer block; about 2x `timeout_s` once started; never raises."""
+    try:
+        decided, question, _ = prepare(answer, golds, answer_type, choices)
+    except Exception:  # a bug in a reader must not cost a training step
+        return RuleResult(Outcome.UNDECIDED, "error")
+    if decided is not None:
+        return decided
+    assert question is not None
+    return math_verify_check(question, timeout_s, workers)
+
+
+class _ResultCache:
+    """LRU of math-verify verdicts: GRPO groups repeat the same answers to the same question."""
+
+    def __init__(self, size: int = 65536) -> None:
+        self.size = size
+        self._data: OrderedDict[Question, RuleResult] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: Question) -> RuleResult | None:
+        with self._lock:
+            value = self._data.get(key)
+            if value is not None:
+                self._data.move_to_end(key)
+            return value
+
+    def put(self, key: Question, value: RuleResult) -> None:
+        with self._lock:
+            self._data[key] = value
+            while len(self._data) > self.size:
+                self._data.popitem(last=False)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._data.clear()
+
+
+_cache = _ResultCache()
