@@ -6,7 +6,7 @@ import datafix
 import pytest
 
 from vlmrl.data.normalize import infer_answer_type, normalize_answer, parse_answer_list
-from vlmrl.data.sources import load_examples, source_names
+from vlmrl.data.sources import get_source, load_examples, source_names
 from vlmrl.data.sources._io import SourceError
 from vlmrl.errors import UserError
 
@@ -21,6 +21,7 @@ def test_registry_names():
         "gpqa_diamond",
         "generic",
     }
+    assert all(get_source(name).name == name for name in source_names())  # one file per source
     with pytest.raises(UserError, match="unknown data source 'nope'"):
         load_examples("nope", path="x")
 

@@ -287,7 +287,7 @@ def test_rows_are_checked_with_row_and_key_named():
     good = _row(0, "q", ["1"])
     with pytest.raises(UserError, match=r"row 1: `reward_model.ground_truth`"):
         rows_to_items([good, {**good, "reward_model": {"ground_truth": []}}], "b")
-    with pytest.raises(UserError, match=r"row 0: 1 `<image>` placeholder\(s\) but 0 image"):
+    with pytest.raises(UserError, match=r"row 0: 1 <image> placeholder\(s\) but 0 image"):
         rows_to_items([_row(0, "<image>q", ["1"])], "b")
     with pytest.raises(UserError, match=r"row 0: `prompt`"):
         rows_to_items([{**good, "prompt": "just text"}], "b")

@@ -1,4 +1,4 @@
-"""Preflight: parquet schema from real files, model path, GPU count, verifier over real loopback HTTP."""
+"""Preflight: data files, model path, GPU count, verifier over real loopback HTTP."""
 
 from __future__ import annotations
 
@@ -11,9 +11,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from vlmrl.errors import UserError
 from vlmrl.train.config import load_config
-from vlmrl.train.preflight import PreflightError, check_parquet_schema, run_preflight
+from vlmrl.train.preflight import PreflightError, run_preflight
 
 MESSAGES = pa.list_(pa.struct([("role", pa.string()), ("content", pa.string())]))
 EXTRA = pa.struct(
@@ -44,35 +43,6 @@ def _write_rows(
         columns.pop(drop)
     pq.write_table(pa.table(columns), path)
     return path
-
-
-def test_schema_accepts_contract_rows(data_dir):
-    assert check_parquet_schema(_write_rows(data_dir / "t.parquet", images=False)) == (1, False)
-    assert check_parquet_schema(_write_rows(data_dir / "m.parquet", images=True)) == (1, True)
-
-
-@pytest.mark.parametrize(
-    ("kwargs", "needle"),
-    [
-        ({"ground_truth_as_list": False}, "ground_truth must be a list"),
-        ({"drop": "reward_model"}, "missing column 'reward_model'"),
-        ({"drop": "prompt"}, "missing column 'prompt'"),
-    ],
-)
-def test_schema_errors_name_file_and_column(data_dir, kwargs, needle):
-    path = _write_rows(data_dir / "bad.parquet", images=False, **kwargs)
-    with pytest.raises(UserError) as err:
-        check_parquet_schema(path)
-    assert str(path) in str(err.value) and needle in str(err.value)
-
-
-def test_not_parquet_and_missing_file(data_dir):
-    junk = data_dir / "junk.parquet"
-    junk.write_text("not parquet")
-    with pytest.raises(UserError, match="not a readable parquet"):
-        check_parquet_schema(junk)
-    with pytest.raises(UserError, match="not found"):
-        check_parquet_schema(data_dir / "absent.parquet")
 
 
 class _Models(BaseHTTPRequestHandler):

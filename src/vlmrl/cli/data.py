@@ -8,8 +8,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from vlmrl.cli._common import console, err_console
-from vlmrl.errors import UserError
+from vlmrl.cli._common import console, err_console, named_paths
 
 
 class _RichProgress:
@@ -27,18 +26,6 @@ class _RichProgress:
     def advance(self, n: int = 1) -> None:
         if self.task is not None:
             self.progress.advance(self.task, n)
-
-
-def _parse_source_paths(items: list[str] | None) -> dict[str, str]:
-    out = {}
-    for item in items or []:
-        if "=" not in item:
-            raise UserError(
-                f"--source-path {item!r}: expected NAME=PATH, e.g. --source-path mmk12=/data/mmk12"
-            )
-        name, path = item.split("=", 1)
-        out[name.strip()] = path.strip()
-    return out
 
 
 def register(app: typer.Typer) -> None:
@@ -81,7 +68,7 @@ def register(app: typer.Typer) -> None:
         extra = list(overrides or [])
         if workers is not None:
             extra.append(f"workers={workers}")
-        spec = load_recipe(recipe, extra, _parse_source_paths(source_path))
+        spec = load_recipe(recipe, extra, named_paths(source_path, "--source-path"))
         columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()]
         with Progress(*columns, console=err_console, transient=True) as bar:
             report = build_recipe(spec, progress=_RichProgress(bar), only=only or None)

@@ -1,8 +1,7 @@
-"""`vlmrl eval`: text benchmarks (AIME24, MATH-500, GPQA-Diamond) and lmms-eval multimodal benchmarks."""
+"""`vlmrl eval`: text benchmarks and lmms-eval multimodal benchmarks (`vlmrl.eval.benchmarks`)."""
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 from typing import Any
 
@@ -10,24 +9,9 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from vlmrl.cli._common import console, err_console
-from vlmrl.errors import UserError
-
-
-def _pairs(items: list[str] | None, option: str) -> dict[str, str]:
-    out = {}
-    for item in items or []:
-        name, sep, value = item.partition("=")
-        if not sep or not name or not value:
-            raise UserError(f"{option} {item!r}: expected NAME=PATH")
-        out[name] = value
-    return out
-
-
-def _auto_backend(model: str) -> str:
-    if model.startswith(("http://", "https://")):
-        return "openai"
-    return "vllm" if importlib.util.find_spec("vllm") is not None else "hf"
+from vlmrl.cli._common import console, err_console, named_paths
+from vlmrl.eval.benchmarks import LMMS, TEXT
+from vlmrl.eval.benchmarks import benchmarks as declared
 
 
 def register(app: typer.Typer) -> None:
@@ -47,7 +31,10 @@ def register(app: typer.Typer) -> None:
             help="Checkpoint dir or hub id (hf, vllm), or an OpenAI-compatible server URL (openai).",
         ),
         benchmarks: str = typer.Option(
-            "", "--benchmarks", "-b", help="Comma-separated registry names: aime24, math500, gpqa_diamond."
+            "",
+            "--benchmarks",
+            "-b",
+            help="Comma-separated registry names: " + ", ".join(b.name for b in declared(TEXT)) + ".",
         ),
         rows: list[str] = typer.Option(
             None, "--rows", help="NAME=FILE.parquet in our row schema (e.g. a held-out split); repeatable."
@@ -122,31 +109,26 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Generate n samples per problem, grade them with the training reward, write per-sample jsonl,
         metrics (Pass@1, pass@k, format rate, lengths), results.json and a summary table. Resumable."""
+        from vlmrl.eval.generation import backend_options, choose_backend
         from vlmrl.eval.text import evaluate
 
         names = [b.strip() for b in benchmarks.split(",") if b.strip()]
-        row_files = _pairs(rows, "--rows")
-        if not names and not row_files:
-            raise UserError(
-                "nothing to evaluate: pass --benchmarks aime24,math500,gpqa_diamond and/or --rows NAME=FILE"
-            )
-        kind = _auto_backend(model) if backend == "auto" else backend
-        options: dict[str, Any] = {}
-        if kind == "openai":
-            options = {
-                "served_model_name": served_model_name,
-                "concurrency": concurrency,
-                "max_retries": max_retries,
-            }
-        elif kind == "vllm":
-            options = {
-                "tensor_parallel_size": tensor_parallel_size,
-                "gpu_memory_utilization": gpu_memory_utilization,
-                "max_model_len": max_model_len,
-                "seed": seed,
-            }
-        elif kind == "hf":
-            options = {"batch_size": batch_size, "device": device}
+        row_files = named_paths(rows, "--rows")
+        kind = choose_backend(model, backend)
+        options = backend_options(
+            kind,
+            dict(
+                served_model_name=served_model_name,
+                concurrency=concurrency,
+                max_retries=max_retries,
+                tensor_parallel_size=tensor_parallel_size,
+                gpu_memory_utilization=gpu_memory_utilization,
+                max_model_len=max_model_len,
+                seed=seed,
+                batch_size=batch_size,
+                device=device,
+            ),
+        )
         reward_kwargs = {
             k: v for k, v in {"verifier_url": verifier_url, "verifier_model": verifier_model}.items() if v
         }
@@ -191,7 +173,7 @@ def register(app: typer.Typer) -> None:
                 model,
                 names,
                 rows_or_parquet=row_files or None,
-                data_paths=_pairs(data, "--data"),
+                data_paths=named_paths(data, "--data"),
                 **common,
                 on_progress=on_progress,
             )
@@ -238,7 +220,7 @@ def register(app: typer.Typer) -> None:
             ..., "--model", help="Checkpoint dir or hub id, loaded by lmms-eval's vLLM engine."
         ),
         tasks: str = typer.Option(
-            "mathverse_testmini,mathvista_testmini_format,mme,mmstar",
+            ",".join(b.name for b in declared(LMMS)),
             "--tasks",
             help="Comma-separated lmms-eval tasks (the seed's four by default).",
         ),

@@ -2,28 +2,19 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import typer
 from rich.table import Table
 
-from vlmrl.cli._common import console, err_console
+from vlmrl.cli._common import console, err_console, parse_named
 
 
 def _split_named(items: list[str]) -> tuple[list[str], list[str] | None]:
     """`NAME=PATH` items give the run/model a label; plain paths keep the default label."""
-    paths, names, any_named = [], [], False
-    for item in items:
-        name, sep, path = item.partition("=")
-        if sep and name and not Path(item).exists():
-            paths.append(path)
-            names.append(name)
-            any_named = True
-        else:
-            paths.append(item)
-            names.append("")
-    return paths, (names if any_named else None)
+    parsed = [parse_named(item) for item in items]
+    names = [name or "" for name, _ in parsed]
+    return [path for _, path in parsed], (names if any(names) else None)
 
 
 def register(app: typer.Typer) -> None:
@@ -68,15 +59,6 @@ def register(app: typer.Typer) -> None:
         for run in runs:
             for note in run.notes:
                 err_console.print(f"[yellow]note:[/] {note}", highlight=False)
-        plotted = json.loads((Path(out_dir) / "curves.json").read_text(encoding="utf-8"))
-        for quantity, fig in plotted["figures"].items():
-            for series in fig["series"]:
-                if series["dropped_non_finite"]:
-                    err_console.print(
-                        f"[yellow]note:[/] {series['label']}: {series['dropped_non_finite']} NaN/inf "
-                        f"value(s) of {quantity} not drawn",
-                        highlight=False,
-                    )
         table = Table(title="Curves")
         for col in ("run", "log kind", "steps", "metrics"):
             table.add_column(col)

@@ -1,8 +1,10 @@
-"""`vlmrl train`: launch a training run on veRL (this node or a Ray cluster) or TRL (one machine)."""
+"""`vlmrl train`: launch a training run on veRL (this node or a Ray cluster) or TRL (one machine).
+
+The sequence (plan, preflight, dry run, launch) is `vlmrl.train.launch`'s; this module prints it.
+"""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import typer
@@ -25,77 +27,41 @@ def _preflight_table(report) -> Table:
 
 
 def _run_trl(cfg, dry_run: bool) -> None:
-    # The only TRL touchpoint of this module: the TRL backend owns everything past the config.
-    from vlmrl.errors import UserError
+    from vlmrl.train.launch import run_trl, trl_dry_run_text
 
-    try:
-        from vlmrl.train import trl_backend
-    except ImportError as exc:
-        raise UserError(
-            f"backend=trl could not import its engine ({exc}); install it with "
-            "`pip install -c constraints.txt -e '.[trl]'`"
-        ) from None
     if dry_run:
-        from vlmrl.train.config import dump_config
-
-        typer.echo("# backend: trl -- would call vlmrl.train.trl_backend.run(cfg) with this config")
-        typer.echo(dump_config(cfg), nl=False)
+        typer.echo(trl_dry_run_text(cfg), nl=False)
         return
-    summary = trl_backend.run(cfg)
-    info = summary.as_dict() if hasattr(summary, "as_dict") else {"result": summary}
     table = Table(title="TRL run")
     table.add_column("what")
     table.add_column("value", overflow="fold")
-    for key, value in info.items():
+    for key, value in run_trl(cfg).items():
         table.add_row(escape(str(key)), escape(str(value)))
     console.print(table)
 
 
 def _run_verl(cfg, dry_run: bool, brief: bool, address: str | None, runtime_env: Path | None) -> None:
-    from omegaconf import OmegaConf
+    from vlmrl.train.launch import prepare_verl
 
-    from vlmrl.train import verl_launch
-    from vlmrl.train.preflight import run_preflight
-    from vlmrl.train.verl_validate import to_yaml
-
-    with err_console.status("composing with veRL's Hydra config and running validate_config..."):
-        launch = verl_launch.plan(
+    with err_console.status("composing with veRL's Hydra config, validate_config, preflight checks..."):
+        run = prepare_verl(
             cfg, ray_address=address, runtime_env_file=str(runtime_env) if runtime_env else None
         )
-    with err_console.status("preflight checks..."):
-        # The path veRL will load (extra_overrides may name the one the cluster nodes see).
-        reward_path = str(launch.verl_config.reward.custom_reward_function.path)
-        report = run_preflight(cfg, reward_path=reward_path, cluster=launch.mode == "cluster")
-    err_console.print(_preflight_table(report))
+    err_console.print(_preflight_table(run.preflight))
     if dry_run:
-        # stdout stays valid YAML: the command and runtime env ride along as comments.
-        typer.echo(f"# vlmrl train --dry-run: {launch.mode} launch, validated against veRL 0.9.1 on CPU")
-        typer.echo("# command:")
-        typer.echo(launch.shell_multiline(prefix="#   "))
-        if launch.runtime_env is not None:
-            typer.echo(f"# runtime env ({launch.runtime_env_path}, written at launch):")
-            for line in OmegaConf.to_yaml(OmegaConf.create(launch.runtime_env)).splitlines():
-                typer.echo(f"#   {line}")
-        if brief:
-            typer.echo("# resolved veRL values of the keys vlmrl sets:")
-            for o in launch.overrides:
-                value = OmegaConf.select(launch.verl_config, o.key)
-                if OmegaConf.is_config(value):
-                    value = OmegaConf.to_container(value, resolve=True)
-                typer.echo(f"{o.key}: {json.dumps(value)}")
-        else:
-            typer.echo("# resolved veRL config:")
-            typer.echo(to_yaml(launch.verl_config), nl=False)
-        if not report.ok:
+        typer.echo(run.dry_run_text(brief), nl=False)
+        if not run.preflight.ok:
             err_console.print(
                 "[yellow]dry run: the launch would stop at the failed preflight checks above[/]"
             )
         return
-    report.raise_on_failure()
+    run.preflight.raise_on_failure()
     err_console.print(
-        f"[bold]launching ({launch.mode}):[/] {escape(launch.shell())}", highlight=False, soft_wrap=True
+        f"[bold]launching ({run.launch.mode}):[/] {escape(run.launch.shell())}",
+        highlight=False,
+        soft_wrap=True,
     )
-    code = verl_launch.run(launch)
+    code = run.start()
     if code != 0:
         err_console.print(f"[bold red]veRL exited with code {code}[/]")
         raise typer.Exit(code)

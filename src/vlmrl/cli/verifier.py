@@ -1,19 +1,17 @@
-"""`vlmrl verifier`: serve a verifier model with vLLM and check that one answers correctly."""
+"""`vlmrl verifier`: serve a verifier model with vLLM and check that one answers correctly.
+
+The command and the checks are `vlmrl.reward.verifier_service`'s; this module parses and prints.
+"""
 
 from __future__ import annotations
 
-import asyncio
-import importlib.util
 import os
-import shlex
 import sys
-from pathlib import Path
 
 import typer
 from rich.table import Table
 
 from vlmrl.cli._common import console
-from vlmrl.errors import UserError
 
 _HELP = """Serve or health-check the verifier model (e.g. xVerify on vLLM).
 
@@ -21,52 +19,6 @@ The reward asks the verifier only when its rules cannot decide. Serve one on a G
 `vlmrl verifier serve --model PATH`, then point training at it with
 REWARD_MODEL_URL=http://HOST:PORT/v1 and REWARD_MODEL_NAME=NAME (or reward.verifier.url/model).
 """
-
-# (question, model output, correct answer, expected verdict): one easy pair each way.
-_PROBES = (
-    ("What is 1/2 + 1/4?", "Adding the fractions gives \\frac{3}{4}.", "0.75", "correct"),
-    ("What is 1/2 + 1/4?", "Adding the fractions gives \\frac{2}{6}.", "0.75", "incorrect"),
-)
-
-
-def serve_command(
-    model: str,
-    host: str,
-    port: int,
-    served_model_name: str,
-    max_model_len: int,
-    gpu_memory_utilization: float,
-    tensor_parallel_size: int,
-    dtype: str,
-    extra: list[str],
-) -> list[str]:
-    return [
-        sys.executable,
-        "-m",
-        "vllm.entrypoints.openai.api_server",
-        "--model",
-        model,
-        "--served-model-name",
-        served_model_name,
-        "--host",
-        host,
-        "--port",
-        str(port),
-        "--max-model-len",
-        str(max_model_len),
-        "--gpu-memory-utilization",
-        str(gpu_memory_utilization),
-        "--tensor-parallel-size",
-        str(tensor_parallel_size),
-        "--dtype",
-        dtype,
-        "--enable-chunked-prefill",
-        # Without this vLLM applies the model's generation_config.json to every request field we
-        # leave out; the reward sends xVerify's own temperature/top_p and wants nothing else.
-        "--generation-config",
-        "vllm",
-        *extra,
-    ]
 
 
 def register(app: typer.Typer) -> None:
@@ -97,8 +49,10 @@ def register(app: typer.Typer) -> None:
 
         Example: vlmrl verifier serve --model /models/xVerify-0.5B-I --port 8888
         """
-        name = served_model_name or Path(model.rstrip("/")).name or model
-        cmd = serve_command(
+        from vlmrl.reward import verifier_service as service
+
+        name = service.served_name(model, served_model_name)
+        cmd = service.serve_command(
             model,
             host,
             port,
@@ -109,18 +63,11 @@ def register(app: typer.Typer) -> None:
             dtype,
             ctx.args,
         )
-        printable = shlex.join(["python"] + cmd[1:])
         if dry_run:
-            console.print(printable, highlight=False, soft_wrap=True)
+            console.print(service.printable(cmd), highlight=False, soft_wrap=True)
             return
-        if importlib.util.find_spec("vllm") is None:
-            raise UserError(
-                "vLLM is not installed in this environment. On a GPU machine run `pip install vllm` and "
-                "retry, or start the server on the GPU host yourself with:\n  "
-                + printable
-                + f"\nthen set REWARD_MODEL_URL=http://<that host>:{port}/v1 REWARD_MODEL_NAME={name}"
-            )
-        console.print(f"starting: {printable}", highlight=False, soft_wrap=True)
+        service.require_vllm(cmd, port, name)
+        console.print(f"starting: {service.printable(cmd)}", highlight=False, soft_wrap=True)
         console.print(f"then: export REWARD_MODEL_URL=http://<this host>:{port}/v1 REWARD_MODEL_NAME={name}")
         sys.stdout.flush()
         os.execv(cmd[0], cmd)
@@ -140,44 +87,19 @@ def register(app: typer.Typer) -> None:
 
         Example: vlmrl verifier check --url http://host:8888/v1 --model xVerify-0.5B-I
         """
-        from vlmrl.reward import verifier as vf
+        from vlmrl.reward.verifier_service import check_verifier
 
-        url = url or os.environ.get("REWARD_MODEL_URL")
-        if not url:
-            raise UserError("no verifier URL: pass --url http://HOST:PORT/v1 or set $REWARD_MODEL_URL")
-        ok, detail = asyncio.run(vf.health(url, timeout_s))
-        table = Table(title=f"verifier check: {url}")
-        table.add_column("check")
-        table.add_column("expected")
-        table.add_column("got")
-        table.add_column("result")
-        table.add_row("GET /models", "200", detail, "[green]ok[/]" if ok else "[red]FAIL[/]")
-        model = model or os.environ.get("REWARD_MODEL_NAME") or (detail.split(", ")[0] if ok else None)
-        failures = 0 if ok else 1
-        if ok and model:
-            settings = vf.VerifierSettings(url=url, model=model, timeout_s=timeout_s, max_retries=0)
-            vf.reset_state()
-
-            async def probe_all() -> list[vf.Judgement]:
-                try:
-                    return list(
-                        await asyncio.gather(*(vf.judge(settings, q, o, a) for q, o, a, _ in _PROBES))
-                    )
-                finally:
-                    await vf.close_clients()
-
-            for (_, output, answer, expected), j in zip(_PROBES, asyncio.run(probe_all()), strict=True):
-                got = j.verdict or (f"error: {j.detail}" if j.error else f"undecided: {j.detail}")
-                good = j.verdict == expected
-                failures += not good
-                table.add_row(
-                    f"{output!r} vs {answer}", expected, got, "[green]ok[/]" if good else "[red]FAIL[/]"
-                )
+        result = check_verifier(url, model, timeout_s)
+        table = Table(title=f"verifier check: {result.url}")
+        for col in ("check", "expected", "got", "result"):
+            table.add_column(col)
+        for r in result.results:
+            table.add_row(r.check, r.expected, r.got, "[green]ok[/]" if r.ok else "[red]FAIL[/]")
         console.print(table)
-        if failures:
-            console.print(f"[red]{failures} check(s) failed[/] (model: {model})")
+        if result.failures:
+            console.print(f"[red]{result.failures} check(s) failed[/] (model: {result.model})")
             raise typer.Exit(1)
-        console.print(f"[green]verifier {model} at {url} answers correctly[/]")
+        console.print(f"[green]verifier {result.model} at {result.url} answers correctly[/]")
 
     app.add_typer(
         group, name="verifier", help="Serve or health-check the verifier model (e.g. xVerify on vLLM)."

@@ -35,7 +35,7 @@ from vlmrl.data.images import (
     vision_tokens,
 )
 from vlmrl.data.normalize import normalize_question
-from vlmrl.data.prompt import DEFAULT_INSTRUCTION, IMAGE_PLACEHOLDER, count_placeholders, prompt_text
+from vlmrl.data.prompt import DEFAULT_INSTRUCTION, placeholder_mismatch, prompt_text, strip_placeholders
 from vlmrl.data.recipe import Recipe, load_recipe
 from vlmrl.data.rows import example_to_row, row_schema
 from vlmrl.data.sources import get_source, load_examples
@@ -156,12 +156,9 @@ class RowChecker:
             return EMPTY_QUESTION, ""
         if not ex.answers:
             return MISSING_GROUND_TRUTH, "no non-empty ground truth after normalisation"
-        n_placeholders = count_placeholders(ex.question)
-        if n_placeholders != len(ex.images):
-            return (
-                PLACEHOLDER_MISMATCH,
-                f"{n_placeholders} <image> placeholder(s) but {len(ex.images)} image(s)",
-            )
+        mismatch = placeholder_mismatch(ex.question, len(ex.images))
+        if mismatch:
+            return PLACEHOLDER_MISMATCH, mismatch
         if self.decontaminator is not None:
             hit = self.decontaminator.match(ex.question)
             if hit is not None:
@@ -184,7 +181,7 @@ class RowChecker:
         images = list(ex.images)
         if not images and self.blank is not None:
             images = [self.blank]
-        text = prompt_text(ex.question.replace(IMAGE_PLACEHOLDER, ""), self.instruction)
+        text = prompt_text(strip_placeholders(ex.question), self.instruction)
         ids = self.tokenizer.apply_chat_template(
             [{"role": "user", "content": text}], tokenize=True, add_generation_prompt=True
         )

@@ -16,7 +16,7 @@ import numpy as np
 import pyarrow.parquet as pq
 
 from vlmrl.data.images import QWEN_MAX_PIXELS, QWEN_MIN_PIXELS, image_size, vision_tokens
-from vlmrl.data.prompt import IMAGE_PLACEHOLDER, count_placeholders
+from vlmrl.data.prompt import count_placeholders, strip_placeholders
 from vlmrl.errors import UserError
 
 
@@ -131,7 +131,7 @@ def inspect_parquet(
                     info.image_heights.append(h)
                     info.vision_tokens.append(n)
             if tok is not None:
-                text = "".join(m["content"] for m in row["prompt"]).replace(IMAGE_PLACEHOLDER, "")
+                text = strip_placeholders("".join(m["content"] for m in row["prompt"]))
                 ids = tok.apply_chat_template(
                     [{"role": "user", "content": text}], tokenize=True, add_generation_prompt=True
                 )

@@ -10,6 +10,8 @@ import ast
 import re
 from collections.abc import Iterable
 
+from vlmrl.data.prompt import IMAGE_PLACEHOLDER
+
 _WRAPPERS = (
     ("$$", "$$"),
     ("\\[", "\\]"),
@@ -116,7 +118,7 @@ def infer_answer_type(answer: str, choices: list[str] | None = None) -> str:
 
 def normalize_question(question: str) -> str:
     """Dedup/decontamination key: lower case, no placeholders or `$`, whitespace collapsed."""
-    text = question.replace("<image>", " ").replace("$", " ").lower()
+    text = question.replace(IMAGE_PLACEHOLDER, " ").replace("$", " ").lower()
     return re.sub(r"\s+", " ", text).strip()
 
 

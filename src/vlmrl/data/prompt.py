@@ -1,4 +1,4 @@
-"""The reasoning instruction and the chat prompt built from a question.
+"""The reasoning instruction, the chat prompt built from a question, and the `<image>` placeholder.
 
 `DEFAULT_INSTRUCTION` is the seed's; recipes may replace it (or drop it with an empty string).
 """
@@ -21,6 +21,17 @@ def count_placeholders(text: str) -> int:
     return len(_PLACEHOLDER_RE.findall(text))
 
 
+def placeholder_mismatch(text: str, n_images: int) -> str | None:
+    """Why `text` does not fit `n_images` images (one `<image>` each), or None when it does."""
+    n = count_placeholders(text)
+    return None if n == n_images else f"{n} {IMAGE_PLACEHOLDER} placeholder(s) but {n_images} image(s)"
+
+
+def strip_placeholders(text: str) -> str:
+    """The text without its `<image>` placeholders (for counting text tokens)."""
+    return text.replace(IMAGE_PLACEHOLDER, "")
+
+
 def prompt_text(question: str, instruction: str | None = DEFAULT_INSTRUCTION) -> str:
     """The user turn's text: the question, then the instruction after one space (veRL's own recipes' way)."""
     question = question.strip()
@@ -35,7 +46,10 @@ def build_prompt(question: str, instruction: str | None = DEFAULT_INSTRUCTION) -
 
 
 def split_on_images(text: str) -> list[dict[str, str]]:
-    """TRL/transformers content parts: `{"type": "image"}` where each `<image>` was, text around them."""
+    """TRL/transformers content parts: `{"type": "image"}` where each `<image>` was, text around them.
+
+    The one place a prompt is split on its placeholders (TRL records, the eval backends' messages).
+    """
     parts: list[dict[str, str]] = []
     for i, segment in enumerate(text.split(IMAGE_PLACEHOLDER)):
         if i > 0:

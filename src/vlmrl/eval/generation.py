@@ -16,9 +16,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
+from vlmrl.data.prompt import IMAGE_PLACEHOLDER, split_on_images
 from vlmrl.errors import UserError
-
-IMAGE_PLACEHOLDER = "<image>"
 
 
 @dataclass(frozen=True)
@@ -81,16 +80,10 @@ class Backend(Protocol):
     def close(self) -> None: ...
 
 
-def _split_placeholders(content: str, n_images_left: int) -> list[tuple[str, str]]:
-    """[("text", ...), ("image", "")...] in order; `<image>` marks where an image goes."""
-    parts: list[tuple[str, str]] = []
-    pieces = content.split(IMAGE_PLACEHOLDER)
-    for i, piece in enumerate(pieces):
-        if i > 0:
-            parts.append(("image", ""))
-        if piece:
-            parts.append(("text", piece))
-    if sum(1 for kind, _ in parts if kind == "image") > n_images_left:
+def _split_placeholders(content: str, n_images_left: int) -> list[dict[str, str]]:
+    """Content parts (`split_on_images`), checked to need no more images than are left."""
+    parts = split_on_images(content)
+    if sum(1 for p in parts if p["type"] == "image") > n_images_left:
         raise UserError(
             f"a prompt has more `{IMAGE_PLACEHOLDER}` placeholders than images ({n_images_left} left); "
             "every placeholder needs one image"
@@ -116,9 +109,9 @@ def openai_messages(request: GenerationRequest) -> list[dict[str, Any]]:
     out = []
     for message in request.messages:
         parts = []
-        for kind, text in _split_placeholders(message["content"], len(images)):
-            if kind == "text":
-                parts.append({"type": "text", "text": text})
+        for part in _split_placeholders(message["content"], len(images)):
+            if part["type"] == "text":
+                parts.append(part)
             else:
                 data = images.pop(0)
                 url = f"data:{_image_mime(data)};base64,{base64.b64encode(data).decode('ascii')}"
@@ -375,13 +368,8 @@ class HFBackend:
         out = []
         left = len(request.images)
         for message in request.messages:
-            parts = []
-            for kind, text in _split_placeholders(message["content"], left):
-                if kind == "image":
-                    left -= 1
-                    parts.append({"type": "image"})
-                else:
-                    parts.append({"type": "text", "text": text})
+            parts = _split_placeholders(message["content"], left)
+            left -= sum(1 for p in parts if p["type"] == "image")
             out.append({"role": message["role"], "content": parts})
         return out
 
@@ -439,6 +427,28 @@ class HFBackend:
 
 
 BACKENDS = ("openai", "vllm", "hf")
+
+
+# The options each backend takes; `backend_options` keeps those of the chosen one.
+BACKEND_OPTIONS = {
+    "openai": ("served_model_name", "concurrency", "max_retries"),
+    "vllm": ("tensor_parallel_size", "gpu_memory_utilization", "max_model_len", "seed"),
+    "hf": ("batch_size", "device"),
+}
+
+
+def choose_backend(model: str, backend: str = "auto") -> str:
+    """`auto`: openai for a server URL, else vllm when installed, else hf; any other name is kept."""
+    if backend != "auto":
+        return backend
+    if model.startswith(("http://", "https://")):
+        return "openai"
+    return "vllm" if importlib.util.find_spec("vllm") is not None else "hf"
+
+
+def backend_options(kind: str, options: dict[str, Any]) -> dict[str, Any]:
+    """The entries of `options` that backend `kind` takes (see BACKEND_OPTIONS)."""
+    return {k: v for k, v in options.items() if k in BACKEND_OPTIONS.get(kind, ())}
 
 
 def make_backend(kind: str, model: str, **options: Any) -> Backend:

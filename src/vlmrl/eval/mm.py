@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from vlmrl.errors import UserError
+from vlmrl.eval.benchmarks import LMMS, benchmarks, registry
 from vlmrl.eval.results import write_result
 from vlmrl.utils.io import write_text_atomic
 
@@ -27,29 +28,11 @@ INSTALL_HINT = (
     f"pip install 'lmms-eval=={LMMS_EVAL_VERSION}' vllm  "
     "(0.3.5 is the last release where `--model vllm --model_args chat_template=...` works)"
 )
-DEFAULT_TASKS = ("mathverse_testmini", "mathvista_testmini_format", "mme", "mmstar")
-JUDGED_TASKS = frozenset({"mathverse_testmini", "mathvista_testmini_format"})
+# The lmms-eval tasks, their columns and metric keys are declared in `vlmrl.eval.benchmarks` (lmms-eval
+# 0.3.5 tasks/*/<task>.yaml, utils.py).
+DEFAULT_TASKS = tuple(b.name for b in benchmarks(LMMS))
+JUDGED_TASKS = frozenset(b.name for b in benchmarks(LMMS) if b.judged)
 
-
-@dataclass(frozen=True)
-class TaskMetric:
-    metric: str  # key in lmms-eval's results[task], without the ",none" filter suffix
-    column: str  # our result column
-    scale: float  # multiply lmms-eval's number by this to get our unit
-
-
-# lmms-eval 0.3.5 metric keys (tasks/*/<task>.yaml, utils.py): MathVista/MathVerse aggregate to
-# percent already; MMStar's `average` is a fraction; MME's are raw sums per half. The seed's table
-# swapped the MME labels: perception has 10 subtasks (max 2000), cognition 4 (max 800).
-TASK_METRICS: dict[str, tuple[TaskMetric, ...]] = {
-    "mathverse_testmini": (TaskMetric("gpt_eval_score", "mathverse_testmini", 1.0),),
-    "mathvista_testmini_format": (TaskMetric("gpt_eval_score", "mathvista_testmini_format", 1.0),),
-    "mme": (
-        TaskMetric("mme_cognition_score", "mme_cognition", 1.0),
-        TaskMetric("mme_perception_score", "mme_perception", 1.0),
-    ),
-    "mmstar": (TaskMetric("average", "mmstar", 100.0),),
-}
 
 # Qwen2.5-VL's chat format, with the instruction appended to the text of each user turn only.
 # lmms-eval's vllm model sends content as a list (text part first, then image_url parts).
@@ -270,7 +253,7 @@ def find_results_json(output_path: str | os.PathLike[str]) -> Path:
 def parse_lmms_results(path: str | os.PathLike[str]) -> dict[str, Any]:
     """Read lmms-eval's results JSON into {"model", "scores", "lmms_eval", "notes"}.
 
-    `scores` uses our columns (see TASK_METRICS); every other metric of every task is kept
+    `scores` uses our columns (each task's `Benchmark.columns`); every other metric of every task is kept
     under `lmms_eval[task]` so nothing is lost.
     """
     p = Path(path)
@@ -292,10 +275,11 @@ def parse_lmms_results(path: str | os.PathLike[str]) -> dict[str, Any]:
             for key, value in metrics.items()
             if "," in key and "_stderr" not in key.split(",")[0]
         }
-        for tm in TASK_METRICS.get(task, ()):
+        bench = registry().get(task)
+        for tm in bench.columns if bench is not None and bench.harness == LMMS else ():
             key = f"{tm.metric},none"
             if key not in metrics:
-                notes.append(f"{p}: results.{task} has no {key!r}; {tm.column} left empty")
+                notes.append(f"{p}: results.{task} has no {key!r}; {tm.key} left empty")
                 continue
             value = metrics[key]
             if value is None or isinstance(value, str):
@@ -304,9 +288,9 @@ def parse_lmms_results(path: str | os.PathLike[str]) -> dict[str, Any]:
                     f"{p}: results.{task}.{key} is {value!r} (lmms-eval reports None for 0% accuracy, "
                     "which usually means the GPT judge was unreachable); left empty"
                 )
-                scores[tm.column] = None
+                scores[tm.key] = None
                 continue
-            scores[tm.column] = float(value) * tm.scale
+            scores[tm.key] = float(value) * tm.scale
     config = doc.get("config") if isinstance(doc.get("config"), dict) else {}
     model = _model_from_args(str(config.get("model_args", ""))) or str(doc.get("model_name") or "")
     return {"model": model, "scores": scores, "lmms_eval": raw, "notes": notes, "source": str(p)}
@@ -367,7 +351,7 @@ def evaluate_mm(
     Raises `LmmsEvalNotInstalled` (with `.run.command`) when lmms-eval is missing; `dry_run` only
     prepares the template and command. Results land in `out_dir/results.json` (our format).
     """
-    unknown = [t for t in tasks if t not in TASK_METRICS]
+    unknown = [t for t in tasks if t not in DEFAULT_TASKS]
     out = Path(out_dir)
     template = write_chat_template(out / "chat_template.jinja", instruction, separator=separator)
     lmms_out = out / "lmms_eval"
@@ -385,10 +369,7 @@ def evaluate_mm(
     run = MMRun(cmd, template, lmms_out, ran=False)
     if unknown:
         run.notes.append(f"tasks without a result column (kept under lmms_eval only): {unknown}")
-    if "mme" in tasks:
-        run.notes.append(
-            "MME caps generation at 16 tokens, so a think-first template lowers its score (as in the seed)"
-        )
+    run.notes += [b.notes for b in benchmarks(LMMS) if b.name in tasks and b.notes]
     if dry_run:
         return run
     version = lmms_eval_version()

@@ -1,6 +1,6 @@
 """The evaluation result file (docs/contracts.md): one JSON per evaluated model, read by `report table`.
 
-`{"model": str, "scores": {column: float}, ...}`; the columns are the seed's table, in its order.
+`{"model": str, "scores": {column: float}, ...}`; the columns are declared by `vlmrl.eval.benchmarks`.
 """
 
 from __future__ import annotations
@@ -15,19 +15,6 @@ from vlmrl.errors import UserError
 from vlmrl.utils.io import write_json_atomic
 
 RESULT_FORMAT = "vlmrl.eval.result/v1"
-
-# column key -> (table header, unit). Percent columns are Pass@1 / accuracy in percent;
-# MME columns are lmms-eval's raw sums (perception: 10 subtasks, max 2000; cognition: 4, max 800).
-COLUMNS: dict[str, tuple[str, str]] = {
-    "aime24": ("AIME24", "percent"),
-    "math500": ("MATH-500", "percent"),
-    "gpqa_diamond": ("GPQA-D", "percent"),
-    "mathverse_testmini": ("MathVerse", "percent"),
-    "mathvista_testmini_format": ("MathVista", "percent"),
-    "mme_cognition": ("MME cognition", "sum, max 800"),
-    "mme_perception": ("MME perception", "sum, max 2000"),
-    "mmstar": ("MMStar", "percent"),
-}
 
 
 def write_result(

@@ -1,5 +1,5 @@
-"""Text benchmarks end to end: rows -> n samples per problem -> grading with the training reward ->
-per-sample jsonl, metrics, results JSON and a summary table; re-runs resume where they stopped.
+"""Text benchmarks end to end: problems (examples or rows) -> n samples each -> grading with the
+training reward -> per-sample jsonl, metrics, results JSON and a summary; re-runs resume.
 """
 
 from __future__ import annotations
@@ -14,11 +14,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from vlmrl.data.prompt import DEFAULT_INSTRUCTION
+from vlmrl.data.rows import Row, check_row, read_rows, row_from_example
+from vlmrl.data.sources import load_examples
 from vlmrl.errors import UserError
-from vlmrl.eval.benchmarks import Benchmark, get_benchmark
+from vlmrl.eval.benchmarks import TEXT, Benchmark, columns, get_benchmark
+from vlmrl.eval.benchmarks import benchmarks as declared
 from vlmrl.eval.generation import Backend, Completion, GenerationRequest, SamplingParams, make_backend
 from vlmrl.eval.metrics import summarize
-from vlmrl.eval.results import COLUMNS, write_result
+from vlmrl.eval.results import write_result
 from vlmrl.utils.io import iter_jsonl, write_json_atomic, write_jsonl_atomic, write_text_atomic
 
 Progress = Callable[[str, int, int], None]
@@ -28,7 +32,7 @@ GRADE_CHUNK = 256
 
 @dataclass
 class EvalItem:
-    """One problem, ready to prompt and grade (built from a row in our parquet schema)."""
+    """One problem, ready to prompt and grade (built from a checked `vlmrl.data.rows.Row`)."""
 
     benchmark: str
     problem_id: str
@@ -72,62 +76,12 @@ class EvalResults:
 # ---------------------------------------------------------------- reading problems
 
 
-def _plain(value: Any) -> Any:
-    """numpy arrays / pyarrow scalars from parquet readers -> plain Python lists and dicts."""
-    if hasattr(value, "tolist") and not isinstance(value, str | bytes):
-        value = value.tolist()
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
-    return value
-
-
-def read_rows(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
-    """Rows of a parquet file in our schema (docs/contracts.md)."""
-    import pyarrow.parquet as pq
-
-    p = Path(path)
-    if not p.is_file():
-        raise UserError(f"{p}: no such parquet file")
-    try:
-        return pq.read_table(p).to_pylist()
-    except Exception as exc:  # pyarrow raises several types for a file that is not parquet
-        raise UserError(f"{p}: cannot read as parquet ({exc})") from exc
-
-
-def rows_to_items(rows: Iterable[Mapping[str, Any]], benchmark: str, where: str = "rows") -> list[EvalItem]:
-    """Check rows against the row schema and turn them into items; errors name the row and key."""
+def _items(rows: Iterable[Row], benchmark: str, where: str) -> list[EvalItem]:
+    """Checked rows -> problems; `problem_id` is the row's `extra_info.index` (made unique)."""
     items = []
     seen: set[str] = set()
-    for i, raw in enumerate(rows):
-        row = _plain(dict(raw))
-        at = f"{where} row {i}"
-        prompt = row.get("prompt")
-        if not isinstance(prompt, list) or not prompt or not all(isinstance(m, dict) for m in prompt):
-            raise UserError(f"{at}: `prompt` must be a non-empty list of {{role, content}} messages")
-        for m in prompt:
-            if not isinstance(m.get("role"), str) or not isinstance(m.get("content"), str):
-                raise UserError(f"{at}: each prompt message needs string `role` and `content`")
-        reward_model = row.get("reward_model")
-        gt = reward_model.get("ground_truth") if isinstance(reward_model, dict) else None
-        if isinstance(gt, str):
-            gt = [gt]
-        if not isinstance(gt, list) or not gt:
-            raise UserError(f"{at}: `reward_model.ground_truth` must be a non-empty list of answers")
-        extra = row.get("extra_info") or {}
-        if not isinstance(extra, dict):
-            raise UserError(f"{at}: `extra_info` must be a struct/dict")
-        images = []
-        for j, img in enumerate(row.get("images") or []):
-            data = img.get("bytes") if isinstance(img, dict) else img
-            if not isinstance(data, bytes | bytearray):
-                raise UserError(f"{at}: images[{j}] must be {{'bytes': ...}} (encoded image file)")
-            images.append(bytes(data))
-        placeholders = sum(m["content"].count("<image>") for m in prompt)
-        if placeholders != len(images):
-            raise UserError(f"{at}: {placeholders} `<image>` placeholder(s) but {len(images)} image(s)")
-        problem_id = str(extra.get("index", i))
+    for i, row in enumerate(rows):
+        problem_id = str(row.extra_info.get("index", i))
         if problem_id in seen:
             problem_id = f"{problem_id}#{i}"
         seen.add(problem_id)
@@ -135,11 +89,11 @@ def rows_to_items(rows: Iterable[Mapping[str, Any]], benchmark: str, where: str 
             EvalItem(
                 benchmark=benchmark,
                 problem_id=problem_id,
-                data_source=str(row.get("data_source") or benchmark),
-                messages=[{"role": m["role"], "content": m["content"]} for m in prompt],
-                images=images,
-                ground_truth=[str(a) for a in gt],
-                extra_info=extra,
+                data_source=row.data_source or benchmark,
+                messages=row.prompt,
+                images=row.images,
+                ground_truth=row.ground_truth,
+                extra_info=row.extra_info,
             )
         )
     if not items:
@@ -147,23 +101,29 @@ def rows_to_items(rows: Iterable[Mapping[str, Any]], benchmark: str, where: str 
     return items
 
 
-def benchmark_rows(
-    benchmark: Benchmark, path: str | None = None, instruction: str | None = None
-) -> list[dict[str, Any]]:
-    """The benchmark's problems as rows, built exactly as training rows are (same prompt)."""
-    from vlmrl.data.prompt import DEFAULT_INSTRUCTION
-    from vlmrl.data.rows import example_to_row
-    from vlmrl.data.sources import load_examples
+def rows_to_items(rows: Iterable[Mapping[str, Any]], benchmark: str, where: str = "rows") -> list[EvalItem]:
+    """Rows in our schema (dicts) -> problems, each checked by `vlmrl.data.rows.check_row`."""
+    return _items((check_row(raw, f"{where} row {i}") for i, raw in enumerate(rows)), benchmark, where)
 
+
+def benchmark_items(
+    benchmark: Benchmark, path: str | None = None, instruction: str | None = None
+) -> list[EvalItem]:
+    """The benchmark's problems, prompted exactly as training rows are (same prompt builder)."""
     instruction = DEFAULT_INSTRUCTION if instruction is None else instruction
+    where = path or f"{benchmark.name} (hub)"
     try:
         examples = load_examples(
             benchmark.source, path=path, split=benchmark.split, **dict(benchmark.options)
         )
-        return [example_to_row(example, instruction=instruction) for example in examples]
+        rows = [
+            row_from_example(ex, instruction=instruction).check(f"{where} row {i}")
+            for i, ex in enumerate(examples)
+        ]
     except UserError as exc:
         hint = "" if path else f" (with `vlmrl eval text`: --data {benchmark.name}=PATH)"
         raise UserError(f"benchmark {benchmark.name}: {exc}{hint}") from exc
+    return _items(rows, benchmark.name, where)
 
 
 # ---------------------------------------------------------------- journal files
@@ -236,21 +196,9 @@ def _check_settings(out_dir: Path, settings: dict[str, Any], overwrite: bool, na
 
 def grade(items: Sequence[Mapping[str, Any]], reward_kwargs: Mapping[str, Any]) -> list[dict[str, Any]]:
     """Score responses with the training reward (`vlmrl.reward`): same format gate, extraction, rules."""
-    import vlmrl.reward as reward
+    from vlmrl.reward import score_batch
 
-    batch = getattr(reward, "score_batch", None)
-    if batch is not None:
-        return batch(items, **reward_kwargs)
-    return [
-        reward.compute_score(
-            it.get("data_source"),
-            it["solution_str"],
-            it["ground_truth"],
-            it.get("extra_info"),
-            **reward_kwargs,
-        )
-        for it in items
-    ]
+    return score_batch(items, **reward_kwargs)
 
 
 # ---------------------------------------------------------------- the run
@@ -324,8 +272,7 @@ def evaluate(
     for name in benchmarks or []:
         bench = get_benchmark(name)
         path = (data_paths or {}).get(name)
-        rows = benchmark_rows(bench, path, instruction)
-        suites.append((name, rows_to_items(rows, name, where=path or f"{name} (hub)"), bench.column))
+        suites.append((name, benchmark_items(bench, path, instruction), bench.column))
     if rows_or_parquet is not None:
         if isinstance(rows_or_parquet, Mapping):
             row_sets = list(rows_or_parquet.items())
@@ -335,12 +282,16 @@ def evaluate(
             row_sets = [(rows_name or "rows", rows_or_parquet)]
         for name, source in row_sets:
             if isinstance(source, str | os.PathLike):
-                rows, where = read_rows(source), str(source)
+                items = _items(read_rows(source), name, str(source))
             else:
-                rows, where = list(source), f"{name} rows"
-            suites.append((name, rows_to_items(rows, name, where=where), name if name in COLUMNS else None))
+                items = rows_to_items(source, name, where=f"{name} rows")
+            suites.append((name, items, name if name in columns() else None))
     if not suites:
-        raise UserError("nothing to evaluate: give --benchmarks and/or --rows")
+        raise UserError(
+            "nothing to evaluate: pass --benchmarks "
+            + ",".join(b.name for b in declared(TEXT))
+            + " and/or --rows NAME=FILE"
+        )
     names = [s[0] for s in suites]
     if len(set(names)) != len(names):
         raise UserError(f"benchmark names repeat: {names}; name --rows files differently")

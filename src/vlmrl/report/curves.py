@@ -51,16 +51,23 @@ def _as_runs(logs: Sequence[str | os.PathLike[str] | RunLog], names: Sequence[st
 
 
 def collect_curves(runs: Sequence[RunLog], quantities: Sequence[str], smoothing: float) -> dict[str, Any]:
-    """The data behind each figure: {quantity: {"series": [{label, run, steps, values, smoothed}]}}."""
+    """The data behind each figure: {quantity: {"series": [{label, run, steps, values, smoothed}]}}.
+
+    Values that are not finite are left out, and said in the run's `notes`."""
     figures: dict[str, Any] = {}
     for quantity in quantities:
         series_out = []
         for run in runs:
             for suffix, points in run.curve(quantity).items():
                 kept = [(s, v) for s, v in points if math.isfinite(v)]
+                label = f"{run.name} · {suffix}" if suffix else run.name
+                if len(points) > len(kept):
+                    run.notes.append(
+                        f"{label}: {len(points) - len(kept)} NaN/inf value(s) of {quantity} not drawn"
+                    )
                 series_out.append(
                     {
-                        "label": f"{run.name} · {suffix}" if suffix else run.name,
+                        "label": label,
                         "run": run.name,
                         "source": str(run.source),
                         "kind": run.kind,

@@ -13,7 +13,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from vlmrl.errors import UserError
-from vlmrl.eval.results import COLUMNS, read_result
+from vlmrl.eval.benchmarks import columns as declared_columns
+from vlmrl.eval.benchmarks import table_footnote
+from vlmrl.eval.results import read_result
 
 MISSING = "—"
 
@@ -71,10 +73,11 @@ def load_rows(
 
 def render_table(rows: Sequence[ModelRow], columns: Sequence[str] | None = None, digits: int = 1) -> str:
     """Markdown: the seed's columns in order, then any other columns present; `—` for missing."""
+    known = declared_columns()
     if columns is None:
-        extra = sorted({c for r in rows for c in r.scores if c not in COLUMNS})
-        columns = [*COLUMNS, *extra]
-    headers = ["model", *(COLUMNS[c][0] if c in COLUMNS else c for c in columns)]
+        extra = sorted({c for r in rows for c in r.scores if c not in known})
+        columns = [*known, *extra]
+    headers = ["model", *(known[c].header if c in known else c for c in columns)]
     lines = ["| " + " | ".join(headers) + " |", "|" + "|".join(["---"] + ["---:"] * len(columns)) + "|"]
     for row in rows:
         cells = [row.model.replace("|", "\\|")]
@@ -94,8 +97,4 @@ def build_table(
     """Read result files and return (markdown table, notes about merges and missing values)."""
     rows, notes = load_rows(results, names)
     table = render_table(rows, columns, digits)
-    footer = (
-        f"\n{MISSING} = not evaluated. AIME24, MATH-500, GPQA-D: Pass@1 (mean accuracy over n samples, %); "
-        "MathVerse, MathVista, MMStar: %; MME: lmms-eval sums (cognition max 800, perception max 2000).\n"
-    )
-    return table + footer, notes
+    return table + f"\n{MISSING} = not evaluated. {table_footnote()}\n", notes

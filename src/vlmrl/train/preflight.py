@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from vlmrl.data.rows import check_file
 from vlmrl.errors import UserError
 from vlmrl.train.config import ExperimentConfig
 
@@ -56,66 +57,6 @@ class PreflightReport:
 # Data
 
 
-def check_parquet_schema(
-    path: str | os.PathLike[str], prompt_key: str = "prompt", image_key: str = "images"
-) -> tuple[int, bool]:
-    """Check one parquet file against our row schema (docs/contracts.md) from its footer only.
-
-    Returns (rows, has_image_column); raises `UserError` naming the file and the column at fault.
-    """
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    p = Path(path)
-    if not p.is_file():
-        raise UserError(f"{p}: data file not found; build it with `vlmrl data build` or fix data.*_files")
-    try:
-        pf = pq.ParquetFile(p)
-    except (pa.ArrowInvalid, OSError) as exc:
-        raise UserError(f"{p}: not a readable parquet file ({exc})") from None
-    schema = pf.schema_arrow
-    names = set(schema.names)
-
-    def fail(msg: str) -> UserError:
-        return UserError(f"{p}: {msg}; see docs/contracts.md (rows) or rebuild with `vlmrl data build`")
-
-    for col in ("data_source", prompt_key, "reward_model", "extra_info"):
-        if col not in names:
-            raise fail(f"missing column {col!r} (has {sorted(names)})")
-    if not pa.types.is_string(schema.field("data_source").type) and not pa.types.is_large_string(
-        schema.field("data_source").type
-    ):
-        raise fail(f"column 'data_source' must be a string, is {schema.field('data_source').type}")
-    prompt_type = schema.field(prompt_key).type
-    if not (pa.types.is_list(prompt_type) or pa.types.is_large_list(prompt_type)) or not pa.types.is_struct(
-        prompt_type.value_type
-    ):
-        raise fail(f"column {prompt_key!r} must be a list of {{role, content}} messages, is {prompt_type}")
-    message_fields = {f.name for f in prompt_type.value_type}
-    if not {"role", "content"} <= message_fields:
-        raise fail(f"messages in {prompt_key!r} need 'role' and 'content', have {sorted(message_fields)}")
-    rm_type = schema.field("reward_model").type
-    if not pa.types.is_struct(rm_type) or rm_type.get_field_index("ground_truth") < 0:
-        raise fail(f"column 'reward_model' must be a struct with 'ground_truth', is {rm_type}")
-    gt_type = rm_type.field("ground_truth").type
-    if not (pa.types.is_list(gt_type) or pa.types.is_large_list(gt_type)):
-        raise fail(
-            f"reward_model.ground_truth must be a list of strings (every acceptable answer), is {gt_type}"
-        )
-    if not pa.types.is_struct(schema.field("extra_info").type):
-        raise fail(f"column 'extra_info' must be a struct, is {schema.field('extra_info').type}")
-    has_images = image_key in names
-    if has_images:
-        img_type = schema.field(image_key).type
-        ok = (pa.types.is_list(img_type) or pa.types.is_large_list(img_type)) and (
-            (pa.types.is_struct(img_type.value_type) and img_type.value_type.get_field_index("bytes") >= 0)
-            or pa.types.is_string(img_type.value_type)
-        )
-        if not ok:
-            raise fail(f"column {image_key!r} must be a list of {{bytes}} images (or paths), is {img_type}")
-    return pf.metadata.num_rows, has_images
-
-
 def _check_data(cfg: ExperimentConfig, report: PreflightReport, cluster: bool) -> None:
     d = cfg.data
     if not d.train_files:
@@ -131,7 +72,7 @@ def _check_data(cfg: ExperimentConfig, report: PreflightReport, cluster: bool) -
             )
             continue
         try:
-            rows, has_images = check_parquet_schema(f, d.prompt_key, d.image_key)
+            rows, has_images = check_file(f, d.prompt_key, d.image_key)
         except UserError as exc:
             report.add(f"data ({role})", "fail", str(exc))
             continue

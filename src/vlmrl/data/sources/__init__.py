@@ -1,7 +1,8 @@
-"""Registry of dataset sources: each is one small module turning published rows into `Example`s.
+"""Registry of dataset sources: each is one small module here turning published rows into `Example`s.
 
 `load_examples(name, path=None, split=None, **options)` reads a hub id via `datasets` or a local
-parquet/jsonl/json/csv file or directory. Add a source = add a module and list it in `_MODULES`.
+parquet/jsonl/json/csv file or directory. Add a source = add a module `NAME.py` declaring
+`SOURCE = SourceInfo("NAME", ...)` (and its test); modules starting with `_` are helpers.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import Any
 
 from vlmrl.data.example import Example
 from vlmrl.errors import UserError
+from vlmrl.utils.registry import module_names
 
 
 @dataclass(frozen=True)
@@ -27,27 +29,19 @@ class SourceInfo:
     load: Callable[..., Iterator[Example]]
 
 
-# registry name -> module under vlmrl.data.sources
-_MODULES = {
-    "skywork_or1_math": "skywork_or1_math",
-    "mmk12": "mmk12",
-    "geometry3k": "geometry3k",
-    "aime24": "aime24",
-    "math500": "math500",
-    "gpqa_diamond": "gpqa_diamond",
-    "generic": "generic",
-}
+def source_names() -> list[str]:
+    """Registered source names: the public modules of this package."""
+    return module_names(__name__)
 
 
 def get_source(name: str) -> SourceInfo:
-    if name not in _MODULES:
-        raise UserError(f"unknown data source {name!r}; registered sources: {', '.join(sorted(_MODULES))}")
-    module = importlib.import_module(f"vlmrl.data.sources.{_MODULES[name]}")
-    return module.SOURCE
-
-
-def source_names() -> list[str]:
-    return list(_MODULES)
+    names = source_names()
+    if name not in names:
+        raise UserError(f"unknown data source {name!r}; registered sources: {', '.join(names)}")
+    info = importlib.import_module(f"{__name__}.{name}").SOURCE
+    if info.name != name:
+        raise TypeError(f"{__name__}.{name} declares SOURCE named {info.name!r}; name it after its file")
+    return info
 
 
 def load_examples(

@@ -1,0 +1,93 @@
+"""What `vlmrl train` does, backend by backend: veRL = plan and validate -> preflight -> the dry-run
+text or the launch; TRL = the run (or its dry-run text). The CLI only prints what these return.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from vlmrl.errors import UserError
+from vlmrl.train.config import ExperimentConfig, dump_config
+from vlmrl.train.preflight import PreflightReport, run_preflight
+
+
+@dataclass
+class VerlRun:
+    """A veRL launch, planned (composed with veRL's Hydra config, validated) and preflight-checked."""
+
+    launch: Any  # vlmrl.train.verl_launch.LaunchPlan
+    preflight: PreflightReport
+
+    def dry_run_text(self, brief: bool = False) -> str:
+        """The command and the resolved veRL config (or, `brief`, only the keys vlmrl sets) as YAML;
+        the command and runtime env ride along as comments so the text stays valid YAML."""
+        from omegaconf import OmegaConf
+
+        from vlmrl.train.verl_validate import to_yaml
+
+        launch = self.launch
+        lines = [
+            f"# vlmrl train --dry-run: {launch.mode} launch, validated against veRL 0.9.1 on CPU",
+            "# command:",
+            launch.shell_multiline(prefix="#   "),
+        ]
+        if launch.runtime_env is not None:
+            lines.append(f"# runtime env ({launch.runtime_env_path}, written at launch):")
+            lines += [
+                f"#   {line}" for line in OmegaConf.to_yaml(OmegaConf.create(launch.runtime_env)).splitlines()
+            ]
+        if brief:
+            lines.append("# resolved veRL values of the keys vlmrl sets:")
+            for o in launch.overrides:
+                value = OmegaConf.select(launch.verl_config, o.key)
+                if OmegaConf.is_config(value):
+                    value = OmegaConf.to_container(value, resolve=True)
+                lines.append(f"{o.key}: {json.dumps(value)}")
+            return "\n".join(lines) + "\n"
+        lines.append("# resolved veRL config:")
+        return "\n".join(lines) + "\n" + to_yaml(launch.verl_config)
+
+    def start(self) -> int:
+        """Refuse while a preflight check fails; else run veRL and return its exit code."""
+        from vlmrl.train import verl_launch
+
+        self.preflight.raise_on_failure()
+        return verl_launch.run(self.launch)
+
+
+def prepare_verl(
+    cfg: ExperimentConfig, ray_address: str | None = None, runtime_env_file: str | None = None
+) -> VerlRun:
+    """Plan the veRL launch (local or Ray cluster) and run the preflight checks against it."""
+    from vlmrl.train import verl_launch
+
+    launch = verl_launch.plan(cfg, ray_address=ray_address, runtime_env_file=runtime_env_file)
+    # The path veRL will load (extra_overrides may name the one the cluster nodes see).
+    reward_path = str(launch.verl_config.reward.custom_reward_function.path)
+    return VerlRun(launch, run_preflight(cfg, reward_path=reward_path, cluster=launch.mode == "cluster"))
+
+
+def _trl_backend():
+    try:
+        from vlmrl.train import trl_backend
+    except ImportError as exc:
+        raise UserError(
+            f"backend=trl could not import its engine ({exc}); install it with "
+            "`pip install -c constraints.txt -e '.[trl]'`"
+        ) from None
+    return trl_backend
+
+
+def trl_dry_run_text(cfg: ExperimentConfig) -> str:
+    """What `run_trl` would be given, as YAML (checks that the TRL backend imports)."""
+    _trl_backend()
+    return "# backend: trl -- would call vlmrl.train.trl_backend.run(cfg) with this config\n" + dump_config(
+        cfg
+    )
+
+
+def run_trl(cfg: ExperimentConfig) -> dict[str, Any]:
+    """Train with TRL on this machine; returns the run summary as a dict (what to print)."""
+    return _trl_backend().run(cfg).as_dict()

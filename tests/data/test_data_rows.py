@@ -1,0 +1,114 @@
+"""The row format: footer checks on real (also foreign) parquet files, row checks, and the engine views."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from vlmrl.data.example import Example
+from vlmrl.data.rows import check_file, check_row, read_rows, row_from_example, row_schema
+from vlmrl.data.writer import write_rows_parquet
+from vlmrl.errors import UserError
+
+MESSAGES = pa.list_(pa.struct([("role", pa.string()), ("content", pa.string())]))
+# veRL's own recipes write fewer extra_info keys than we do; their files must pass too.
+EXTRA = pa.struct(
+    [("index", pa.int64()), ("split", pa.string()), ("question", pa.string()), ("answer", pa.string())]
+)
+
+
+def _foreign_file(
+    path: Path, *, images: bool, ground_truth_as_list: bool = True, drop: str | None = None
+) -> Path:
+    gt_type = pa.list_(pa.string()) if ground_truth_as_list else pa.string()
+    gt = [["2", "2.0"]] if ground_truth_as_list else ["['2']"]
+    columns = {
+        "data_source": pa.array(["mmk12" if images else "skywork/or1-math"]),
+        "prompt": pa.array([[{"role": "user", "content": ("<image>" if images else "") + "1+1?"}]], MESSAGES),
+        "ability": pa.array(["math"]),
+        "reward_model": pa.array(
+            [{"style": "rule", "ground_truth": gt[0]}],
+            pa.struct([("style", pa.string()), ("ground_truth", gt_type)]),
+        ),
+        "extra_info": pa.array([{"index": 0, "split": "train", "question": "1+1?", "answer": "2"}], EXTRA),
+    }
+    if images:
+        columns["images"] = pa.array(
+            [[{"bytes": b"\x89PNG fake"}]], pa.list_(pa.struct([("bytes", pa.binary())]))
+        )
+    if drop:
+        columns.pop(drop)
+    pq.write_table(pa.table(columns), path)
+    return path
+
+
+def test_footer_accepts_contract_rows(data_dir):
+    assert check_file(_foreign_file(data_dir / "t.parquet", images=False)) == (1, False)
+    assert check_file(_foreign_file(data_dir / "m.parquet", images=True)) == (1, True)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "needle"),
+    [
+        ({"ground_truth_as_list": False}, "ground_truth must be a list"),
+        ({"drop": "reward_model"}, "missing column 'reward_model'"),
+        ({"drop": "prompt"}, "missing column 'prompt'"),
+    ],
+)
+def test_footer_errors_name_file_and_column(data_dir, kwargs, needle):
+    path = _foreign_file(data_dir / "bad.parquet", images=False, **kwargs)
+    with pytest.raises(UserError) as err:
+        check_file(path)
+    assert str(path) in str(err.value) and needle in str(err.value)
+
+
+def test_not_parquet_and_missing_file(data_dir):
+    junk = data_dir / "junk.parquet"
+    junk.write_text("not parquet")
+    with pytest.raises(UserError, match="not a readable parquet"):
+        check_file(junk)
+    with pytest.raises(UserError, match="no such parquet file"):
+        check_file(data_dir / "absent.parquet")
+
+
+def test_written_rows_read_back_as_the_same_row(data_dir):
+    ex = Example("m", 3, "train", "<image>\nHow many?", ["2", "two"], images=[b"img"], answer_type="number")
+    row = row_from_example(ex, instruction="Think.")
+    path = data_dir / "r.parquet"
+    write_rows_parquet([row.to_verl(with_images=True)], path, row_schema(True))
+    (back,) = read_rows(path)
+    assert back == row
+    assert back.prompt == [{"role": "user", "content": "<image>\nHow many? Think."}]
+    assert back.extra_info["choices"] == [] and back.extra_info["index"] == 3
+
+
+def test_views_of_one_row():
+    ex = Example("m", 0, "train", "Compare <image> and <image>.", ["A"], images=[b"a", b"b"])
+    row = row_from_example(ex, instruction="")
+    verl = row.to_verl()
+    assert verl["images"] == [{"bytes": b"a"}, {"bytes": b"b"}] and verl["reward_model"]["ground_truth"] == [
+        "A"
+    ]
+    assert "images" not in row_from_example(Example("t", 0, "train", "1+1?", ["2"])).to_verl()
+    trl = row.to_trl()
+    assert [p["type"] for p in trl["prompt"][0]["content"]] == ["text", "image", "text", "image", "text"]
+    blank = row_from_example(Example("t", 0, "train", "1+1?", ["2"]), blank_image=b"blank")
+    assert blank.images == [b"blank"] and blank.prompt[0]["content"].startswith("<image>\n")
+    assert blank.extra_info["question"] == "1+1?"
+
+
+def test_rows_are_checked_with_where_and_key_named():
+    good = row_from_example(Example("t", 0, "train", "q", ["1"])).to_verl()
+    assert check_row(good).ground_truth == ["1"]
+    assert check_row({**good, "reward_model": {"ground_truth": "1"}}).ground_truth == ["1"]
+    with pytest.raises(UserError, match=r"f row 1: `reward_model.ground_truth`"):
+        check_row({**good, "reward_model": {"ground_truth": []}}, "f row 1")
+    with pytest.raises(UserError, match=r"here: 1 <image> placeholder\(s\) but 0 image"):
+        check_row({**good, "prompt": [{"role": "user", "content": "<image>q"}]}, "here")
+    with pytest.raises(UserError, match=r"here: `prompt`"):
+        check_row({**good, "prompt": "just text"}, "here")
+    with pytest.raises(UserError, match=r"images\[0\]"):
+        check_row({**good, "images": [{"bytes": "not bytes"}]}, "here")
