@@ -221,7 +221,11 @@ def run_demo(settings: DemoSettings, progress: Progress | None = None) -> DemoRe
 
         t = time.perf_counter()
         tick("curves", 0, 1)
-        pngs = plot_curves([summary.metrics_path], out / "curves", names=["demo"])
+        note = (
+            f"training rewards sample at temperature {cfg.rollout.temperature:g} (exploration); the held-out "
+            f"before/after numbers sample at {settings.eval_temperature:g}, so they read higher"
+        )
+        pngs = plot_curves([summary.metrics_path], out / "curves", names=["demo"], smoothing=0.6, note=note)
         tick("curves", 1, 1)
         timings["curves"] = time.perf_counter() - t
 
