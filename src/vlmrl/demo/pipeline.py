@@ -223,7 +223,7 @@ def run_demo(settings: DemoSettings, progress: Progress | None = None) -> DemoRe
         tick("curves", 0, 1)
         note = (
             f"training rewards sample at temperature {cfg.rollout.temperature:g} (exploration); the held-out "
-            f"before/after numbers sample at {settings.eval_temperature:g}, so they read higher"
+            f"before/after numbers sample at {settings.eval_temperature:g}: the two differ on purpose"
         )
         pngs = plot_curves([summary.metrics_path], out / "curves", names=["demo"], smoothing=0.6, note=note)
         tick("curves", 1, 1)
