@@ -10,7 +10,7 @@ EXTRAS ?= verl,trl,dev
 STAMP  := $(VENV)/.vlmrl-installed
 PYTEST_ARGS ?=
 
-.PHONY: install demo test test-fast lint tiny-model clean
+.PHONY: install lmms-env demo test test-fast lint tiny-model clean
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -20,11 +20,22 @@ $(STAMP): pyproject.toml constraints.txt
 
 install: $(STAMP)
 
+# lmms-eval (multimodal benchmarks) in its own venv that reuses .venv's torch and vLLM
+# (docs/evaluation.md); `vlmrl eval mm` finds it as .venv-lmms.
+LMMS_VENV  ?= .venv-lmms
+LMMS_STAMP := $(LMMS_VENV)/.vlmrl-installed
+
+$(LMMS_STAMP): $(STAMP) src/vlmrl/eval/lmms_env.py
+	$(BIN)/vlmrl eval mm --setup --lmms-env $(LMMS_VENV)
+	@touch $(LMMS_STAMP)
+
+lmms-env: $(LMMS_STAMP)
+
 demo: $(STAMP)
 	$(BIN)/vlmrl demo
 
-test: $(STAMP)
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+test: $(STAMP) $(LMMS_STAMP)
+	VLMRL_REQUIRE_LMMS=1 $(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # Everything but the end-to-end tests marked slow.
 test-fast: $(STAMP)
@@ -38,4 +49,4 @@ tiny-model: $(STAMP)
 	$(BIN)/vlmrl demo --build-model-only
 
 clean:
-	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache
+	rm -rf $(VENV) $(LMMS_VENV) build dist src/*.egg-info .pytest_cache

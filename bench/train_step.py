@@ -41,7 +41,7 @@ def main() -> None:
         model = build_tiny_vlm(tmp_path / "tiny", seed=0)
         train = tmp_path / "train.parquet"
         build_from_examples(
-            make_examples(args.train_size, "train", seed=0), train, with_images=True, mixing="native"
+            make_examples(args.train_size, "train", seed=0), train, with_images=True, mixed_policy="native"
         )
         cfg = load_config(
             args.config,

@@ -190,8 +190,8 @@ def test_blank_and_native_policies(data_dir):
     text = Example("t", 0, "train", "What is 2+2?", ["4"], answer_type="number")
     image = Example("m", 0, "train", "<image>\nWhat is shown?", ["a cat"], images=[datafix.png()])
     blank_file, native_file = data_dir / "blank.parquet", data_dir / "native.parquet"
-    build_from_examples([text, image], blank_file, with_images=True, mixing="blank")
-    build_from_examples([text, image], native_file, with_images=True, mixing="native")
+    build_from_examples([text, image], blank_file, with_images=True, mixed_policy="blank")
+    build_from_examples([text, image], native_file, with_images=True, mixed_policy="native")
     blank_rows = pq.read_table(blank_file).to_pylist()
     native_rows = pq.read_table(native_file).to_pylist()
     assert len(blank_rows[0]["images"]) == 1 and blank_rows[0]["prompt"][0]["content"].startswith("<image>\n")
@@ -304,7 +304,7 @@ def test_prompt_length_filter_and_inspect_with_tokenizer(data_dir, tiny_vlm_path
         {"t": {"source": "generic", "path": str(paths["t"])}},
         {"train": {"path": str(data_dir / "train.parquet"), "sources": ["t"], "shuffle": False}},
         tokenizer=str(tiny_vlm_path),
-        max_prompt_tokens=400,
+        max_prompt_length=400,
     )
     (report,) = build_recipe(recipe).outputs
     assert report.kept == 1 and dict(report.rejected) == {"prompt_too_long": 1}

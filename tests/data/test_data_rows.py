@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
-import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
 
 from vlmrl.data.example import Example
@@ -13,41 +9,10 @@ from vlmrl.data.rows import check_file, check_row, read_rows, row_from_example, 
 from vlmrl.data.writer import write_rows_parquet
 from vlmrl.errors import UserError
 
-MESSAGES = pa.list_(pa.struct([("role", pa.string()), ("content", pa.string())]))
-# veRL's own recipes write fewer extra_info keys than we do; their files must pass too.
-EXTRA = pa.struct(
-    [("index", pa.int64()), ("split", pa.string()), ("question", pa.string()), ("answer", pa.string())]
-)
 
-
-def _foreign_file(
-    path: Path, *, images: bool, ground_truth_as_list: bool = True, drop: str | None = None
-) -> Path:
-    gt_type = pa.list_(pa.string()) if ground_truth_as_list else pa.string()
-    gt = [["2", "2.0"]] if ground_truth_as_list else ["['2']"]
-    columns = {
-        "data_source": pa.array(["mmk12" if images else "skywork/or1-math"]),
-        "prompt": pa.array([[{"role": "user", "content": ("<image>" if images else "") + "1+1?"}]], MESSAGES),
-        "ability": pa.array(["math"]),
-        "reward_model": pa.array(
-            [{"style": "rule", "ground_truth": gt[0]}],
-            pa.struct([("style", pa.string()), ("ground_truth", gt_type)]),
-        ),
-        "extra_info": pa.array([{"index": 0, "split": "train", "question": "1+1?", "answer": "2"}], EXTRA),
-    }
-    if images:
-        columns["images"] = pa.array(
-            [[{"bytes": b"\x89PNG fake"}]], pa.list_(pa.struct([("bytes", pa.binary())]))
-        )
-    if drop:
-        columns.pop(drop)
-    pq.write_table(pa.table(columns), path)
-    return path
-
-
-def test_footer_accepts_contract_rows(data_dir):
-    assert check_file(_foreign_file(data_dir / "t.parquet", images=False)) == (1, False)
-    assert check_file(_foreign_file(data_dir / "m.parquet", images=True)) == (1, True)
+def test_footer_accepts_contract_rows(data_dir, foreign_parquet):
+    assert check_file(foreign_parquet(data_dir / "t.parquet", images=False)) == (1, False)
+    assert check_file(foreign_parquet(data_dir / "m.parquet", images=True)) == (1, True)
 
 
 @pytest.mark.parametrize(
@@ -58,8 +23,8 @@ def test_footer_accepts_contract_rows(data_dir):
         ({"drop": "prompt"}, "missing column 'prompt'"),
     ],
 )
-def test_footer_errors_name_file_and_column(data_dir, kwargs, needle):
-    path = _foreign_file(data_dir / "bad.parquet", images=False, **kwargs)
+def test_footer_errors_name_file_and_column(data_dir, foreign_parquet, kwargs, needle):
+    path = foreign_parquet(data_dir / "bad.parquet", images=False, **kwargs)
     with pytest.raises(UserError) as err:
         check_file(path)
     assert str(path) in str(err.value) and needle in str(err.value)

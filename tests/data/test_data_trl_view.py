@@ -28,7 +28,7 @@ def mixed_file(data_dir):
         ),
     ]
     path = data_dir / "mixed.parquet"
-    build_from_examples(examples, path, with_images=True, mixing="native")
+    build_from_examples(examples, path, with_images=True, mixed_policy="native")
     return path
 
 

@@ -1,12 +1,14 @@
-"""lmms-eval: the chat template, the command line, and parsing results files in 0.3.5's layout."""
+"""lmms-eval: the chat template, the command line, local task copies, judge checks, and parsing
+results files in 0.7.3's layout (the real run is in test_eval_lmms_run.py)."""
 
 from __future__ import annotations
 
 import json
-import os
 import shlex
+import sys
 
 import pytest
+import yaml
 
 from vlmrl.errors import UserError
 from vlmrl.eval.mm import (
@@ -15,10 +17,10 @@ from vlmrl.eval.mm import (
     check_judge_env,
     evaluate_mm,
     find_results_json,
-    lmms_eval_version,
     parse_lmms_results,
     probe_judge,
     write_chat_template,
+    write_local_tasks,
 )
 
 INSTRUCTION = "Think first, then answer.\nUse <think>\n...\n</think> and <answer>\n...\n</answer>."
@@ -60,39 +62,74 @@ def test_default_instruction_is_the_training_one(tmp_path):
 
 def test_command_for_pinned_lmms_eval(tmp_path):
     cmd = build_lmms_command(
-        "/ckpt/hf", ["mme", "mmstar"], tmp_path / "t.jinja", tmp_path / "out", batch_size=16, python="python3"
+        "/ckpt/hf",
+        ["mme", "mmstar"],
+        tmp_path / "t.jinja",
+        tmp_path / "out",
+        python="/envs/lmms/bin/python",
+        batch_size=16,
+        max_new_tokens=16,
+        include_path=tmp_path / "tasks",
+        reasoning_tags="none",
+        extra_model_args={"limit_mm_per_prompt": '{"image":1,"video":0}'},
     )
-    assert cmd[:3] == ["python3", "-m", "lmms_eval"]
+    assert cmd[:3] == ["/envs/lmms/bin/python", "-m", "lmms_eval"]
     assert cmd[cmd.index("--model") + 1] == "vllm"
-    model_args = cmd[cmd.index("--model_args") + 1].split(",")
-    assert model_args[0] == "model_version=/ckpt/hf"
-    assert f"chat_template={tmp_path / 't.jinja'}" in model_args
+    model_args = cmd[cmd.index("--model_args") + 1]
+    assert model_args.startswith("model=/ckpt/hf,")  # 0.7 renamed `model_version`
+    assert f",chat_template={tmp_path / 't.jinja'}," in model_args
+    assert ",max_new_tokens=16," in model_args
+    assert model_args.endswith(',limit_mm_per_prompt={"image":1,"video":0}')  # JSON commas are fine
     assert cmd[cmd.index("--tasks") + 1] == "mme,mmstar"
     assert cmd[cmd.index("--output_path") + 1] == str(tmp_path / "out")
+    assert cmd[cmd.index("--include_path") + 1] == str(tmp_path / "tasks")
+    assert cmd[cmd.index("--reasoning_tags") + 1] == "none"
     assert "--log_samples" in cmd
     with pytest.raises(UserError, match="comma"):
-        build_lmms_command("/a,b", ["mme"], "t", "o")
+        build_lmms_command("/a,b", ["mme"], "t", "o", python="python")
+
+
+def test_local_task_copy_includes_the_installed_yaml(tmp_path):
+    tasks_dir = tmp_path / "lmms_eval" / "tasks"
+    (tasks_dir / "mme").mkdir(parents=True)
+    (tasks_dir / "mme" / "mme.yaml").write_text("dataset_path: lmms-lab/MME\ntask: mme\n")
+    data = tmp_path / "MME"
+    data.mkdir()
+    names = write_local_tasks({"mme": data}, tasks_dir, tmp_path / "local")
+    assert names == {"mme": "vlmrl_local_mme"}
+    doc = yaml.safe_load((tmp_path / "local" / "vlmrl_local_mme.yaml").read_text())
+    assert doc == {
+        "include": str(tasks_dir / "mme" / "mme.yaml"),
+        "task": "vlmrl_local_mme",
+        "task_alias": "mme",
+        "dataset_path": str(data),
+        "dataset_kwargs": {},
+    }
+    with pytest.raises(UserError, match="no mmstar.yaml"):
+        write_local_tasks({"mmstar": data}, tasks_dir, tmp_path / "local")
+    with pytest.raises(UserError, match="not a directory"):
+        write_local_tasks({"mme": data / "missing"}, tasks_dir, tmp_path / "local")
 
 
 def _write_lmms_results(root, date="2026-11-23T10-00-00", mathvista=61.3):
-    """A results file as lmms-eval 0.3.5 writes it: <output_path>/<model_name_sanitized>/<date>_results.json."""
+    """A results file as lmms-eval 0.7.3 writes it: <output_path>/<model_name_sanitized>/<date>_results.json."""
     path = root / "" / f"{date}_results.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     doc = {
         "results": {
             "mathverse_testmini": {
                 "alias": "mathverse_testmini",
-                "gpt_eval_score,none": 46.7,
+                "gpt_eval_score,none": 0.467,
                 "gpt_eval_score_stderr,none": "N/A",
                 "submission,none": None,
                 "submission_stderr,none": "N/A",
             },
             "mathvista_testmini_format": {
                 "alias": "mathvista_testmini_format",
-                "gpt_eval_score,none": mathvista,
-                "gpt_eval_score_stderr,none": "N/A",
+                "llm_as_judge_eval,none": mathvista,
+                "llm_as_judge_eval_stderr,none": "N/A",
             },
-            "mme": {
+            "vlmrl_local_mme": {
                 "alias": "mme",
                 "mme_cognition_score,none": 612.5,
                 "mme_cognition_score_stderr,none": "N/A",
@@ -114,7 +151,7 @@ def _write_lmms_results(root, date="2026-11-23T10-00-00", mathvista=61.3):
         "n-samples": {"mme": {"original": 2374, "effective": 2374}},
         "config": {
             "model": "vllm",
-            "model_args": "model_version=/ckpt/step50,chat_template=/x/t.jinja",
+            "model_args": "model=/ckpt/step50,chat_template=/x/t.jinja",
             "batch_size": "64",
         },
         "git_hash": "abc",
@@ -131,13 +168,14 @@ def test_parse_results_labels_mme_right_and_scales_mmstar(tmp_path):
     parsed = parse_lmms_results(path)
     assert parsed["model"] == "/ckpt/step50"
     assert parsed["scores"] == {
-        "mathverse_testmini": 46.7,
+        "mathverse_testmini": pytest.approx(46.7),
         "mathvista_testmini_format": 61.3,
         "mme_cognition": 612.5,
         "mme_perception": 1550.25,
         "mmstar": pytest.approx(62.93),
     }
     assert parsed["lmms_eval"]["mmstar"]["coarse perception"] == 0.7
+    assert parsed["lmms_eval"]["mme"]["mme_perception_score"] == 1550.25  # the local copy, by its alias
     assert parsed["notes"] == []
 
 
@@ -150,6 +188,9 @@ def test_parse_results_null_judge_score_and_newest_file(tmp_path):
     assert any("judge" in n for n in parsed["notes"])
     with pytest.raises(UserError, match="no lmms-eval"):
         find_results_json(tmp_path / "empty")
+    # After a run: only a file written since it started counts (lmms-eval 0.7 exits 0 on errors).
+    assert find_results_json(tmp_path / "lmms", newer_than=newest.stat().st_mtime) == newest
+    assert find_results_json(tmp_path / "lmms", newer_than=newest.stat().st_mtime + 10) is None
     bad = tmp_path / "bad_results.json"
     bad.write_text(json.dumps({"scores": {}}))
     with pytest.raises(UserError, match="no `results`"):
@@ -159,99 +200,44 @@ def test_parse_results_null_judge_score_and_newest_file(tmp_path):
 def test_judge_variables_checked():
     assert check_judge_env(["mme", "mmstar"], env={}) == []
     problems = check_judge_env(["mathvista_testmini_format"], env={})
-    assert "OPENAI_API_KEY" in problems[0] and "gpt-3.5-turbo" in problems[0]
-    local = {"OPENAI_API_KEY": "x", "OPENAI_API_URL": "http://127.0.0.1:8000/v1/chat/completions"}
+    assert "OPENAI_API_KEY" in problems[0] and "MODEL_VERSION" in problems[0]
+    local = {"OPENAI_API_KEY": "x", "OPENAI_API_URL": "http://127.0.0.1:8000/v1"}
     assert check_judge_env(["mathverse_testmini"], env=local) == []
-    assert (
-        "chat/completions"
-        in check_judge_env(["mathverse_testmini"], env={**local, "OPENAI_API_URL": "http://h/v1"})[0]
+    full = check_judge_env(
+        ["mathverse_testmini"], env={**local, "OPENAI_API_URL": "http://h/v1/chat/completions"}
     )
+    assert "base URL (http://h/v1)" in full[0]
+    assert (
+        "AZURE_API_KEY"
+        in check_judge_env(["mathverse_testmini"], env={"API_TYPE": "azure", "AZURE_ENDPOINT": "e"})[0]
+    )
+    assert "knows openai" in check_judge_env(["mathverse_testmini"], env={"API_TYPE": "gemini"})[0]
 
 
-@pytest.mark.skipif(lmms_eval_version() is not None, reason="lmms-eval is installed here")
-def test_without_lmms_eval_the_command_is_given(tmp_path):
-    with pytest.raises(LmmsEvalNotInstalled, match="pip install 'lmms-eval==0.3.5'") as info:
-        evaluate_mm("/ckpt/hf", ["mme"], tmp_path / "mm", instruction=INSTRUCTION)
+def test_without_lmms_eval_the_command_is_given(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    bare = tmp_path / "bare"  # a venv directory with a python but no lmms-eval
+    (bare / "bin").mkdir(parents=True)
+    (bare / "bin" / "python").symlink_to(sys.executable)
+    with pytest.raises(LmmsEvalNotInstalled, match=r"has no lmms_eval.*vlmrl eval mm --setup") as info:
+        evaluate_mm("/ckpt/hf", ["mme"], tmp_path / "mm", instruction=INSTRUCTION, lmms_python=bare)
     run = info.value.run
     assert run.chat_template.is_file()
     assert shlex.split(run.command_line) == run.command
-    assert "--log_samples" in run.command
+    assert run.command[:3] == [str(bare / "bin" / "python"), "-m", "lmms_eval"]
+    with pytest.raises(UserError, match="not found"):
+        evaluate_mm("/ckpt/hf", ["mme"], tmp_path / "mm", lmms_python=tmp_path / "nowhere")
+    with pytest.raises(UserError, match=r"--data given for \['mmstar'\]"):
+        evaluate_mm("/ckpt/hf", ["mme"], tmp_path / "mm", data={"mmstar": tmp_path})
 
 
 def test_local_judge_probe(chat_server):
     env = {"OPENAI_API_KEY": "local"}
     wrong_name = chat_server(lambda body: (200, {}), models=("Qwen/Qwen2.5-72B-Instruct",))
-    problems = probe_judge(
-        ["mathverse_testmini"], {**env, "OPENAI_API_URL": wrong_name.url + "/v1/chat/completions"}
-    )
-    assert "--served-model-name gpt-3.5-turbo" in problems[0]
-    right = chat_server(lambda body: (200, {}), models=("gpt-3.5-turbo",))
-    assert (
-        probe_judge(
-            ["mathvista_testmini_format"], {**env, "OPENAI_API_URL": right.url + "/v1/chat/completions"}
-        )
-        == []
-    )
-    assert probe_judge(["mme"], {**env, "OPENAI_API_URL": "http://127.0.0.1:9/v1/chat/completions"}) == []
-    down = probe_judge(
-        ["mathverse_testmini"], {**env, "OPENAI_API_URL": "http://127.0.0.1:9/v1/chat/completions"}
-    )
+    problems = probe_judge(["mathverse_testmini"], {**env, "OPENAI_API_URL": wrong_name.url + "/v1"})
+    assert "'gpt-4o-2024-11-20'" in problems[0] and "set MODEL_VERSION" in problems[0]
+    right = {**env, "OPENAI_API_URL": wrong_name.url + "/v1", "MODEL_VERSION": "Qwen/Qwen2.5-72B-Instruct"}
+    assert probe_judge(["mathvista_testmini_format"], right) == []
+    assert probe_judge(["mme"], {**env, "OPENAI_API_URL": "http://127.0.0.1:9/v1"}) == []
+    down = probe_judge(["mathverse_testmini"], {**env, "OPENAI_API_URL": "http://127.0.0.1:9/v1"})
     assert "unreachable" in down[0]
-
-
-FAKE_LMMS_MAIN = '''
-"""Stand-in for `python -m lmms_eval` (the real one needs a GPU and the hub): checks the
-arguments vlmrl passes and writes a results file in 0.3.5's layout."""
-import argparse, json, pathlib, sys
-p = argparse.ArgumentParser()
-for flag in ("--model", "--model_args", "--tasks", "--batch_size", "--output_path", "--log_samples_suffix", "--limit"):
-    p.add_argument(flag)
-p.add_argument("--log_samples", action="store_true")
-a = p.parse_args()
-args = dict(kv.split("=", 1) for kv in a.model_args.split(","))
-template = pathlib.Path(args["chat_template"]).read_text()
-if a.model != "vllm" or not a.log_samples or "Think first" not in template or "FAIL" in args["model_version"]:
-    print("bad invocation", file=sys.stderr)
-    sys.exit(1)
-out = pathlib.Path(a.output_path)
-out.mkdir(parents=True, exist_ok=True)
-results = {"mme": {"alias": "mme", "mme_cognition_score,none": 300.0, "mme_perception_score,none": 1400.0},
-           "mmstar": {"alias": "mmstar", "average,none": 0.5}}
-doc = {"results": {t: results[t] for t in a.tasks.split(",")}, "config": {"model_args": a.model_args}}
-(out / "2026-11-24T00-00-00_results.json").write_text(json.dumps(doc))
-print("done")
-'''
-
-
-@pytest.fixture
-def fake_lmms_eval(tmp_path, monkeypatch):
-    root = tmp_path / "fake_site"
-    pkg = root / "lmms_eval"
-    pkg.mkdir(parents=True)
-    (pkg / "__init__.py").write_text("")
-    (pkg / "__main__.py").write_text(FAKE_LMMS_MAIN)
-    dist = root / "lmms_eval-0.3.5.dist-info"
-    dist.mkdir()
-    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: lmms_eval\nVersion: 0.3.5\n")
-    monkeypatch.syspath_prepend(str(root))
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")]))
-    return root
-
-
-def test_evaluate_mm_runs_lmms_eval_and_writes_our_results(fake_lmms_eval, tmp_path):
-    assert lmms_eval_version() == "0.3.5"
-    lines = []
-    run = evaluate_mm(
-        "/ckpt/hf",
-        ["mme", "mmstar"],
-        tmp_path / "mm",
-        model_name="base",
-        instruction=INSTRUCTION,
-        on_output=lines.append,
-    )
-    assert run.ran and lines[-1] == "done"
-    result = json.loads((tmp_path / "mm" / "results.json").read_text())
-    assert result["model"] == "base"
-    assert result["scores"] == {"mme_cognition": 300.0, "mme_perception": 1400.0, "mmstar": 50.0}
-    with pytest.raises(UserError, match=r"(?s)lmms-eval exited with code 1.*bad invocation"):
-        evaluate_mm("/ckpt/FAIL", ["mme"], tmp_path / "mm2", instruction=INSTRUCTION)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -312,8 +313,9 @@ def test_cli_eval_text_against_a_server(chat_server, tmp_path):
 
 
 def test_cli_eval_mm_without_lmms_eval_prints_the_command(tmp_path):
-    from vlmrl.eval.mm import lmms_eval_version
-
+    bare = tmp_path / "bare"  # a venv directory whose python has no lmms-eval
+    (bare / "bin").mkdir(parents=True)
+    (bare / "bin" / "python").symlink_to(sys.executable)
     result = CliRunner().invoke(
         app,
         [
@@ -327,12 +329,13 @@ def test_cli_eval_mm_without_lmms_eval_prints_the_command(tmp_path):
             str(tmp_path),
             "--instruction",
             "Think.",
+            "--lmms-python",
+            str(bare),
         ],
     )
-    if lmms_eval_version() is None:
-        assert result.exit_code == 3
-        assert "-m lmms_eval --model vllm" in result.output
-        assert "pip install 'lmms-eval==0.3.5'" in result.output
+    assert result.exit_code == 3
+    assert "-m lmms_eval --model vllm" in result.output
+    assert "vlmrl eval mm --setup" in result.output
     dry = CliRunner().invoke(
         app,
         ["eval", "mm", "--model", "/ckpt/hf", "-o", str(tmp_path), "--instruction", "Think.", "--dry-run"],

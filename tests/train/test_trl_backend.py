@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from vlmrl.train import trl_backend
+from vlmrl.train import trl_backend, trl_config, trl_loaders, trl_rewards
 from vlmrl.train.config import ConfigError, load_config
 from vlmrl.train.metrics import CONTRACT_KEYS, contract_row, read_metrics, truncate_after
 
@@ -31,7 +31,7 @@ def _cfg(*overrides: str):
     [("token-mean", "dapo"), ("seq-mean-token-mean", "grpo"), ("seq-mean-token-sum-norm", "dr_grpo")],
 )
 def test_loss_agg_mode_maps_to_trl_loss_type(mode, loss_type, tmp_path):
-    args, _ = trl_backend.build_grpo_config(_cfg(f"algorithm.loss_agg_mode={mode}"), output_dir=tmp_path)
+    args, _ = trl_config.build_grpo_config(_cfg(f"algorithm.loss_agg_mode={mode}"), output_dir=tmp_path)
     assert args.loss_type == loss_type
 
 
@@ -53,7 +53,7 @@ def test_knobs_map_onto_grpo_config(tmp_path):
         "trainer.max_actor_ckpt_to_keep=2",
         "trainer.logger=[console,tensorboard]",
     )
-    args, notes = trl_backend.build_grpo_config(cfg, output_dir=tmp_path)
+    args, notes = trl_config.build_grpo_config(cfg, output_dir=tmp_path)
     assert (args.epsilon, args.epsilon_high, args.beta) == (0.15, 0.3, 0.04)
     # warm-up and checkpoints count training steps as in veRL: x2 optimizer steps per training step here
     assert (args.learning_rate, args.warmup_steps, args.weight_decay, args.max_grad_norm) == (
@@ -82,14 +82,14 @@ def test_knobs_map_onto_grpo_config(tmp_path):
 
 def test_ppo_epochs_multiply_optimizer_steps_per_training_step(tmp_path):
     cfg = _cfg("algorithm.ppo_epochs=2", "trainer.total_training_steps=3", "algorithm.lr_warmup_steps=1")
-    args, _ = trl_backend.build_grpo_config(cfg, output_dir=tmp_path)
+    args, _ = trl_config.build_grpo_config(cfg, output_dir=tmp_path)
     assert args.num_iterations == 2
     # 2 mini-batches x 2 epochs = 4 optimizer steps per training step
     assert (args.max_steps, args.warmup_steps) == (12, 4)
 
 
 def test_kl_off_by_default_gives_beta_zero(tmp_path):
-    args, _ = trl_backend.build_grpo_config(_cfg(), output_dir=tmp_path)
+    args, _ = trl_config.build_grpo_config(_cfg(), output_dir=tmp_path)
     assert args.beta == 0.0 and args.scale_rewards == "group"
 
 
@@ -105,18 +105,18 @@ def test_kl_off_by_default_gives_beta_zero(tmp_path):
 )
 def test_unmappable_config_is_a_clear_error(override, needle, tmp_path):
     with pytest.raises(ConfigError, match=needle.replace(".", r"\.")):
-        trl_backend.build_grpo_config(_cfg(override), output_dir=tmp_path)
+        trl_config.build_grpo_config(_cfg(override), output_dir=tmp_path)
 
 
 def test_train_batch_must_split_into_mini_batches(tmp_path):
     with pytest.raises(ConfigError, match="multiple of algorithm.ppo_mini_batch_size"):
-        trl_backend.build_grpo_config(
+        trl_config.build_grpo_config(
             _cfg("data.train_batch_size=3", "algorithm.ppo_mini_batch_size=2"), output_dir=tmp_path
         )
 
 
 def test_overlong_penalty_ramps_over_the_buffer():
-    penalty = trl_backend.overlong_penalty(max_response_length=20, buffer_len=10, penalty_factor=1.0)
+    penalty = trl_rewards.overlong_penalty(max_response_length=20, buffer_len=10, penalty_factor=1.0)
     lengths = [5, 10, 15, 20]
     assert penalty(completion_ids=[[1] * n for n in lengths]) == [0.0, 0.0, -0.5, -1.0]
 
@@ -154,7 +154,7 @@ def test_truncate_after_drops_redone_steps_and_a_torn_line(tmp_path):
 def test_missing_train_files_name_the_key(tmp_path):
     cfg = _cfg(f"data.train_files=[{tmp_path / 'nope.parquet'}]")
     with pytest.raises(ConfigError, match="nope.parquet"):
-        trl_backend.load_train_dataset(cfg)
+        trl_loaders.load_train_dataset(cfg)
 
 
 @pytest.fixture
@@ -172,7 +172,9 @@ def _mixed_parquet(path):
     from vlmrl.data.build import build_from_examples
     from vlmrl.demo.synthetic import make_examples
 
-    report = build_from_examples(make_examples(8, "train", seed=3), path, with_images=True, mixing="native")
+    report = build_from_examples(
+        make_examples(8, "train", seed=3), path, with_images=True, mixed_policy="native"
+    )
     assert report.kept == 8 and report.images == 4
     return path
 
@@ -257,15 +259,15 @@ def test_every_optimizer_step_gets_a_metrics_row(tiny_vlm_path, tmp_path, one_to
 
 
 def test_lora_rank_builds_a_peft_config():
-    assert trl_backend.lora_config(_cfg()) is None
-    lora = trl_backend.lora_config(
+    assert trl_loaders.lora_config(_cfg()) is None
+    lora = trl_loaders.lora_config(
         _cfg("model.lora_rank=8", "model.lora_alpha=16", "model.lora_target_modules=[q_proj]")
     )
     assert (lora.r, lora.lora_alpha, set(lora.target_modules)) == (8, 16, {"q_proj"})
 
 
 def test_freeze_vision_tower_leaves_only_the_language_model_trainable(tiny_vlm_path):
-    model = trl_backend.load_model(
+    model = trl_loaders.load_model(
         _cfg(f"model.path={tiny_vlm_path}", "model.freeze_vision_tower=true"), "cpu"
     )
     trainable = {name for name, p in model.named_parameters() if p.requires_grad}
@@ -277,8 +279,8 @@ def test_overlong_prompts_are_dropped_and_counted(tiny_processor, data_dir):
     from vlmrl.data.trl_view import to_trl_dataset
 
     dataset = to_trl_dataset(_mixed_parquet(data_dir / "train.parquet"))
-    lengths = [trl_backend.prompt_length(tiny_processor, dataset[i]) for i in range(len(dataset))]
+    lengths = [trl_loaders.prompt_length(tiny_processor, dataset[i]) for i in range(len(dataset))]
     limit = sorted(lengths)[len(lengths) // 2]
-    kept, rejected = trl_backend.filter_overlong(dataset, tiny_processor, limit)
+    kept, rejected = trl_loaders.filter_overlong(dataset, tiny_processor, limit)
     assert rejected == [i for i, n in enumerate(lengths) if n > limit] and rejected
     assert len(kept) + len(rejected) == len(dataset)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from vlmrl.train import trl_backend
+from vlmrl.train import trl_config
 from vlmrl.train.config import load_config
 
 PRESETS_DIR = Path(__file__).resolve().parents[2] / "configs" / "train"
@@ -28,7 +28,7 @@ def test_trl_presets_exist():
 @pytest.mark.parametrize("preset", TRL_PRESETS)
 def test_trl_preset_maps_onto_grpo_config(preset, tmp_path):
     cfg = load_config(PRESETS_DIR / f"{preset}.yaml", ["trainer.device=cpu"])
-    args, notes = trl_backend.build_grpo_config(cfg, output_dir=tmp_path)
+    args, notes = trl_config.build_grpo_config(cfg, output_dir=tmp_path)
     assert args.num_generations == cfg.rollout.n
     assert args.max_completion_length == cfg.rollout.max_response_length
     assert args.epsilon == cfg.algorithm.clip_ratio_low

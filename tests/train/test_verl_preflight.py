@@ -7,42 +7,13 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
 
+from vlmrl.data.example import Example
+from vlmrl.data.rows import example_to_row, row_schema
+from vlmrl.data.writer import write_rows_parquet
 from vlmrl.train.config import load_config
 from vlmrl.train.preflight import PreflightError, run_preflight
-
-MESSAGES = pa.list_(pa.struct([("role", pa.string()), ("content", pa.string())]))
-EXTRA = pa.struct(
-    [("index", pa.int64()), ("split", pa.string()), ("question", pa.string()), ("answer", pa.string())]
-)
-
-
-def _write_rows(
-    path: Path, *, images: bool, ground_truth_as_list: bool = True, drop: str | None = None
-) -> Path:
-    gt_type = pa.list_(pa.string()) if ground_truth_as_list else pa.string()
-    gt = [["2", "2.0"]] if ground_truth_as_list else ["['2']"]
-    columns = {
-        "data_source": pa.array(["mmk12" if images else "skywork/or1-math"]),
-        "prompt": pa.array([[{"role": "user", "content": ("<image>" if images else "") + "1+1?"}]], MESSAGES),
-        "ability": pa.array(["math"]),
-        "reward_model": pa.array(
-            [{"style": "rule", "ground_truth": gt[0]}],
-            pa.struct([("style", pa.string()), ("ground_truth", gt_type)]),
-        ),
-        "extra_info": pa.array([{"index": 0, "split": "train", "question": "1+1?", "answer": "2"}], EXTRA),
-    }
-    if images:
-        columns["images"] = pa.array(
-            [[{"bytes": b"\x89PNG fake"}]], pa.list_(pa.struct([("bytes", pa.binary())]))
-        )
-    if drop:
-        columns.pop(drop)
-    pq.write_table(pa.table(columns), path)
-    return path
 
 
 class _Models(BaseHTTPRequestHandler):
@@ -78,6 +49,14 @@ def _free_port_url() -> str:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     return f"http://127.0.0.1:{port}/v1"
+
+
+def _write_rows(path: Path, *, images: bool) -> Path:
+    question = ("<image>" if images else "") + "1+1?"
+    ex = Example("mmk12" if images else "skywork/or1-math", 0, "train", question, ["2", "2.0"])
+    ex.images = [b"\x89PNG fake"] if images else []
+    write_rows_parquet([example_to_row(ex, with_images=images)], path, row_schema(images))
+    return path
 
 
 def _cfg(data_dir, tiny_vlm_path, *more):

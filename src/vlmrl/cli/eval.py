@@ -10,6 +10,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from vlmrl.cli._common import console, err_console, named_paths
+from vlmrl.errors import UserError
 from vlmrl.eval.benchmarks import LMMS, TEXT
 from vlmrl.eval.benchmarks import benchmarks as declared
 
@@ -217,7 +218,7 @@ def register(app: typer.Typer) -> None:
     @group.command("mm")
     def mm(
         model: str = typer.Option(
-            ..., "--model", help="Checkpoint dir or hub id, loaded by lmms-eval's vLLM engine."
+            None, "--model", help="Checkpoint dir or hub id, loaded by lmms-eval's vLLM engine."
         ),
         tasks: str = typer.Option(
             ",".join(b.name for b in declared(LMMS)),
@@ -233,6 +234,24 @@ def register(app: typer.Typer) -> None:
         instruction: str = typer.Option(
             None, "--instruction", help="Instruction appended to each user turn (default: the training one)."
         ),
+        data: list[str] = typer.Option(
+            None,
+            "--data",
+            help="TASK=DIR: read TASK from a local copy in its hub layout instead of the hub (repeatable).",
+        ),
+        lmms_python: str = typer.Option(
+            None,
+            "--lmms-python",
+            help="Interpreter (or venv dir) with lmms-eval; default $VLMRL_LMMS_PYTHON, then .venv-lmms.",
+        ),
+        setup: bool = typer.Option(
+            False,
+            "--setup",
+            help="Create the lmms-eval venv (--lmms-env) sharing this environment, then exit.",
+        ),
+        lmms_env: Path = typer.Option(
+            Path(".venv-lmms"), "--lmms-env", help="Where --setup creates the lmms-eval venv."
+        ),
         batch_size: int = typer.Option(
             64, "--batch-size", help="lmms-eval --batch_size (prompts per vLLM call)."
         ),
@@ -241,6 +260,22 @@ def register(app: typer.Typer) -> None:
             0.85, "--gpu-memory-utilization", help="vLLM KV-cache share."
         ),
         max_model_len: int = typer.Option(None, "--max-model-len", help="vLLM context length cap."),
+        max_new_tokens: int = typer.Option(
+            None,
+            "--max-new-tokens",
+            help="lmms-eval's model max_new_tokens; it generates max(this, the task's cap). 16 keeps MME's cap.",
+        ),
+        model_arg: list[str] = typer.Option(
+            None,
+            "--model-arg",
+            help="KEY=VALUE added to lmms-eval's --model_args (vLLM engine args; repeatable).",
+        ),
+        reasoning_tags: str = typer.Option(
+            None,
+            "--reasoning-tags",
+            help="lmms-eval --reasoning_tags: blocks removed before scoring (default <think>; `none` scores "
+            "the whole response, as lmms-eval 0.3.5 did).",
+        ),
         limit: int = typer.Option(None, "--limit", help="lmms-eval --limit: first N documents per task."),
         dry_run: bool = typer.Option(
             False, "--dry-run", help="Write the template and print the command only."
@@ -249,13 +284,24 @@ def register(app: typer.Typer) -> None:
             False, "--no-judge-check", help="Run even if the MathVista/MathVerse judge variables look unset."
         ),
     ) -> None:
-        """Run lmms-eval 0.3.5 with a chat template that appends the reasoning instruction to each user turn,
+        """Run lmms-eval 0.7.3 with a chat template that appends the reasoning instruction to each user turn,
         then parse its results into results.json (MME cognition/perception labelled right).
 
-        MathVista and MathVerse are scored by a GPT judge: set OPENAI_API_KEY, and OPENAI_API_URL for a
-        local judge served as `gpt-3.5-turbo` (see docs/evaluation.md)."""
+        lmms-eval runs in its own venv: create it once with `vlmrl eval mm --setup`. MathVista and MathVerse
+        are scored by an LLM judge: set OPENAI_API_KEY, and for a local judge OPENAI_API_URL=http://HOST:PORT/v1
+        and MODEL_VERSION=<served name> (see docs/evaluation.md)."""
         from vlmrl.eval.mm import INSTALL_HINT, LmmsEvalNotInstalled, evaluate_mm
 
+        if setup:
+            from vlmrl.eval.lmms_env import setup_env
+
+            info = setup_env(
+                lmms_env, on_output=lambda line: err_console.print(line, markup=False, highlight=False)
+            )
+            console.print(f"lmms-eval {info.version} in {info.python} (vLLM: {info.vllm or 'not installed'})")
+            return
+        if not model:
+            raise UserError("--model is required (a checkpoint dir or hub id), unless --setup")
         task_list = [t.strip() for t in tasks.split(",") if t.strip()]
         try:
             run = evaluate_mm(
@@ -264,10 +310,15 @@ def register(app: typer.Typer) -> None:
                 out_dir,
                 model_name=model_name,
                 instruction=instruction,
+                lmms_python=lmms_python,
+                data=named_paths(data, "--data"),
                 batch_size=batch_size,
                 tensor_parallel_size=tensor_parallel_size,
                 gpu_memory_utilization=gpu_memory_utilization,
                 max_model_len=max_model_len,
+                max_new_tokens=max_new_tokens,
+                model_args=named_paths(model_arg, "--model-arg"),
+                reasoning_tags=reasoning_tags,
                 limit=limit,
                 dry_run=dry_run,
                 check_judge=not no_judge_check,
@@ -281,7 +332,7 @@ def register(app: typer.Typer) -> None:
         for note in run.notes:
             err_console.print(f"[yellow]note:[/] {note}", highlight=False)
         if not run.ran:
-            err_console.print(f"chat template: {run.chat_template}\ncommand (install: {INSTALL_HINT}):")
+            err_console.print(f"chat template: {run.chat_template}\ncommand ({INSTALL_HINT}):")
             typer.echo(run.command_line)
             return
         table = Table(title=f"{model_name or model}: lmms-eval")

@@ -136,7 +136,7 @@ class RowChecker:
         dedup: bool = True,
         decontaminator: Decontaminator | None = None,
         tokenizer: Any = None,
-        max_prompt_tokens: int | None = None,
+        max_prompt_length: int | None = None,
         instruction: str | None = DEFAULT_INSTRUCTION,
         image_options: ImageOptions = ImageOptions(),
         blank: bytes | None = None,
@@ -145,7 +145,7 @@ class RowChecker:
         self.seen: set[str] = set()
         self.decontaminator = decontaminator
         self.tokenizer = tokenizer
-        self.max_prompt_tokens = max_prompt_tokens
+        self.max_prompt_length = max_prompt_length
         self.instruction = instruction
         self.image_options = image_options
         self.blank = blank
@@ -170,10 +170,10 @@ class RowChecker:
             if key in self.seen:
                 return DUPLICATE_QUESTION, ""
             self.seen.add(key)
-        if self.tokenizer is not None and self.max_prompt_tokens:
+        if self.tokenizer is not None and self.max_prompt_length:
             n = self.prompt_tokens(ex)
-            if n is not None and n > self.max_prompt_tokens:
-                return PROMPT_TOO_LONG, f"{n} tokens > {self.max_prompt_tokens}"
+            if n is not None and n > self.max_prompt_length:
+                return PROMPT_TOO_LONG, f"{n} tokens > {self.max_prompt_length}"
         return None
 
     def prompt_tokens(self, ex: Example) -> int | None:
@@ -360,7 +360,7 @@ def build_from_examples(
     *,
     instruction: str | None = DEFAULT_INSTRUCTION,
     with_images: bool | None = None,
-    mixing: str = "blank",
+    mixed_policy: str = "blank",
     image_options: ImageOptions = ImageOptions(),
     blank_image_size: int = 28,
     dedup: bool = False,
@@ -376,13 +376,13 @@ def build_from_examples(
     """Check, prepare and write `examples` (in order) to `out_path` as a veRL parquet file.
 
     `with_images`: whether the file has an `images` column (None: decide from the first example,
-    so pass it explicitly when examples are mixed). `mixing` says what text rows get in a file
+    so pass it explicitly when examples are mixed). `mixed_policy` says what text rows get in a file
     with images: `blank` (one blank image) or `native` (`[]`). `decontaminate_against` maps an
     evaluation set's name to its questions. Rejects go to `rejects_path` (jsonl) when given and
     are always counted in the returned report.
     """
-    if mixing not in ("blank", "native"):
-        raise UserError(f"mixing must be 'blank' or 'native', got {mixing!r}")
+    if mixed_policy not in ("blank", "native"):
+        raise UserError(f"mixed_policy must be 'blank' or 'native', got {mixed_policy!r}")
     iterator = iter(examples)
     first = next(iterator, None)
     if with_images is None:
@@ -392,7 +392,7 @@ def build_from_examples(
     if decontaminate_against:
         indexes = [EvalIndex(n, qs, ngram) for n, qs in decontaminate_against.items()]
         decontaminator = Decontaminator(indexes, threshold)
-    blank = blank_image(blank_image_size) if (with_images and mixing == "blank") else None
+    blank = blank_image(blank_image_size) if (with_images and mixed_policy == "blank") else None
     checker = RowChecker(dedup=dedup, decontaminator=decontaminator, instruction=instruction, blank=blank)
     report = OutputReport(name=name, path=str(out_path))
 
@@ -508,7 +508,7 @@ def build_recipe(
     if not isinstance(recipe, Recipe):
         recipe = load_recipe(recipe, overrides, source_paths)
     image_options = recipe.images.options()
-    tokenizer = _load_tokenizer(recipe.tokenizer) if recipe.tokenizer and recipe.max_prompt_tokens else None
+    tokenizer = _load_tokenizer(recipe.tokenizer) if recipe.tokenizer and recipe.max_prompt_length else None
     indexes = []
     for name in recipe.decontamination.against:
         questions = (ex.question for ex in _source_examples(recipe, name))
@@ -523,13 +523,15 @@ def build_recipe(
         for out_name in names:
             out = recipe.outputs[out_name]
             with_images = any(_is_multimodal(recipe, s) for s in out.sources)
-            blank = blank_image(recipe.blank_image_size) if with_images and out.mixing == "blank" else None
+            blank = (
+                blank_image(recipe.blank_image_size) if with_images and out.mixed_policy == "blank" else None
+            )
             own_evals = set(out.sources) & set(recipe.decontamination.against)
             checker = RowChecker(
                 dedup=out.dedup,
                 decontaminator=decontaminator if (out.decontaminate and not own_evals) else None,
                 tokenizer=tokenizer,
-                max_prompt_tokens=recipe.max_prompt_tokens,
+                max_prompt_length=recipe.max_prompt_length,
                 instruction=recipe.instruction,
                 image_options=image_options,
                 blank=blank,

@@ -10,12 +10,12 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from vlmrl.data.images import PATCH_FACTOR, QWEN_MAX_PIXELS, QWEN_MIN_PIXELS, ImageOptions
 from vlmrl.data.prompt import DEFAULT_INSTRUCTION
 from vlmrl.errors import UserError
+from vlmrl.utils.io import read_yaml_mapping
 from vlmrl.utils.overrides import apply_overrides
 
 
@@ -52,7 +52,7 @@ class DecontaminationSpec(_Strict):
 class OutputSpec(_Strict):
     path: str
     sources: list[str] = Field(min_length=1)
-    mixing: Literal["blank", "native"] = Field(
+    mixed_policy: Literal["blank", "native"] = Field(
         "blank", description="Text rows in a file with images: blank image (stock veRL) or none (native)."
     )
     mix_ratio: dict[str, float] | None = Field(
@@ -75,7 +75,7 @@ class Recipe(_Strict):
     tokenizer: str | None = Field(
         None, description="Tokenizer (model dir or hub id) for the prompt length check."
     )
-    max_prompt_tokens: int | None = Field(None, ge=1)
+    max_prompt_length: int | None = Field(None, ge=1)
     decontamination: DecontaminationSpec = Field(default_factory=DecontaminationSpec)
     rejects: str | None = Field(
         None, description="Rejects jsonl; default: rejects.jsonl beside the first output."
@@ -95,8 +95,8 @@ class Recipe(_Strict):
         for s in self.decontamination.against:
             if s not in self.sources:
                 raise ValueError(f"decontamination.against: {s!r} is not under `sources`")
-        if self.max_prompt_tokens and not self.tokenizer:
-            raise ValueError("max_prompt_tokens needs `tokenizer` (a model directory or hub id)")
+        if self.max_prompt_length and not self.tokenizer:
+            raise ValueError("max_prompt_length needs `tokenizer` (a model directory or hub id)")
         return self
 
     def rejects_path(self) -> Path:
@@ -117,13 +117,7 @@ def load_recipe(
     if data is None:
         if path is None:
             raise UserError("load_recipe needs a path or data")
-        p = Path(path)
-        if not p.is_file():
-            raise UserError(f"{p}: recipe file not found (presets live in configs/data/)")
-        try:
-            data = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
-        except yaml.YAMLError as exc:
-            raise UserError(f"{p}: not valid YAML ({exc})") from exc
+        data = read_yaml_mapping(path, "recipe", " (presets live in configs/data/)")
     if not isinstance(data, dict):
         raise UserError(f"{where}: a recipe is a mapping with `sources` and `outputs`")
     apply_overrides(data, list(overrides), example="sources.mmk12.path=/data/mmk12")

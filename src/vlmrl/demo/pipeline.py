@@ -140,7 +140,7 @@ def run_demo(settings: DemoSettings, progress: Progress | None = None) -> DemoRe
                 examples,
                 data_dir / f"{split}.parquet",
                 with_images=True,
-                mixing="native",
+                mixed_policy="native",
                 rejects_path=data_dir / f"{split}.rejects.jsonl",
                 name=split,
             )

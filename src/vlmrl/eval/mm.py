@@ -1,41 +1,40 @@
-"""Multimodal benchmarks through lmms-eval 0.3.5: chat template, command, run, results parsing.
+"""Multimodal benchmarks through lmms-eval 0.7.3: chat template, command, local task copies, run, results.
 
-The template appends the reasoning instruction to every user turn (the seed's approach); the
-parser turns lmms-eval's `<date>_results.json` into our result format with MME labelled right.
+The template appends the reasoning instruction to every user turn (the seed's approach); lmms-eval
+runs in its own environment (`vlmrl.eval.lmms_env`), called by interpreter path; the parser turns
+lmms-eval's `<date>_results.json` into our result format with MME labelled right.
 """
 
 from __future__ import annotations
 
-import importlib.metadata
-import importlib.util
 import json
 import os
+import re
 import shlex
 import subprocess
-import sys
-from collections.abc import Callable, Sequence
+import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from vlmrl.errors import UserError
 from vlmrl.eval.benchmarks import LMMS, benchmarks, registry
+from vlmrl.eval.lmms_env import LMMS_EVAL_VERSION, SETUP_HINT, LmmsInfo, find_lmms_python, probe
 from vlmrl.eval.results import write_result
 from vlmrl.utils.io import write_text_atomic
 
-LMMS_EVAL_VERSION = "0.3.5"
-INSTALL_HINT = (
-    f"pip install 'lmms-eval=={LMMS_EVAL_VERSION}' vllm  "
-    "(0.3.5 is the last release where `--model vllm --model_args chat_template=...` works)"
-)
+INSTALL_HINT = f"lmms-eval {LMMS_EVAL_VERSION} runs in its own venv: {SETUP_HINT}"
 # The lmms-eval tasks, their columns and metric keys are declared in `vlmrl.eval.benchmarks` (lmms-eval
-# 0.3.5 tasks/*/<task>.yaml, utils.py).
+# 0.7.3 tasks/*/<task>.yaml, utils.py).
 DEFAULT_TASKS = tuple(b.name for b in benchmarks(LMMS))
 JUDGED_TASKS = frozenset(b.name for b in benchmarks(LMMS) if b.judged)
+LOCAL_TASK_PREFIX = "vlmrl_local_"
 
 
 # Qwen2.5-VL's chat format, with the instruction appended to the text of each user turn only.
-# lmms-eval's vllm model sends content as a list (text part first, then image_url parts).
+# lmms-eval's vllm model sends content as a list of text and image_url parts; vLLM renders them as
+# {'type': 'text'} / {'type': 'image'} parts.
 _TEMPLATE = (
     "{%- set reasoning_instruction = INSTRUCTION -%}"
     "{%- set image_count = namespace(value=0) -%}"
@@ -109,44 +108,57 @@ def default_instruction() -> str:
     return DEFAULT_INSTRUCTION
 
 
+def _model_args_text(model_args: Mapping[str, Any]) -> str:
+    parts = []
+    for key, value in model_args.items():
+        text = str(value)
+        # lmms-eval 0.7 splits --model_args on commas outside quotes and braces (JSON values may
+        # hold commas); a comma in a plain value such as a path would split it.
+        if "," in text and not (text.startswith("{") or text.startswith(("'", '"'))):
+            raise UserError(f"lmms-eval model arg {key}={value!r} contains a comma; rename the path")
+        parts.append(f"{key}={text}")
+    return ",".join(parts)
+
+
 def build_lmms_command(
     model: str,
     tasks: Sequence[str],
     chat_template_path: str | os.PathLike[str],
     output_path: str | os.PathLike[str],
     *,
+    python: str,
     batch_size: int = 64,
     tensor_parallel_size: int = 1,
     gpu_memory_utilization: float = 0.85,
     max_model_len: int | None = None,
+    max_new_tokens: int | None = None,
     limit: int | None = None,
-    extra_model_args: dict[str, Any] | None = None,
-    python: str | None = None,
+    include_path: str | os.PathLike[str] | None = None,
+    reasoning_tags: str | None = None,
+    extra_model_args: Mapping[str, Any] | None = None,
 ) -> list[str]:
-    """The lmms-eval 0.3.5 command line (vLLM engine, our chat template, samples logged)."""
+    """The lmms-eval 0.7.3 command line (vLLM engine, our chat template, samples logged)."""
     if not tasks:
         raise UserError("no lmms-eval tasks given; e.g. --tasks " + ",".join(DEFAULT_TASKS))
     model_args: dict[str, Any] = {
-        "model_version": model,
+        "model": model,
         "chat_template": str(chat_template_path),
         "tensor_parallel_size": tensor_parallel_size,
         "gpu_memory_utilization": gpu_memory_utilization,
     }
     if max_model_len is not None:
         model_args["max_model_len"] = max_model_len
+    if max_new_tokens is not None:
+        model_args["max_new_tokens"] = max_new_tokens
     model_args.update(extra_model_args or {})
-    for key, value in model_args.items():
-        # lmms-eval splits --model_args on commas and the first '='; neither can appear in a value.
-        if "," in str(value):
-            raise UserError(f"lmms-eval model arg {key}={value!r} contains a comma; rename the path")
     cmd = [
-        python or sys.executable,
+        python,
         "-m",
         "lmms_eval",
         "--model",
         "vllm",
         "--model_args",
-        ",".join(f"{k}={v}" for k, v in model_args.items()),
+        _model_args_text(model_args),
         "--tasks",
         ",".join(tasks),
         "--batch_size",
@@ -157,66 +169,110 @@ def build_lmms_command(
         "--log_samples_suffix",
         "vllm",
     ]
+    if include_path is not None:
+        cmd += ["--include_path", str(include_path)]
+    if reasoning_tags is not None:
+        # lmms-eval 0.7 removes <think>...</think> blocks before scoring unless this is `none`.
+        cmd += ["--reasoning_tags", reasoning_tags]
     if limit is not None:
         cmd += ["--limit", str(limit)]
     return cmd
 
 
-def lmms_eval_version() -> str | None:
-    """The installed lmms-eval version, or None when it is not importable."""
-    if importlib.util.find_spec("lmms_eval") is None:
-        return None
-    for dist in ("lmms_eval", "lmms-eval"):
-        try:
-            return importlib.metadata.version(dist)
-        except importlib.metadata.PackageNotFoundError:
-            continue
-    return "unknown"
+def task_yaml(tasks_dir: Path, task: str) -> Path:
+    """The installed task's own yaml: `<tasks_dir>/<family>/<task>.yaml`."""
+    found = sorted(tasks_dir.glob(f"*/{task}.yaml")) or sorted(tasks_dir.glob(f"**/{task}.yaml"))
+    if not found:
+        raise UserError(
+            f"--data {task}=...: lmms-eval {LMMS_EVAL_VERSION} has no {task}.yaml under {tasks_dir}; "
+            "a local copy works for tasks defined in their own yaml (e.g. " + ", ".join(DEFAULT_TASKS) + ")"
+        )
+    return found[0]
 
 
-def check_judge_env(tasks: Sequence[str], env: dict[str, str] | None = None) -> list[str]:
-    """Problems with the GPT-judge variables for MathVista/MathVerse (empty when fine or not needed)."""
+def write_local_tasks(
+    data: Mapping[str, str | os.PathLike[str]], tasks_dir: Path, out_dir: Path
+) -> dict[str, str]:
+    """For each `task=PATH`, a task yaml reading the local copy at PATH; returns {task: local task name}.
+
+    PATH is a directory in the dataset's hub layout (e.g. a `huggingface-cli download` snapshot:
+    `data/test-00000-of-00004.parquet`, ...). The yaml includes the installed task's yaml, so
+    prompts, generation settings and metrics are lmms-eval's own; only the dataset location
+    changes. lmms-eval indexes its own tasks first, so the copy needs its own name; `task_alias`
+    carries the original one into the results file.
+    """
+    names = {}
+    for task, path in data.items():
+        local = Path(path).expanduser().absolute()
+        if not local.is_dir():
+            raise UserError(
+                f"--data {task}={path}: not a directory; give the dataset's hub layout "
+                "(the folder `huggingface-cli download --repo-type dataset ...` makes)"
+            )
+        name = LOCAL_TASK_PREFIX + re.sub(r"\W", "_", task)
+        doc = {
+            "include": str(task_yaml(tasks_dir, task)),
+            "task": name,
+            "task_alias": task,
+            "dataset_path": str(local),
+            "dataset_kwargs": {},  # drops `token: True`: nothing is fetched
+        }
+        write_text_atomic(out_dir / f"{name}.yaml", json.dumps(doc, indent=2) + "\n")  # JSON is YAML
+        names[task] = name
+    return names
+
+
+API_TYPES = ("openai", "async_openai", "azure", "async_azure", "bedrock", "local", "dummy")
+DEFAULT_JUDGE_MODEL = "gpt-4o-2024-11-20"  # MathVista/MathVerse `MODEL_VERSION` default in 0.7.3
+
+
+def check_judge_env(tasks: Sequence[str], env: Mapping[str, str] | None = None) -> list[str]:
+    """Problems with the judge variables for MathVista/MathVerse (empty when fine or not needed)."""
     env = dict(os.environ if env is None else env)
     judged = [t for t in tasks if t in JUDGED_TASKS]
     if not judged:
         return []
     problems = []
-    api_type = env.get("API_TYPE", "openai")
-    if api_type == "openai":
+    api_type = env.get("API_TYPE", "openai").lower()
+    if api_type in ("openai", "async_openai"):
         if not env.get("OPENAI_API_KEY"):
             problems.append(
-                f"{', '.join(judged)} are scored by a GPT judge: set OPENAI_API_KEY (any non-empty value for "
-                "a local judge) and, for a local judge, OPENAI_API_URL=http://HOST:PORT/v1/chat/completions "
-                "with the judge served as `gpt-3.5-turbo` (docs/evaluation.md)"
+                f"{', '.join(judged)} are scored by an LLM judge: set OPENAI_API_KEY (any non-empty value for "
+                "a local judge) and, for a local judge, OPENAI_API_URL=http://HOST:PORT/v1 and "
+                "MODEL_VERSION=<its served model name> (docs/evaluation.md)"
             )
         url = env.get("OPENAI_API_URL")
-        if url and not url.rstrip("/").endswith("/chat/completions"):
-            problems.append(f"OPENAI_API_URL={url} must be the full .../v1/chat/completions URL")
-    elif api_type == "azure":
+        if url and url.rstrip("/").endswith("/chat/completions"):
+            problems.append(
+                f"OPENAI_API_URL={url}: lmms-eval {LMMS_EVAL_VERSION} wants the base URL "
+                f"({url.rstrip('/')[: -len('/chat/completions')]}); the client appends /chat/completions"
+            )
+    elif api_type in ("azure", "async_azure"):
         missing = [k for k in ("AZURE_ENDPOINT", "AZURE_API_KEY") if not env.get(k)]
         if missing:
-            problems.append(f"API_TYPE=azure needs {', '.join(missing)}")
-    else:
-        problems.append(f"API_TYPE={api_type!r}: lmms-eval 0.3.5 knows `openai` and `azure`")
+            problems.append(f"API_TYPE={api_type} needs {', '.join(missing)}")
+    elif api_type not in API_TYPES:
+        problems.append(f"API_TYPE={api_type!r}: lmms-eval {LMMS_EVAL_VERSION} knows {', '.join(API_TYPES)}")
     return problems
 
 
-JUDGE_MODEL = "gpt-3.5-turbo"  # tasks/mathvista|mathverse/*.yaml metadata.gpt_eval_model_name in 0.3.5
+def probe_judge(
+    tasks: Sequence[str], env: Mapping[str, str] | None = None, timeout_s: float = 5.0
+) -> list[str]:
+    """For a judge at OPENAI_API_URL (not api.openai.com): is it up, and does it serve MODEL_VERSION?
 
-
-def probe_judge(tasks: Sequence[str], env: dict[str, str] | None = None, timeout_s: float = 5.0) -> list[str]:
-    """For a judge at OPENAI_API_URL (not api.openai.com): is it up, and does it serve `gpt-3.5-turbo`?
-
-    Worth asking before a long run: MathVerse's judge client retries a failing call ~10^7 times.
+    Worth asking before a long run: every judge call that fails scores the sample 0 after retries.
     """
     env = dict(os.environ if env is None else env)
     url = env.get("OPENAI_API_URL", "")
     if not any(t in JUDGED_TASKS for t in tasks) or not url or "api.openai.com" in url:
         return []
+    if env.get("API_TYPE", "openai").lower() not in ("openai", "async_openai"):
+        return []
     import httpx
 
     base = url.rstrip("/")
-    base = base[: -len("/chat/completions")] if base.endswith("/chat/completions") else base
+    model = env.get("MODEL_VERSION", DEFAULT_JUDGE_MODEL)
     try:
         response = httpx.get(
             f"{base}/models",
@@ -231,20 +287,26 @@ def probe_judge(tasks: Sequence[str], env: dict[str, str] | None = None, timeout
         ids = [m.get("id") for m in response.json().get("data", [])]
     except (ValueError, AttributeError):
         return []
-    if ids and JUDGE_MODEL not in ids:
+    if ids and model not in ids:
+        how = "MODEL_VERSION" if "MODEL_VERSION" in env else f"MODEL_VERSION (unset: {DEFAULT_JUDGE_MODEL})"
         return [
-            f"the judge at {base} serves {ids}, but lmms-eval 0.3.5 asks for {JUDGE_MODEL!r}: "
-            f"serve it with --served-model-name {JUDGE_MODEL}"
+            f"the judge at {base} serves {ids}, but {how} asks for {model!r}: set MODEL_VERSION to one of them"
         ]
     return []
 
 
-def find_results_json(output_path: str | os.PathLike[str]) -> Path:
-    """The newest `*_results.json` lmms-eval wrote under `output_path` (it adds a model subdir)."""
+def find_results_json(output_path: str | os.PathLike[str], newer_than: float | None = None) -> Path | None:
+    """The newest `*_results.json` lmms-eval wrote under `output_path` (it adds a model subdir).
+
+    With `newer_than` (a time.time()), only files written since count, and None means there is none.
+    """
     root = Path(output_path)
     if root.is_file():
         return root
     found = sorted(root.rglob("*_results.json"), key=lambda p: p.stat().st_mtime)
+    if newer_than is not None:
+        found = [p for p in found if p.stat().st_mtime >= newer_than]
+        return found[-1] if found else None
     if not found:
         raise UserError(f"{root}: no lmms-eval *_results.json here; did the lmms-eval run finish?")
     return found[-1]
@@ -267,9 +329,12 @@ def parse_lmms_results(path: str | os.PathLike[str]) -> dict[str, Any]:
     scores: dict[str, float | None] = {}
     raw: dict[str, dict[str, Any]] = {}
     notes: list[str] = []
-    for task, metrics in results.items():
+    for name, metrics in results.items():
         if not isinstance(metrics, dict):
             continue
+        # A local copy (`--data`) runs under its own name and carries the original as its alias.
+        alias = metrics.get("alias")
+        task = name if name in registry() or not isinstance(alias, str) else alias.strip()
         raw[task] = {
             key.split(",")[0]: value
             for key, value in metrics.items()
@@ -279,14 +344,14 @@ def parse_lmms_results(path: str | os.PathLike[str]) -> dict[str, Any]:
         for tm in bench.columns if bench is not None and bench.harness == LMMS else ():
             key = f"{tm.metric},none"
             if key not in metrics:
-                notes.append(f"{p}: results.{task} has no {key!r}; {tm.key} left empty")
+                notes.append(f"{p}: results.{name} has no {key!r}; {tm.key} left empty")
                 continue
             value = metrics[key]
             if value is None or isinstance(value, str):
-                # MathVista/MathVerse return None when accuracy is 0 (often: every judge call failed).
+                # MathVista returns None when accuracy is 0 (often: every judge call failed).
                 notes.append(
-                    f"{p}: results.{task}.{key} is {value!r} (lmms-eval reports None for 0% accuracy, "
-                    "which usually means the GPT judge was unreachable); left empty"
+                    f"{p}: results.{name}.{key} is {value!r} (lmms-eval reports None for 0% accuracy, "
+                    "which usually means the judge was unreachable); left empty"
                 )
                 scores[tm.key] = None
                 continue
@@ -337,34 +402,60 @@ def evaluate_mm(
     model_name: str | None = None,
     instruction: str | None = None,
     separator: str = " ",
+    lmms_python: str | os.PathLike[str] | None = None,
+    data: Mapping[str, str | os.PathLike[str]] | None = None,
     batch_size: int = 64,
     tensor_parallel_size: int = 1,
     gpu_memory_utilization: float = 0.85,
     max_model_len: int | None = None,
+    max_new_tokens: int | None = None,
+    model_args: Mapping[str, Any] | None = None,
+    reasoning_tags: str | None = None,
     limit: int | None = None,
     dry_run: bool = False,
     check_judge: bool = True,
     on_output: Callable[[str], None] | None = None,
 ) -> MMRun:
-    """Write the template, build and (when lmms-eval 0.3.5 is installed) run lmms-eval, parse results.
+    """Write the template, build and run lmms-eval (in its own venv, see `lmms_env`), parse results.
 
-    Raises `LmmsEvalNotInstalled` (with `.run.command`) when lmms-eval is missing; `dry_run` only
-    prepares the template and command. Results land in `out_dir/results.json` (our format).
+    `data` maps tasks to local copies in their hub layout (`write_local_tasks`). Raises
+    `LmmsEvalNotInstalled` (with `.run.command`) when no interpreter has lmms-eval 0.7.3; `dry_run`
+    only prepares the template and command. Results land in `out_dir/results.json` (our format).
     """
     unknown = [t for t in tasks if t not in DEFAULT_TASKS]
+    missing = [t for t in (data or {}) if t not in tasks]
+    if missing:
+        raise UserError(f"--data given for {missing}, which are not in --tasks {','.join(tasks)}")
     out = Path(out_dir)
     template = write_chat_template(out / "chat_template.jinja", instruction, separator=separator)
-    lmms_out = out / "lmms_eval"
+    lmms_out = (out / "lmms_eval").absolute()
+    python = find_lmms_python(lmms_python)
+    info = probe(python) if python is not None else None
+    run_tasks, include = list(tasks), None
+    if data:
+        if info is None or info.tasks_dir is None:
+            raise LmmsEvalNotInstalled(
+                f"--data needs lmms-eval's task files and no lmms-eval was found; {SETUP_HINT}",
+                MMRun([], template, lmms_out, ran=False),
+            )
+        include = (out / "lmms_tasks").absolute()
+        local = write_local_tasks(data, info.tasks_dir, include)
+        run_tasks = [local.get(t, t) for t in tasks]
     cmd = build_lmms_command(
         model,
-        tasks,
-        template.resolve(),
-        lmms_out.resolve(),
+        run_tasks,
+        template.absolute(),
+        lmms_out,
+        python=python or "python",
         batch_size=batch_size,
         tensor_parallel_size=tensor_parallel_size,
         gpu_memory_utilization=gpu_memory_utilization,
         max_model_len=max_model_len,
+        max_new_tokens=max_new_tokens,
         limit=limit,
+        include_path=include,
+        reasoning_tags=reasoning_tags,
+        extra_model_args=model_args,
     )
     run = MMRun(cmd, template, lmms_out, ran=False)
     if unknown:
@@ -372,19 +463,12 @@ def evaluate_mm(
     run.notes += [b.notes for b in benchmarks(LMMS) if b.name in tasks and b.notes]
     if dry_run:
         return run
-    version = lmms_eval_version()
-    if version is None:
-        raise LmmsEvalNotInstalled(f"lmms-eval is not installed; install it with: {INSTALL_HINT}", run)
-    if version != LMMS_EVAL_VERSION:
-        raise LmmsEvalNotInstalled(
-            f"lmms-eval {version} is installed but this command targets {LMMS_EVAL_VERSION} "
-            f"(`--model vllm` with chat_template= changed after 0.3.5); install it with: {INSTALL_HINT}",
-            run,
-        )
+    _check_runnable(info, run)
     if check_judge:
         problems = check_judge_env(tasks) or probe_judge(tasks)
         if problems:
             raise UserError("; ".join(problems))
+    started = time.time() - 1.0  # mtimes may be coarser than time.time()
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1)
     tail: list[str] = []
     assert proc.stdout is not None
@@ -397,8 +481,15 @@ def evaluate_mm(
         raise UserError(
             f"lmms-eval exited with code {code}; last lines:\n{''.join(tail)}\ncommand: {run.command_line}"
         )
+    result_path = find_results_json(lmms_out, newer_than=started)
+    if result_path is None:
+        # lmms-eval 0.7 logs an error raised during evaluation and still exits 0.
+        raise UserError(
+            f"lmms-eval wrote no results file under {lmms_out}; last lines:\n{''.join(tail)}\n"
+            f"command: {run.command_line}"
+        )
     run.ran = True
-    run.result_path = find_results_json(lmms_out)
+    run.result_path = result_path
     parsed = parse_lmms_results(run.result_path)
     run.scores = parsed["scores"]
     run.notes += parsed["notes"]
@@ -407,9 +498,28 @@ def evaluate_mm(
         model_name or model,
         run.scores,
         lmms_eval={
+            "version": LMMS_EVAL_VERSION,
             "results_json": str(run.result_path),
             "command": run.command_line,
             "metrics": parsed["lmms_eval"],
         },
     )
     return run
+
+
+def _check_runnable(info: LmmsInfo | None, run: MMRun) -> None:
+    if info is None or info.version is None:
+        where = f" ({info.python} has no lmms_eval)" if info is not None else ""
+        raise LmmsEvalNotInstalled(f"lmms-eval is not installed{where}; {INSTALL_HINT}", run)
+    if info.version != LMMS_EVAL_VERSION:
+        raise LmmsEvalNotInstalled(
+            f"{info.python} has lmms-eval {info.version}, but vlmrl targets {LMMS_EVAL_VERSION} (its model "
+            f"arguments, task metric keys and judge variables); {INSTALL_HINT}",
+            run,
+        )
+    if info.vllm is None:
+        raise LmmsEvalNotInstalled(
+            f"{info.python} has lmms-eval but no vLLM, its engine here: install vllm into vlmrl's environment "
+            "(shared with the lmms-eval venv) or into the venv, then retry",
+            run,
+        )

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from vlmrl.errors import UserError
-from vlmrl.utils.io import iter_jsonl
+from vlmrl.train.metrics import read_metrics
 
 # The quantities `vlmrl report curves` draws, each with the keys that carry it, first match wins:
 # our metrics.jsonl (docs/contracts.md), veRL's trainer metrics, TRL's GRPOTrainer logs.
@@ -94,20 +94,13 @@ def _number(value: object) -> float | None:
 
 def read_metrics_jsonl(path: Path, name: str | None = None) -> RunLog:
     """Our `metrics.jsonl` (one JSON object per optimizer step with `step` and metric keys), or veRL's
-    file logger output (`{"step": N, "data": {metric: value}}`, our `jsonl` logger on veRL)."""
+    file logger output (`{"step": N, "data": {metric: value}}`), read by `vlmrl.train.metrics`."""
     by_step: dict[str, dict[int, float]] = {}
     notes: list[str] = []
     repeated = 0
     seen: set[int] = set()
-    for lineno, obj in iter_jsonl(path, torn_tail_notes=notes):
-        if "step" not in obj:
-            raise UserError(f"{path}:{lineno}: each line must be a JSON object with a `step` key")
-        if isinstance(obj.get("data"), dict):
-            obj = {"step": obj["step"], **obj["data"]}
-        try:
-            step = int(obj["step"])
-        except (TypeError, ValueError) as exc:
-            raise UserError(f"{path}:{lineno}: `step` must be an integer, got {obj['step']!r}") from exc
+    for obj in read_metrics(path, notes):
+        step = obj["step"]
         if step in seen:
             repeated += 1
         seen.add(step)

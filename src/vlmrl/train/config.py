@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import copy
 import os
-from pathlib import Path
 from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from vlmrl.errors import UserError
+from vlmrl.utils.io import read_yaml_mapping
 from vlmrl.utils.overrides import OverrideError, apply_overrides
 
 
@@ -293,30 +293,25 @@ def _format_errors(exc: ValidationError, source: str, override_keys: dict[str, s
 
 
 def load_config(path: str | os.PathLike[str] | None, overrides: list[str] | None = None) -> ExperimentConfig:
-    """Load an experiment config from YAML (or defaults when `path` is None) and apply overrides."""
+    """Load an experiment config from YAML (or defaults when `path` is None) and apply overrides.
+
+    The result is also checked against what its backend supports (`vlmrl.train.backends`)."""
     source = str(path) if path is not None else "<defaults>"
     raw: dict[str, Any] = {}
     if path is not None:
-        p = Path(path)
-        if not p.is_file():
-            raise ConfigError(f"{p}: config file not found")
-        try:
-            loaded = yaml.safe_load(p.read_text(encoding="utf-8"))
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"{p}: not valid YAML ({exc})") from exc
-        if loaded is None:
-            loaded = {}
-        if not isinstance(loaded, dict):
-            raise ConfigError(f"{p}: top level must be a mapping of sections, got {type(loaded).__name__}")
-        raw = copy.deepcopy(loaded)
+        raw = copy.deepcopy(read_yaml_mapping(path, "config", error=ConfigError))
     try:
         override_keys = apply_overrides(raw, list(overrides or []), example="rollout.n=8")
     except OverrideError as exc:
         raise ConfigError(str(exc)) from None
     try:
-        return ExperimentConfig.model_validate(raw)
+        cfg = ExperimentConfig.model_validate(raw)
     except ValidationError as exc:
         raise ConfigError(_format_errors(exc, source, override_keys)) from None
+    from vlmrl.train.backends import check_support
+
+    check_support(cfg, source)
+    return cfg
 
 
 def dump_config(cfg: ExperimentConfig) -> str:

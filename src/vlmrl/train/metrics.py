@@ -1,6 +1,6 @@
 """Training metrics as `metrics.jsonl`: one JSON object per optimizer step, in the keys of docs/contracts.md.
 
-A TRL `TrainerCallback` maps TRL's log names onto ours and appends one line per step.
+TRL's log names mapped onto ours, the appending writer, and the one reader (`report` reads through it).
 """
 
 from __future__ import annotations
@@ -8,16 +8,14 @@ from __future__ import annotations
 import json
 import math
 import os
-import time
 from pathlib import Path
 from typing import Any
 
-from transformers import TrainerCallback
-
-from vlmrl.utils.io import iter_jsonl, read_jsonl, write_jsonl_atomic
+from vlmrl.errors import UserError
+from vlmrl.utils.io import iter_jsonl, write_jsonl_atomic
 
 # TRL 1.16 log name -> contract key. Reward-component names are what our reward function reports through
-# TRL's `log_metric` hook (see `vlmrl.train.trl_backend.ScoredReward`).
+# TRL's `log_metric` hook (see `vlmrl.reward.trl_adapter.make_trl_reward`).
 TRL_TO_CONTRACT = {
     "reward": "reward_mean",
     "reward_std": "reward_std",
@@ -108,36 +106,18 @@ def truncate_after(path: str | os.PathLike[str], step: int) -> int:
     return dropped
 
 
-def read_metrics(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
-    """All rows of a metrics.jsonl file."""
-    return list(read_jsonl(path))
-
-
-class MetricsJsonlCallback(TrainerCallback):
-    """Writes one `metrics.jsonl` row per optimizer step from TRL's per-step logs."""
-
-    def __init__(self, path: str | os.PathLike[str]):
-        self.path = Path(path)
-        self._last_step_end: float | None = None
-        self._step_time: float | None = None
-        self.rows_written = 0
-
-    def on_train_begin(self, args, state, control, **kwargs):
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        # Resumed runs redo the steps after their checkpoint; their old rows would be duplicates.
-        truncate_after(self.path, state.global_step)
-        self._last_step_end = time.perf_counter()
-
-    def on_step_end(self, args, state, control, **kwargs):
-        now = time.perf_counter()
-        if self._last_step_end is not None:
-            self._step_time = now - self._last_step_end
-        self._last_step_end = now
-
-    def on_log(self, args, state, control, logs=None, **kwargs):
-        if not is_step_log(logs):
-            return
-        if not state.is_world_process_zero:
-            return
-        append_jsonl(self.path, contract_row(state.global_step, logs, self._step_time))
-        self.rows_written += 1
+def read_metrics(path: str | os.PathLike[str], notes: list[str] | None = None) -> list[dict[str, Any]]:
+    """Every row of a metrics.jsonl file, `step` an int; also veRL's file logger output
+    (`{"step": N, "data": {...}}`, flattened). A torn last line is skipped and said in `notes`."""
+    rows = []
+    for lineno, obj in iter_jsonl(path, torn_tail_notes=notes if notes is not None else []):
+        if not isinstance(obj, dict) or "step" not in obj:
+            raise UserError(f"{path}:{lineno}: each line must be a JSON object with a `step` key")
+        if isinstance(obj.get("data"), dict):
+            obj = {"step": obj["step"], **obj["data"]}
+        try:
+            obj["step"] = int(obj["step"])
+        except (TypeError, ValueError) as exc:
+            raise UserError(f"{path}:{lineno}: `step` must be an integer, got {obj['step']!r}") from exc
+        rows.append(obj)
+    return rows

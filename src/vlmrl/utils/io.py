@@ -103,3 +103,26 @@ def read_jsonl(path: str | os.PathLike[str]) -> Iterator[dict[str, Any]]:
     """Yield JSON objects from a jsonl file; a bad line raises naming file and line."""
     for _, obj in iter_jsonl(path):
         yield obj
+
+
+def read_yaml_mapping(
+    path: str | os.PathLike[str], kind: str, hint: str = "", error: type[Exception] = UserError
+) -> dict[str, Any]:
+    """A YAML file whose top level is a mapping (empty file: {}); errors name the file and what is wrong.
+
+    `kind` names the file in messages ("config", "recipe"); `hint` follows a missing-file message.
+    """
+    import yaml
+
+    p = Path(path)
+    if not p.is_file():
+        raise error(f"{p}: {kind} file not found{hint}")
+    try:
+        loaded = yaml.safe_load(p.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise error(f"{p}: not valid YAML ({exc})") from exc
+    if loaded is None:
+        return {}
+    if not isinstance(loaded, dict):
+        raise error(f"{p}: top level must be a mapping of {kind} keys, got {type(loaded).__name__}")
+    return loaded

@@ -15,7 +15,7 @@ from vlmrl.errors import UserError
 from vlmrl.utils.registry import load_declared
 
 TEXT = "text"  # `vlmrl eval text`: our generation, graded by the training reward
-LMMS = "lmms-eval"  # `vlmrl eval mm`: an lmms-eval 0.3.5 task
+LMMS = "lmms-eval"  # `vlmrl eval mm`: an lmms-eval 0.7.3 task
 PASS_AT_1 = "Pass@1 (mean accuracy over n samples, %)"
 
 
@@ -48,7 +48,7 @@ class Benchmark:
     label/footnote: what the table footer says its number is (default: the header, and Pass@1 for
       TEXT); benchmarks with the same footnote share one clause.
     source: the data source (default: `name`, TEXT only).
-    judged: lmms-eval scores it with a GPT judge (the OPENAI_API_* variables).
+    judged: lmms-eval scores it with an LLM judge (API_TYPE, OPENAI_API_*, MODEL_VERSION).
     """
 
     name: str

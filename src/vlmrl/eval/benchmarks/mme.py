@@ -1,4 +1,4 @@
-"""MME through lmms-eval 0.3.5 (`vlmrl eval mm`): raw sums for its cognition and perception halves.
+"""MME through lmms-eval 0.7.3 (`vlmrl eval mm`): raw sums for its cognition and perception halves.
 
 The seed's table swapped the labels: perception has 10 subtasks (max 2000), cognition 4 (max 800).
 """
@@ -16,5 +16,9 @@ BENCHMARK = Benchmark(
     ),
     label="MME",
     footnote="lmms-eval sums (cognition max 800, perception max 2000)",
-    notes="MME caps generation at 16 tokens, so a think-first template lowers its score (as in the seed)",
+    notes=(
+        "MME's task caps generation at 16 tokens, but lmms-eval 0.7 generates max(that, --max-new-tokens, "
+        "default 4096): pass --max-new-tokens 16 for the seed's setting, under which a think-first template "
+        "lowers MME's score"
+    ),
 )

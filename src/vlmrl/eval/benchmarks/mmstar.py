@@ -1,4 +1,4 @@
-"""MMStar through lmms-eval 0.3.5 (`vlmrl eval mm`), in percent."""
+"""MMStar through lmms-eval 0.7.3 (`vlmrl eval mm`), in percent."""
 
 from vlmrl.eval.benchmarks import LMMS, Benchmark, Column
 
