@@ -40,7 +40,7 @@ def _examples() -> list[Example]:
 @pytest.fixture
 def mixed_file(tmp_path):
     path = tmp_path / "train.parquet"
-    build_from_examples(_examples(), path, with_images=True, mixing="native", name="train")
+    build_from_examples(_examples(), path, with_images=True, mixed_policy="native", name="train")
     return path
 
 
