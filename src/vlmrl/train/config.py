@@ -319,6 +319,13 @@ def dump_config(cfg: ExperimentConfig) -> str:
     return yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False, allow_unicode=True)
 
 
+def type_label(annotation: Any) -> str:
+    """A field's type as a reader writes it: `int`, `str | None`, `list[str]`, `Literal['a', 'b']`."""
+    if isinstance(annotation, type) and not getattr(annotation, "__args__", None):
+        return annotation.__name__
+    return str(annotation).replace("typing.", "").replace("<class '", "").replace("'>", "")
+
+
 def config_doc() -> list[tuple[str, str, str, str]]:
     """(key, type, default, description) for every leaf field, for `vlmrl config doc`."""
     rows: list[tuple[str, str, str, str]] = []
@@ -331,7 +338,7 @@ def config_doc() -> list[tuple[str, str, str, str]]:
                 walk(ann, key + ".")
                 continue
             default = field.get_default(call_default_factory=True)
-            type_name = str(ann).replace("typing.", "")
+            type_name = type_label(ann)
             rows.append((key, type_name, repr(default), field.description or ""))
 
     walk(ExperimentConfig, "")
