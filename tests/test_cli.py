@@ -66,3 +66,32 @@ def test_demo_build_model_only(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert (tmp_path / "tiny" / "model.safetensors").is_file()
     assert "parameters" in proc.stdout
+
+
+def _commands(group, prefix=()):
+    import typer.main
+
+    cmd = typer.main.get_command(group) if not hasattr(group, "commands") else group
+    for name, sub in sorted(cmd.commands.items()):
+        path = (*prefix, name)
+        yield path
+        if hasattr(sub, "commands"):
+            yield from _commands(sub, path)
+
+
+def test_dash_h_works_on_every_command():
+    paths = list(_commands(app))
+    assert ("train",) in paths and ("config", "doc") in paths and ("data", "build") in paths
+    for path in paths:
+        result = runner.invoke(app, [*path, "-h"])
+        assert result.exit_code == 0, (path, result.output)
+        assert "Usage:" in result.output, path
+
+
+def test_config_doc_types_read_as_python():
+    from vlmrl.train.config import config_doc
+
+    types = {key: type_name for key, type_name, _, _ in config_doc()}
+    assert types["rollout.n"] == "int" and types["rollout.temperature"] == "float"
+    assert types["data.val_batch_size"] == "int | None" and types["data.val_files"] == "list[str]"
+    assert not any("<class" in t for t in types.values())

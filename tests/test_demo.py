@@ -23,6 +23,8 @@ def test_demo_runs_end_to_end_at_reduced_size(tmp_path, tiny_vlm_path):
             str(out),
             "--model-dir",  # the session's tiny model: same seed, so the demo reuses it
             str(tiny_vlm_path),
+            "--model-size",
+            "tiny",
             "--steps",
             "2",
             "--train-size",
@@ -46,7 +48,13 @@ def test_demo_runs_end_to_end_at_reduced_size(tmp_path, tiny_vlm_path):
     assert summary["train"]["steps"] == 2
     assert summary["data"] == {"train": {"kept": 8, "rejected": 0}, "test": {"kept": 4, "rejected": 0}}
     for when in ("before", "after"):
-        assert set(summary[when]) == {"pass@1", "format_rate"}
+        assert set(summary[when]) == {"pass@1", "format_rate", "by_kind"}
+        by_kind = summary[when]["by_kind"]
+        assert set(by_kind) == {"text", "image"}
+        assert sum(k["problems"] for k in by_kind.values()) == 4
+        # the overall Pass@1 is the per-kind Pass@1s weighted by their problems
+        weighted = sum(k["pass@1"] * k["problems"] for k in by_kind.values()) / 4
+        assert weighted == pytest.approx(summary[when]["pass@1"])
         results = json.loads((out / "eval" / when / "results.json").read_text())
         assert "demo_test" in results["scores"]
     metrics = [json.loads(line) for line in (out / "train" / "metrics.jsonl").read_text().splitlines()]

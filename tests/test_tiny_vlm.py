@@ -105,3 +105,23 @@ def test_refuses_to_overwrite_foreign_directory(tmp_path):
     with pytest.raises(FileExistsError, match="not a tiny-VLM build"):
         build_tiny_vlm(tmp_path / "mine")
     assert (tmp_path / "mine" / "notes.txt").read_text() == "keep me"
+
+
+def test_demo_size_is_wider_keeps_head_dim_32_and_has_its_own_cache(tiny_vlm_path, tmp_path, monkeypatch):
+    from vlmrl.testing.tiny_vlm import default_path
+
+    monkeypatch.setenv("VLMRL_CACHE", str(tmp_path / "cache"))
+    assert default_path(0) != default_path(0, size="demo")  # the default build's cache key is unchanged
+    assert default_path(0).name == "tiny-qwen2_5-vl-seed0-v2"
+    demo = build_tiny_vlm(tmp_path / "demo", seed=0, size="demo")
+    info, tiny = describe(demo), describe(tiny_vlm_path)
+    assert info["size"] == "demo" and tiny["size"] == "tiny"
+    assert tiny["parameters"] < info["parameters"] < 2_000_000
+    cfg = json.loads((demo / "config.json").read_text())
+    text, vision = cfg["text_config"], cfg["vision_config"]
+    assert text["hidden_size"] // text["num_attention_heads"] == 32
+    assert vision["hidden_size"] // vision["num_heads"] == 32
+    # a build of another size in the same directory is rebuilt, not reused
+    assert describe(build_tiny_vlm(tmp_path / "demo", seed=0))["size"] == "tiny"
+    with pytest.raises(ValueError, match="unknown tiny-model size 'huge'"):
+        build_tiny_vlm(tmp_path / "x", size="huge")

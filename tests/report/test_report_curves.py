@@ -182,3 +182,23 @@ def test_curves_from_verl_file_logger(tmp_path, monkeypatch):
     reward = figures["reward"]["series"][0]
     assert reward["steps"] == [1, 2, 3] and reward["values"] == pytest.approx([0.1, 0.2, 0.3])
     assert figures["response_length"]["series"][0]["values"] == pytest.approx([101.0, 102.0, 103.0])
+
+
+def test_rates_in_percent_std_band_and_a_note(tmp_path):
+    path = tmp_path / "metrics.jsonl"
+    rows = [
+        {"step": s, "reward_mean": 0.1 * s, "reward_std": 0.05 * s, "acc_mean": 0.25 * s, "format_rate": 0.5}
+        for s in range(1, 4)
+    ]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    pngs = plot_curves([path], tmp_path / "curves", smoothing=0.5, note="train samples at T=1.0")
+    assert all(p.read_bytes()[:8] == PNG_MAGIC for p in pngs)
+    figures = json.loads((tmp_path / "curves" / "curves.json").read_text())["figures"]
+    acc = figures["acc"]["series"][0]
+    assert acc["values"] == pytest.approx([25.0, 50.0, 75.0])  # the tables' scale: percent
+    assert figures["format_rate"]["series"][0]["values"] == pytest.approx([50.0] * 3)
+    reward = figures["reward"]["series"][0]
+    assert reward["std"] == pytest.approx([0.05, 0.10, 0.15]) and reward["values"] == pytest.approx(
+        [0.1, 0.2, 0.3]
+    )
+    assert figures["acc"]["series"][0]["std"] is None  # no std logged for it: no band

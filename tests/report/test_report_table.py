@@ -61,3 +61,14 @@ def test_names_and_errors(tmp_path):
         build_table([bad])
     with pytest.raises(UserError, match="no such result file"):
         build_table([tmp_path / "nope.json"])
+
+
+def test_rows_are_labelled_by_run_name_not_path():
+    from vlmrl.report.table import ModelRow, render_table, run_label
+
+    assert run_label("/home/me/runs/mixed-lr2e-6/global_step_300/actor/huggingface") == "actor/huggingface"
+    assert run_label("/tmp/x/outputs/demo/train/final") == "train/final"
+    assert run_label("/ckpts/my-run") == "my-run"
+    assert run_label("Qwen/Qwen2.5-VL-7B-Instruct") == "Qwen/Qwen2.5-VL-7B-Instruct"
+    table = render_table([ModelRow("/data/runs/text-grpo/checkpoint-40", {"aime24": 10.0})])
+    assert "| text-grpo/checkpoint-40 |" in table and "/data/runs" not in table

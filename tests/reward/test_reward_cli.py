@@ -161,3 +161,22 @@ def test_verifier_check_unreachable():
     result = runner.invoke(app, ["verifier", "check", "--url", "http://127.0.0.1:9/v1", "--timeout-s", "2"])
     assert result.exit_code == 1
     assert "FAIL" in result.output
+
+
+def test_reward_score_with_the_verifier_down_warns_naming_the_url(data_dir):
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{s.getsockname()[1]}/v1"  # nothing listens here
+    src = data_dir / "responses.jsonl"
+    row = {
+        "data_source": "a",
+        "response": "<think>x</think><answer>five apples</answer>",
+        "ground_truth": ["five"],
+    }
+    _write(src, [row])
+    args = ["reward", "score", str(src), "-o", str(data_dir / "out.jsonl"), "--verifier-url", url]
+    result = runner.invoke(app, [*args, "--verifier-model", "m", "--verifier-max-retries", "0"])
+    assert result.exit_code == 0, result.output
+    assert "warning:" in result.stderr and url in result.stderr and "1 of 1" in result.stderr

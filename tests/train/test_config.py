@@ -170,3 +170,29 @@ def test_reward_kwargs_carry_scores_and_verifier():
     assert kw["correct_score"] == 1.0 and kw["incorrect_score"] == -1.0
     assert kw["verifier_url"] == "http://127.0.0.1:9/v1"
     assert "verifier_model" not in kw  # unset -> the reward reads $REWARD_MODEL_NAME
+
+
+def test_raw_verl_key_as_override_blames_the_override_and_points_to_extra_overrides():
+    from pathlib import Path
+
+    from vlmrl.train.config import ConfigError, load_config
+
+    text = Path(__file__).resolve().parents[2] / "configs" / "train" / "text.yaml"
+    with pytest.raises(ConfigError) as info:
+        load_config(text, ["actor_rollout_ref.rollout.n=4"])
+    message = str(info.value)
+    assert "override 'actor_rollout_ref.rollout.n=4'" in message and f"{text}:" not in message
+    assert "extra_overrides=[actor_rollout_ref.rollout.n=4]" in message
+    # and that suggestion is accepted as given
+    cfg = load_config(text, ["extra_overrides=[actor_rollout_ref.rollout.n=4]"])
+    assert cfg.extra_overrides == ["actor_rollout_ref.rollout.n=4"]
+
+
+def test_typo_gets_the_nearest_key():
+    from vlmrl.train.config import ConfigError, load_config
+
+    with pytest.raises(ConfigError, match=r"did you mean rollout\.temperature\?"):
+        load_config(None, ["rollout.temprature=0.7"])
+    with pytest.raises(ConfigError) as info:
+        load_config(None, ["zzz.q=1"])
+    assert "did you mean" not in str(info.value) and "vlmrl config doc" in str(info.value)

@@ -19,8 +19,10 @@ runner = CliRunner()
 
 
 def test_dry_run_prints_command_and_resolved_verl_yaml():
-    result = runner.invoke(app, ["train", str(PRESETS_DIR / "mixed.yaml"), "rollout.n=8", "--dry-run"])
+    args = ["train", str(PRESETS_DIR / "mixed.yaml"), "rollout.n=8", "--dry-run", "--no-preflight"]
+    result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
+    assert "preflight" not in result.stderr
     out = result.stdout
     assert f"-m {ENTRY_MODULE}" in out
     assert "actor_rollout_ref.model.external_lib=vlmrl.train.verl_patches" in out
@@ -119,12 +121,25 @@ def test_refused_key_is_a_clean_cli_error():
     assert "reward.reward_manager.name" in str(result.exception)
 
 
+def test_dry_run_exits_non_zero_when_preflight_fails():
+    # No GPU and no data files on this machine: the dry run shows why and exits 1, so it can gate CI.
+    result = runner.invoke(app, ["train", str(PRESETS_DIR / "mixed.yaml"), "--dry-run"])
+    assert result.exit_code == 1, result.output
+    assert "preflight failed" in result.stderr and "--no-preflight" in result.stderr
+    assert yaml.safe_load(result.stdout)["actor_rollout_ref"]["rollout"]["n"] == 16  # still printed
+
+
 def test_trl_backend_dispatch(tmp_path):
-    """backend=trl goes to vlmrl.train.trl_backend; --dry-run shows the config it would get."""
-    result = runner.invoke(app, ["train", str(PRESETS_DIR / "text.yaml"), "backend=trl", "--dry-run"])
-    assert result.exit_code == 0, result.output
-    assert "trl_backend.run" in result.stdout
-    assert yaml.safe_load(result.stdout)["backend"] == "trl"
+    """backend=trl goes to vlmrl.train.trl_backend; --dry-run runs preflight and shows the GRPOConfig."""
+    args = ["train", str(PRESETS_DIR / "text.yaml"), "backend=trl", "rollout.n=4", "--dry-run"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 1, result.output  # the text preset's data files are not on this machine
+    assert "preflight" in result.stderr and "data (train)" in result.stderr
+    assert "trl.GRPOConfig" in result.stdout
+    grpo = yaml.safe_load(result.stdout)
+    assert grpo["num_generations"] == 4 and grpo["loss_type"] == "dapo"
+    assert "backend" not in grpo  # TRL's own fields, not our config
+    assert runner.invoke(app, [*args, "--no-preflight"]).exit_code == 0
 
 
 def test_cluster_launch_runs_ray_job_submit(tmp_path, monkeypatch, capfd):

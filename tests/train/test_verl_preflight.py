@@ -91,7 +91,7 @@ def test_preflight_report_on_this_cpu_machine(data_dir, tiny_vlm_path, verifier_
     assert checks["model"].status == "ok" and "qwen2_5_vl" in checks["model"].detail
     assert checks["verifier"].status == "ok" and "xVerify-0.5B-I" in checks["verifier"].detail
     assert checks["reward"].status == "ok"
-    # No GPU here: reported as a failure, which a real launch refuses and --dry-run only shows.
+    # No GPU here: reported as a failure, which a real launch refuses and a dry run exits 1 on.
     assert checks["gpus"].status == "fail" and "0 GPU" in checks["gpus"].detail
     with pytest.raises(PreflightError, match="gpus"):
         report.raise_on_failure()

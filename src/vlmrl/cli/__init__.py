@@ -33,6 +33,8 @@ app = typer.Typer(
     ),
     no_args_is_help=True,
     add_completion=False,
+    # -h as well as --help, on every command (click passes it down to each subcommand's context)
+    context_settings={"help_option_names": ["-h", "--help"]},
     pretty_exceptions_enable=False,
     rich_markup_mode="rich",
 )

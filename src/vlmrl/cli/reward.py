@@ -7,10 +7,11 @@ from pathlib import Path
 from typing import Any
 
 import typer
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from vlmrl.cli._common import console
+from vlmrl.cli._common import console, err_console
 from vlmrl.data.normalize import normalize_answers, parse_answer_list
 from vlmrl.errors import UserError
 from vlmrl.utils.io import iter_jsonl
@@ -149,5 +150,14 @@ def register(app: typer.Typer) -> None:
         write_jsonl_atomic(output, rows)
         console.print(_summary(results, len(items)))
         console.print(f"wrote {len(items)} scored responses to {output}")
+        failed = sum(r["verifier_error"] for r in results)
+        if failed and settings.verifier:
+            err_console.print(
+                f"[bold red]warning:[/] the verifier at {escape(settings.verifier.url)} failed on {failed} of "
+                f"{len(items)} responses; their rule verdict stands (verifier_error=1). Is it up? "
+                f"`vlmrl verifier check --url {escape(settings.verifier.url)}`",
+                highlight=False,
+                soft_wrap=True,
+            )
 
     app.add_typer(group, name="reward", help="Score model responses with the math reward.")

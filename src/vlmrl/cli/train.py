@@ -26,12 +26,38 @@ def _preflight_table(report) -> Table:
     return table
 
 
-def _run_trl(cfg, dry_run: bool) -> None:
-    from vlmrl.train.launch import run_trl, trl_dry_run_text
+def _print_preflight(report) -> None:
+    err_console.print(_preflight_table(report))
+    if report.budget_text:
+        err_console.print(escape(report.budget_text), end="", highlight=False, soft_wrap=True)
 
+
+def _gate(report, dry_run: bool) -> None:
+    """A failed preflight stops a launch, and makes a dry run exit 1 (so it can gate CI)."""
+    if report.ok:
+        return
+    if dry_run:
+        err_console.print(
+            "[bold red]dry run: preflight failed; the launch would stop at the checks above[/] "
+            "(--no-preflight skips them)"
+        )
+        raise typer.Exit(1)
+    report.raise_on_failure()
+
+
+def _run_trl(cfg, dry_run: bool, preflight: bool, gpu_memory_gib: float | None) -> None:
+    from vlmrl.train.launch import preflight_trl, run_trl, trl_dry_run_text
+
+    if preflight:
+        report = preflight_trl(cfg, gpu_memory_gib)
+        _print_preflight(report)
     if dry_run:
         typer.echo(trl_dry_run_text(cfg), nl=False)
+        if preflight:
+            _gate(report, dry_run=True)
         return
+    if preflight:
+        _gate(report, dry_run=False)
     table = Table(title="TRL run")
     table.add_column("what")
     table.add_column("value", overflow="fold")
@@ -40,22 +66,32 @@ def _run_trl(cfg, dry_run: bool) -> None:
     console.print(table)
 
 
-def _run_verl(cfg, dry_run: bool, brief: bool, address: str | None, runtime_env: Path | None) -> None:
+def _run_verl(
+    cfg,
+    dry_run: bool,
+    brief: bool,
+    address: str | None,
+    runtime_env: Path | None,
+    preflight: bool,
+    gpu_memory_gib: float | None,
+) -> None:
     from vlmrl.train.launch import prepare_verl
 
     with err_console.status("composing with veRL's Hydra config, validate_config, preflight checks..."):
         run = prepare_verl(
-            cfg, ray_address=address, runtime_env_file=str(runtime_env) if runtime_env else None
+            cfg,
+            ray_address=address,
+            runtime_env_file=str(runtime_env) if runtime_env else None,
+            preflight=preflight,
+            gpu_memory_gib=gpu_memory_gib,
         )
-    err_console.print(_preflight_table(run.preflight))
+    if preflight:
+        _print_preflight(run.preflight)
     if dry_run:
         typer.echo(run.dry_run_text(brief), nl=False)
-        if not run.preflight.ok:
-            err_console.print(
-                "[yellow]dry run: the launch would stop at the failed preflight checks above[/]"
-            )
+        _gate(run.preflight, dry_run=True)
         return
-    run.preflight.raise_on_failure()
+    _gate(run.preflight, dry_run=False)
     err_console.print(
         f"[bold]launching ({run.launch.mode}):[/] {escape(run.launch.shell())}",
         highlight=False,
@@ -126,6 +162,18 @@ def register(app: typer.Typer) -> None:
         runtime_env: Path = typer.Option(
             None, "--runtime-env", help="Ray runtime env YAML merged over vlmrl's (cluster mode)."
         ),
+        no_preflight: bool = typer.Option(
+            False,
+            "--no-preflight",
+            help="Skip the preflight checks (data, model, GPUs, verifier, token and memory budget). "
+            "Without it a failed check stops the launch, and a dry run exits 1.",
+        ),
+        gpu_memory_gib: float = typer.Option(
+            None,
+            "--gpu-memory-gib",
+            min=1.0,
+            help="GPU memory (GiB per GPU) to check the memory budget against; default: the GPU found here.",
+        ),
         smoke: bool = typer.Option(
             False,
             "--smoke",
@@ -146,7 +194,8 @@ def register(app: typer.Typer) -> None:
 
         With backend=verl the experiment config becomes veRL 0.9.1 Hydra overrides, which are composed
         with veRL's own config and checked by its validate_config before anything starts; keys veRL
-        would silently ignore are refused. Preflight checks data files, model, GPUs and the verifier.
+        would silently ignore are refused. Preflight checks data files, model, GPUs, the verifier, and
+        the budget: prompt tokens per row (vision tokens included) and GPU memory per GPU.
         """
         from vlmrl.train.config import load_config
 
@@ -155,6 +204,6 @@ def register(app: typer.Typer) -> None:
             return
         cfg = load_config(config, overrides or [])
         if cfg.backend == "trl":
-            _run_trl(cfg, dry_run)
+            _run_trl(cfg, dry_run, not no_preflight, gpu_memory_gib)
         else:
-            _run_verl(cfg, dry_run, brief, address, runtime_env)
+            _run_verl(cfg, dry_run, brief, address, runtime_env, not no_preflight, gpu_memory_gib)

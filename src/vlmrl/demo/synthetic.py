@@ -1,6 +1,7 @@
-"""Synthetic math questions for the demo: text arithmetic, and PIL-drawn images of shapes to count.
+"""Synthetic math questions for the demo: adding two small digits, and PIL-drawn shapes to count.
 
 Deterministic for a seed; every question has one exact integer answer, so the rule check decides it.
+Both tasks have a small answer space, so the tiny model can learn them on a CPU in minutes.
 """
 
 from __future__ import annotations
@@ -39,42 +40,46 @@ def draw_shapes(counts: dict[str, int], rng: random.Random, side: int = IMAGE_SI
     return buf.getvalue()
 
 
+MAX_ADDEND = 5  # text questions add two digits 0..5: 36 questions, answers 0..10
+MAX_SHAPES = 4  # image questions count 1..4 shapes, one per 28-pixel cell (= one merged vision token)
+
+
 def arithmetic_example(index: int, split: str, rng: random.Random) -> Example:
-    a, b = rng.randint(0, 9), rng.randint(0, 9)
-    op = rng.choice(["+", "-", "*"])
-    value = {"+": a + b, "-": a - b, "*": a * b}[op]
+    a, b = rng.randint(0, MAX_ADDEND), rng.randint(0, MAX_ADDEND)
     return Example(
-        source="demo/arithmetic",
+        source="demo/addition",
         index=index,
         split=split,
-        question=f"What is {a} {op} {b}?",
-        answers=[str(value)],
+        question=f"What is {a} + {b}?",
+        answers=[str(a + b)],
         answer_type="number",
-        meta={"a": a, "b": b, "op": op},
+        meta={"kind": "text", "a": a, "b": b},
     )
 
 
 def counting_example(index: int, split: str, rng: random.Random) -> Example:
-    target = rng.choice(SHAPES)
-    counts = {shape: 0 for shape in SHAPES}
-    counts[target] = rng.randint(1, 5)
-    for other in SHAPES:
-        if other != target:
-            counts[other] = rng.randint(0, 2)
+    n = rng.randint(1, MAX_SHAPES)
+    kinds = [rng.choice(SHAPES) for _ in range(n)]
+    counts = {shape: kinds.count(shape) for shape in SHAPES}
     return Example(
         source="demo/count_shapes",
         index=index,
         split=split,
-        question=f"<image>How many {target}s are in the picture?",
-        answers=[str(counts[target])],
+        question="<image>How many shapes are in the picture?",
+        answers=[str(n)],
         images=[draw_shapes(counts, rng)],
         answer_type="number",
-        meta={"counts": counts, "target": target},
+        meta={"kind": "image", "counts": counts},
     )
 
 
+def kind_of(data_source: str) -> str:
+    """'text' or 'image' for a demo row's `data_source`."""
+    return "image" if data_source == "demo/count_shapes" else "text"
+
+
 def make_examples(n: int, split: str, seed: int = 0, image_fraction: float = 0.5) -> list[Example]:
-    """`n` questions, about `image_fraction` of them image counting, the rest arithmetic, interleaved."""
+    """`n` questions, about `image_fraction` of them image counting, the rest addition, interleaved."""
     if not 0.0 <= image_fraction <= 1.0:
         raise ValueError(f"image_fraction must be in [0, 1], got {image_fraction}")
     # Different splits draw from different streams, so held-out questions are new draws.
@@ -88,11 +93,12 @@ def make_examples(n: int, split: str, seed: int = 0, image_fraction: float = 0.5
     ]
 
 
-def formatted_solution(example: Example) -> str:
-    """A response in the reasoning format whose answer is right, for the warm-up's supervised steps."""
-    meta = example.meta
-    if "op" in meta:
-        think = f"{meta['a']} {meta['op']} {meta['b']} = {example.answers[0]}"
-    else:
-        think = f"count the {meta['target']}s: {example.answers[0]}"
-    return f"<think>\n{think}\n</think>\n<answer>\n{example.answers[0]}\n</answer>"
+def formatted_solution(example: Example, slip: bool = False) -> str:
+    """A worked response in the reasoning format, for the warm-up's supervised steps.
+
+    `slip=True` is the sloppy teacher's version: the same reasoning, an answer one too high.
+    """
+    value = int(example.answers[0]) + (1 if slip else 0)
+    # A fixed line of reasoning per task: the one thing to learn is the answer, right after it.
+    think = "add the two numbers" if example.meta.get("kind") == "text" else "count the shapes"
+    return f"<think>\n{think}\n</think>\n<answer>\n{value}\n</answer>"

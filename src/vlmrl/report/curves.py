@@ -17,6 +17,10 @@ from vlmrl.report.logs import CURVE_LABELS, RunLog, read_log
 from vlmrl.utils.io import atomic_path, write_json_atomic
 
 DEFAULT_QUANTITIES = ("reward", "response_length", "acc", "format_rate")
+# Rates are logged as fractions and drawn in percent, the scale of the evaluation tables.
+PERCENT_QUANTITIES = {"acc", "format_rate"}
+# Where a log carries a quantity's per-step standard deviation, it is drawn as a band.
+STD_KEYS = {"reward": ("reward_std", "critic/score/std", "train/reward_std")}
 
 
 def smooth(values: Sequence[float], weight: float) -> list[float]:
@@ -57,9 +61,16 @@ def collect_curves(runs: Sequence[RunLog], quantities: Sequence[str], smoothing:
     figures: dict[str, Any] = {}
     for quantity in quantities:
         series_out = []
+        scale = 100.0 if quantity in PERCENT_QUANTITIES else 1.0
         for run in runs:
+            std_points: dict[int, float] = {}
+            for key in STD_KEYS.get(quantity, ()):
+                if run.raw.get(key):
+                    std_points = {s: v * scale for s, v in run.raw[key] if math.isfinite(v)}
+                    break
             for suffix, points in run.curve(quantity).items():
-                kept = [(s, v) for s, v in points if math.isfinite(v)]
+                kept = [(s, v * scale) for s, v in points if math.isfinite(v)]
+                std = [std_points.get(s) for s, _ in kept] if not suffix and std_points else None
                 label = f"{run.name} · {suffix}" if suffix else run.name
                 if len(points) > len(kept):
                     run.notes.append(
@@ -74,6 +85,7 @@ def collect_curves(runs: Sequence[RunLog], quantities: Sequence[str], smoothing:
                         "steps": [s for s, _ in kept],
                         "values": [v for _, v in kept],
                         "smoothed": smooth([v for _, v in kept], smoothing),
+                        "std": std,
                         "dropped_non_finite": len(points) - len(kept),
                     }
                 )
@@ -82,7 +94,9 @@ def collect_curves(runs: Sequence[RunLog], quantities: Sequence[str], smoothing:
     return figures
 
 
-def _draw(quantity: str, series: list[dict[str, Any]], smoothing: float, path: Path) -> None:
+def _draw(
+    quantity: str, series: list[dict[str, Any]], smoothing: float, path: Path, note: str | None = None
+) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -94,6 +108,20 @@ def _draw(quantity: str, series: list[dict[str, Any]], smoothing: float, path: P
         for i, s in enumerate(series):
             color = colors[i % len(colors)]
             marker = "o" if len(s["steps"]) == 1 else None
+            std = s.get("std")
+            if std and any(v is not None for v in std):
+                pairs = [
+                    (x, m, d) for x, m, d in zip(s["steps"], s["values"], std, strict=True) if d is not None
+                ]
+                ax.fill_between(
+                    [x for x, _, _ in pairs],
+                    [m - d for _, m, d in pairs],
+                    [m + d for _, m, d in pairs],
+                    color=color,
+                    alpha=0.12,
+                    linewidth=0,
+                    label=None,
+                )
             if smoothing > 0:
                 ax.plot(s["steps"], s["values"], color=color, alpha=0.25, linewidth=1, marker=marker)
                 ax.plot(
@@ -102,12 +130,21 @@ def _draw(quantity: str, series: list[dict[str, Any]], smoothing: float, path: P
             else:
                 ax.plot(s["steps"], s["values"], color=color, linewidth=1.5, label=s["label"], marker=marker)
         ax.set_xlabel("step")
-        ax.set_ylabel(CURVE_LABELS.get(quantity, quantity))
-        title = CURVE_LABELS.get(quantity, quantity)
-        ax.set_title(f"{title}" + (f" (smoothing {smoothing:g})" if smoothing > 0 else ""))
+        unit = " (%)" if quantity in PERCENT_QUANTITIES else ""
+        ax.set_ylabel(CURVE_LABELS.get(quantity, quantity) + unit)
+        title = CURVE_LABELS.get(quantity, quantity) + unit
+        extras = []
+        if smoothing > 0:
+            extras.append(f"smoothing {smoothing:g}, raw faint")
+        if any(s.get("std") for s in series):
+            extras.append("band: ±1 std within a step")
+        ax.set_title(title + (f" ({'; '.join(extras)})" if extras else ""), fontsize=10)
         ax.grid(True, alpha=0.3)
-        ax.legend(fontsize=8)
-        fig.tight_layout()
+        if len(series) > 1:  # one run needs no legend: the title names what is drawn
+            ax.legend(fontsize=8)
+        if note:
+            fig.text(0.01, 0.01, note, fontsize=7, color="0.35", ha="left", va="bottom")
+        fig.tight_layout(rect=(0, 0.04 if note else 0, 1, 1))
         with atomic_path(path) as tmp:
             fig.savefig(tmp, format="png")
     finally:
@@ -121,11 +158,13 @@ def plot_curves(
     quantities: Sequence[str] = DEFAULT_QUANTITIES,
     smoothing: float = 0.0,
     names: Sequence[str] | None = None,
+    note: str | None = None,
 ) -> list[Path]:
     """Draw one PNG per quantity present in any log (all runs on one plot) into `out_dir`.
 
     `logs`: metrics.jsonl files, veRL console logs, tensorboard dirs (or `RunLog`s); `quantities`:
-    names from `CURVE_KEYS` or raw metric keys; `smoothing`: EMA weight in [0, 1).
+    names from `CURVE_KEYS` or raw metric keys; `smoothing`: EMA weight in [0, 1); rates are drawn in
+    percent, a logged std as a band; `note`: one line printed under every figure.
     Returns the PNG paths; `out_dir/curves.json` holds the plotted points.
     """
     smooth([], smoothing)  # validates the weight before any reading
@@ -142,7 +181,7 @@ def plot_curves(
     paths = []
     for quantity, fig in figures.items():
         png = out / f"{quantity.replace('/', '_')}.png"
-        _draw(quantity, fig["series"], smoothing, png)
+        _draw(quantity, fig["series"], smoothing, png, note)
         fig["png"] = str(png)
         paths.append(png)
     write_json_atomic(

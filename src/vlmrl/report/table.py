@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +26,20 @@ class ModelRow:
     model: str
     scores: dict[str, float | None] = field(default_factory=dict)
     sources: list[str] = field(default_factory=list)
+
+
+_CHECKPOINT_DIR = re.compile(r"^(final|huggingface|actor|hf|(checkpoint|global_step)[-_]?\d+)$")
+
+
+def run_label(model: str) -> str:
+    """A row label for a model: a local checkpoint path becomes its run's name (`demo/final` for
+    `/runs/demo/final`), so tables do not show this machine's directories; hub ids stay as they are."""
+    if "/" not in model or not model.startswith(("/", ".", "~")):
+        return model
+    parts = [p for p in Path(model).parts if p not in ("/", ".", "~")]
+    if len(parts) >= 2 and _CHECKPOINT_DIR.match(parts[-1]):
+        return "/".join(parts[-2:])
+    return parts[-1] if parts else model
 
 
 def _load_one(path: Path) -> tuple[str, dict[str, float | None], list[str]]:
@@ -80,7 +95,7 @@ def render_table(rows: Sequence[ModelRow], columns: Sequence[str] | None = None,
     headers = ["model", *(known[c].header if c in known else c for c in columns)]
     lines = ["| " + " | ".join(headers) + " |", "|" + "|".join(["---"] + ["---:"] * len(columns)) + "|"]
     for row in rows:
-        cells = [row.model.replace("|", "\\|")]
+        cells = [run_label(row.model).replace("|", "\\|")]
         for column in columns:
             value = row.scores.get(column)
             cells.append(MISSING if value is None else f"{value:.{digits}f}")

@@ -38,10 +38,44 @@ INSTRUCTION = (
 )
 
 
-def default_path(seed: int = 0) -> Path:
-    """Where the cached tiny model lives: $VLMRL_CACHE or ~/.cache/vlmrl."""
+# Model sizes. "tiny" (the default) is what the tests use; "demo" is wide enough for `vlmrl demo` to
+# learn its tasks in a few CPU minutes. Every size keeps attention head_dim 32: the smallest vLLM's
+# CPU attention accepts (16 is refused), and mrope_section [4, 6, 6] covers its 16 rotary frequencies.
+SIZES: dict[str, dict[str, dict[str, int]]] = {
+    "tiny": {  # ~220k parameters
+        "text": {
+            "hidden_size": 64,
+            "intermediate_size": 128,
+            "num_hidden_layers": 2,
+            "heads": 2,
+            "kv_heads": 1,
+        },
+        "vision": {"depth": 2, "hidden_size": 32, "intermediate_size": 64, "num_heads": 1},
+    },
+    "demo": {  # ~0.8M parameters
+        "text": {
+            "hidden_size": 128,
+            "intermediate_size": 256,
+            "num_hidden_layers": 3,
+            "heads": 4,
+            "kv_heads": 2,
+        },
+        "vision": {"depth": 2, "hidden_size": 64, "intermediate_size": 128, "num_heads": 2},
+    },
+}
+
+
+def _check_size(size: str) -> None:
+    if size not in SIZES:
+        raise ValueError(f"unknown tiny-model size {size!r}; choose one of {sorted(SIZES)}")
+
+
+def default_path(seed: int = 0, size: str = "tiny") -> Path:
+    """Where the cached tiny model lives: $VLMRL_CACHE or ~/.cache/vlmrl (one directory per size)."""
+    _check_size(size)
     root = Path(os.environ.get("VLMRL_CACHE", Path.home() / ".cache" / "vlmrl"))
-    return root / f"tiny-qwen2_5-vl-seed{seed}-v{BUILDER_VERSION}"
+    label = "" if size == "tiny" else f"{size}-"
+    return root / f"tiny-qwen2_5-vl-{label}seed{seed}-v{BUILDER_VERSION}"
 
 
 def _corpus(seed: int) -> list[str]:
@@ -165,7 +199,7 @@ def _chat_template() -> str:
     return resources.files("vlmrl.testing").joinpath("chat_template.jinja").read_text(encoding="utf-8")
 
 
-def _build(target: Path, seed: int) -> None:
+def _build(target: Path, seed: int, size: str = "tiny") -> None:
     import torch
     from transformers import (
         GenerationConfig,
@@ -182,15 +216,17 @@ def _build(target: Path, seed: int) -> None:
     template = _chat_template()
     tokenizer.chat_template = template
     ids = {t: tokenizer.convert_tokens_to_ids(t) for t in SPECIAL_TOKENS}
+    dims = SIZES[size]
+    text, vision = dims["text"], dims["vision"]
 
     text_config = {
         "vocab_size": len(tokenizer),
-        "hidden_size": 64,
-        "intermediate_size": 128,
-        "num_hidden_layers": 2,
+        "hidden_size": text["hidden_size"],
+        "intermediate_size": text["intermediate_size"],
+        "num_hidden_layers": text["num_hidden_layers"],
         # head_dim 32: the smallest size vLLM's CPU attention supports (16 is refused).
-        "num_attention_heads": 2,
-        "num_key_value_heads": 1,
+        "num_attention_heads": text["heads"],
+        "num_key_value_heads": text["kv_heads"],
         "max_position_embeddings": 32768,
         "rope_theta": 1000000.0,
         # head_dim 32 -> 16 rotary frequencies split over (temporal, height, width)
@@ -202,11 +238,11 @@ def _build(target: Path, seed: int) -> None:
         "torch_dtype": "float32",
     }
     vision_config = {
-        "depth": 2,
-        "hidden_size": 32,
-        "intermediate_size": 64,
-        "num_heads": 1,  # vision head_dim 32, as for the text layers
-        "out_hidden_size": 64,
+        "depth": vision["depth"],
+        "hidden_size": vision["hidden_size"],
+        "intermediate_size": vision["intermediate_size"],
+        "num_heads": vision["num_heads"],  # vision head_dim 32, as for the text layers
+        "out_hidden_size": text["hidden_size"],
         "patch_size": 14,
         "spatial_merge_size": 2,
         "temporal_patch_size": 2,
@@ -264,21 +300,26 @@ def _digest(path: Path) -> str:
     return h.hexdigest()
 
 
-def build_tiny_vlm(path: str | os.PathLike[str] | None = None, seed: int = 0, force: bool = False) -> Path:
+def build_tiny_vlm(
+    path: str | os.PathLike[str] | None = None, seed: int = 0, force: bool = False, size: str = "tiny"
+) -> Path:
     """Build (or reuse from cache) the tiny Qwen2.5-VL at `path` and return the path.
 
     The directory loads with `AutoProcessor.from_pretrained` and
     `Qwen2_5_VLForConditionalGeneration.from_pretrained`. A directory already
-    holding a build of the same seed and builder version is reused as is.
+    holding a build of the same seed, size and builder version is reused as is.
+    `size` is a key of `SIZES` ("tiny", the default, or "demo").
     """
-    target = Path(path) if path is not None else default_path(seed)
+    _check_size(size)
+    target = Path(path) if path is not None else default_path(seed, size)
     marker = target / MARKER
     if not force and marker.is_file():
         try:
             meta = json.loads(marker.read_text())
         except json.JSONDecodeError:
             meta = {}
-        if meta.get("seed") == seed and meta.get("builder_version") == BUILDER_VERSION:
+        same = meta.get("seed") == seed and meta.get("size", "tiny") == size
+        if same and meta.get("builder_version") == BUILDER_VERSION:
             return target
     if target.exists() and any(target.iterdir()) and not marker.is_file():
         raise FileExistsError(
@@ -287,8 +328,10 @@ def build_tiny_vlm(path: str | os.PathLike[str] | None = None, seed: int = 0, fo
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
     try:
-        _build(tmp, seed)
+        _build(tmp, seed, size)
         meta = {"seed": seed, "builder_version": BUILDER_VERSION, "sha256": _digest(tmp)}
+        if size != "tiny":  # the default build's marker stays as it always was
+            meta["size"] = size
         (tmp / MARKER).write_text(json.dumps(meta, indent=2) + "\n")
         if target.exists():
             shutil.rmtree(target)
@@ -313,6 +356,7 @@ def describe(path: str | os.PathLike[str]) -> dict[str, object]:
     return {
         "path": str(path),
         "seed": meta["seed"],
+        "size": meta.get("size", "tiny"),
         "parameters": n_params,
         "disk_bytes": size,
         "vocab_size": cfg.text_config.vocab_size,

@@ -276,13 +276,14 @@ def _format_errors(exc: ValidationError, source: str, override_keys: dict[str, s
     lines = []
     for err in exc.errors():
         loc = ".".join(str(p) for p in err["loc"] if not isinstance(p, int)) or "(top level)"
-        origin = source
+        origin, override = source, None
         for key, text in override_keys.items():
-            if loc == key or loc.startswith(key + "."):
-                origin = f"override {text!r}"
+            # an override of a.b.c blames itself for errors at a.b.c, below it, or at an unknown a / a.b
+            if loc == key or loc.startswith(key + ".") or key.startswith(loc + "."):
+                origin, override = f"override {text!r}", (key, text)
         kind = err["type"]
         if kind == "extra_forbidden":
-            msg = "unknown key (see `vlmrl config doc` for the valid keys)"
+            msg = "unknown key" + _unknown_key_hint(override[0] if override else loc, override)
         elif kind == "missing":
             msg = "required key is missing"
         else:
@@ -290,6 +291,33 @@ def _format_errors(exc: ValidationError, source: str, override_keys: dict[str, s
             msg = f"{err['msg']} (got {got!r})" if not isinstance(got, dict) else err["msg"]
         lines.append(f"{origin}: {loc}: {msg}")
     return "invalid experiment config:\n  " + "\n  ".join(lines)
+
+
+# Top-level sections of veRL's own Hydra config that are not ours: a key under one is a raw veRL key.
+_VERL_SECTIONS = (
+    "actor_rollout_ref",
+    "critic",
+    "reward_model",
+    "custom_reward_function",
+    "reward",
+    "ray_kwargs",
+)
+
+
+def _unknown_key_hint(key: str, override: tuple[str, str] | None) -> str:
+    import difflib
+
+    if key.split(".")[0] in _VERL_SECTIONS and key.split(".")[0] not in ExperimentConfig.model_fields:
+        raw = override[1] if override else f"{key}=..."
+        return (
+            f": {key.split('.')[0]} is a veRL section, not a vlmrl key; raw veRL keys go in "
+            f"extra_overrides, e.g. 'extra_overrides=[{raw}]' (still validated against veRL)"
+        )
+    known = [row[0] for row in config_doc()]
+    close = difflib.get_close_matches(key, known, n=1, cutoff=0.75)
+    if close:
+        return f"; did you mean {close[0]}? (`vlmrl config doc` lists every key)"
+    return " (see `vlmrl config doc` for the valid keys)"
 
 
 def load_config(path: str | os.PathLike[str] | None, overrides: list[str] | None = None) -> ExperimentConfig:
@@ -319,6 +347,13 @@ def dump_config(cfg: ExperimentConfig) -> str:
     return yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False, allow_unicode=True)
 
 
+def type_label(annotation: Any) -> str:
+    """A field's type as a reader writes it: `int`, `str | None`, `list[str]`, `Literal['a', 'b']`."""
+    if isinstance(annotation, type) and not getattr(annotation, "__args__", None):
+        return annotation.__name__
+    return str(annotation).replace("typing.", "").replace("<class '", "").replace("'>", "")
+
+
 def config_doc() -> list[tuple[str, str, str, str]]:
     """(key, type, default, description) for every leaf field, for `vlmrl config doc`."""
     rows: list[tuple[str, str, str, str]] = []
@@ -331,7 +366,7 @@ def config_doc() -> list[tuple[str, str, str, str]]:
                 walk(ann, key + ".")
                 continue
             default = field.get_default(call_default_factory=True)
-            type_name = str(ann).replace("typing.", "")
+            type_name = type_label(ann)
             rows.append((key, type_name, repr(default), field.description or ""))
 
     walk(ExperimentConfig, "")

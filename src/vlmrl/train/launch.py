@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from vlmrl.errors import UserError
-from vlmrl.train.config import ExperimentConfig, dump_config
+from vlmrl.train.config import ExperimentConfig
 from vlmrl.train.preflight import PreflightReport, run_preflight
 
 
@@ -58,15 +58,34 @@ class VerlRun:
 
 
 def prepare_verl(
-    cfg: ExperimentConfig, ray_address: str | None = None, runtime_env_file: str | None = None
+    cfg: ExperimentConfig,
+    ray_address: str | None = None,
+    runtime_env_file: str | None = None,
+    *,
+    preflight: bool = True,
+    gpu_memory_gib: float | None = None,
 ) -> VerlRun:
-    """Plan the veRL launch (local or Ray cluster) and run the preflight checks against it."""
+    """Plan the veRL launch (local or Ray cluster) and run the preflight checks against it.
+
+    `preflight=False` skips them (an empty report); `gpu_memory_gib` is the GPU size the memory budget
+    is checked against (default: the GPU found here).
+    """
     from vlmrl.train import verl_launch
 
     launch = verl_launch.plan(cfg, ray_address=ray_address, runtime_env_file=runtime_env_file)
+    if not preflight:
+        return VerlRun(launch, PreflightReport())
     # The path veRL will load (extra_overrides may name the one the cluster nodes see).
     reward_path = str(launch.verl_config.reward.custom_reward_function.path)
-    return VerlRun(launch, run_preflight(cfg, reward_path=reward_path, cluster=launch.mode == "cluster"))
+    report = run_preflight(
+        cfg, reward_path=reward_path, cluster=launch.mode == "cluster", gpu_memory_gib=gpu_memory_gib
+    )
+    return VerlRun(launch, report)
+
+
+def preflight_trl(cfg: ExperimentConfig, gpu_memory_gib: float | None = None) -> PreflightReport:
+    """The preflight checks that apply to a TRL run (data, model, GPUs, verifier, budget)."""
+    return run_preflight(cfg, reward_path=None, gpu_memory_gib=gpu_memory_gib)
 
 
 def _trl_backend():
@@ -81,11 +100,15 @@ def _trl_backend():
 
 
 def trl_dry_run_text(cfg: ExperimentConfig) -> str:
-    """What `run_trl` would be given, as YAML (checks that the TRL backend imports)."""
-    _trl_backend()
-    return "# backend: trl -- would call vlmrl.train.trl_backend.run(cfg) with this config\n" + dump_config(
-        cfg
-    )
+    """The `GRPOConfig` the TRL run would build (every field, as YAML), and notes on how keys map."""
+    import yaml
+
+    backend = _trl_backend()
+    args, notes = backend.build_grpo_config(cfg)
+    fields = {k: v for k, v in sorted(args.to_dict().items())}
+    lines = ["# backend: trl -- the trl.GRPOConfig vlmrl.train.trl_backend.run(cfg) would build"]
+    lines += [f"# note: {n}" for n in notes]
+    return "\n".join(lines) + "\n" + yaml.safe_dump(fields, sort_keys=False, default_flow_style=None)
 
 
 def run_trl(cfg: ExperimentConfig) -> dict[str, Any]:

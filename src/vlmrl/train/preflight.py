@@ -35,6 +35,7 @@ class Check:
 @dataclass
 class PreflightReport:
     checks: list[Check] = field(default_factory=list)
+    budget_text: str = ""  # the token and memory budget tables (vlmrl.train.budget)
 
     def add(self, name: str, status: Status, detail: str) -> None:
         self.checks.append(Check(name, status, detail))
@@ -213,12 +214,53 @@ def _check_verifier(cfg: ExperimentConfig, report: PreflightReport) -> None:
         report.add("verifier", status, f"{detail}; {hint}")
 
 
-def run_preflight(cfg: ExperimentConfig, *, reward_path: str, cluster: bool = False) -> PreflightReport:
-    """Every check for a veRL launch of `cfg`; `cluster` relaxes the checks only the cluster can answer."""
+def check_budget(cfg: ExperimentConfig, report: PreflightReport, gpu_memory_gib: float | None = None) -> None:
+    """Prompt tokens per row (vision included) against max_prompt_length, and GPU memory per GPU."""
+    from vlmrl.train.budget import memory_budget, render_budget, token_budget
+
+    tokens = None
+    if any(Path(f).is_file() for f in cfg.data.train_files):
+        try:
+            tokens = token_budget(cfg)
+        except UserError as exc:  # an unreadable file or image: training would stop on it too
+            report.add("budget (tokens)", "fail", str(exc))
+        else:
+            status, detail = tokens.verdict()
+            report.add("budget (tokens)", status, detail)  # type: ignore[arg-type]
+    else:
+        report.add("budget (tokens)", "info", "no training file on this machine to count")
+    memory = memory_budget(cfg, gpu_memory_gib)
+    if memory is None:
+        report.add(
+            "budget (memory)", "info", f"{cfg.model.path}: architecture unknown here (no local config.json)"
+        )
+    elif cfg.backend == "trl" and cfg.trainer.device == "cpu":
+        report.add("budget (memory)", "info", "trainer.device=cpu: no GPU budget")
+        memory = None
+    else:
+        status, detail = memory.verdict()
+        report.add("budget (memory)", status, detail)  # type: ignore[arg-type]
+    report.budget_text = render_budget(tokens, memory)
+
+
+def run_preflight(
+    cfg: ExperimentConfig,
+    *,
+    reward_path: str | None,
+    cluster: bool = False,
+    gpu_memory_gib: float | None = None,
+) -> PreflightReport:
+    """Every check for a veRL launch of `cfg`; `cluster` relaxes the checks only the cluster can answer.
+
+    `reward_path`: veRL's reward entry file (None for TRL, which calls the reward in process);
+    `gpu_memory_gib` is the GPU size the memory budget is checked against (default: the GPU found here).
+    """
     report = PreflightReport()
     _check_data(cfg, report, cluster)
     _check_model(cfg, report)
     _check_gpus(cfg, report, cluster)
-    _check_reward_entry(reward_path, report, cluster)
+    if reward_path is not None:
+        _check_reward_entry(reward_path, report, cluster)
     _check_verifier(cfg, report)
+    check_budget(cfg, report, gpu_memory_gib)
     return report
