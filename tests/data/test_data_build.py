@@ -80,7 +80,7 @@ def test_bad_rows_end_in_rejects_and_counts_add_up(data_dir):
         "undecodable_image": 1,
         "image_placeholder_mismatch": 1,
         "missing_ground_truth": 1,
-        "duplicate_question": 1,
+        "duplicate": 1,
     }
     assert report.balanced()
     rejects = {r["index"]: r for r in _rejects(data_dir / "rejects.jsonl")}
@@ -88,7 +88,7 @@ def test_bad_rows_end_in_rejects_and_counts_add_up(data_dir):
         1: "undecodable_image",
         2: "image_placeholder_mismatch",
         3: "missing_ground_truth",
-        4: "duplicate_question",
+        4: "duplicate",
     }
     assert all(r["source"] == "mmk12" for r in rejects.values())
     assert "2 <image> placeholder(s) but 1 image(s)" in rejects[2]["detail"]
@@ -197,7 +197,7 @@ def test_blank_and_native_policies(data_dir):
     assert len(blank_rows[0]["images"]) == 1 and blank_rows[0]["prompt"][0]["content"].startswith("<image>\n")
     assert blank_rows[0]["extra_info"]["question"] == "What is 2+2?"
     assert native_rows[0]["images"] == [] and "<image>" not in native_rows[0]["prompt"][0]["content"]
-    assert native_rows[1]["prompt"][0]["content"] == f"<image>\nWhat is shown? {DEFAULT_INSTRUCTION}"
+    assert native_rows[1]["prompt"][0]["content"] == f"<image>\nWhat is shown?\n\n{DEFAULT_INSTRUCTION}"
     assert native_rows[1]["reward_model"] == {"style": "rule", "ground_truth": ["a cat"]}
     assert native_rows[1]["extra_info"] == {
         "index": 0,
@@ -206,6 +206,8 @@ def test_blank_and_native_policies(data_dir):
         "answer": "a cat",
         "answer_type": "expression",
         "choices": [],
+        "source_id": "",
+        "source_meta": "{}",
     }
     text_only = data_dir / "text.parquet"
     build_from_examples([text], text_only, instruction="")

@@ -46,7 +46,7 @@ def test_written_rows_read_back_as_the_same_row(data_dir):
     write_rows_parquet([row.to_verl(with_images=True)], path, row_schema(True))
     (back,) = read_rows(path)
     assert back == row
-    assert back.prompt == [{"role": "user", "content": "<image>\nHow many? Think."}]
+    assert back.prompt == [{"role": "user", "content": "<image>\nHow many?\n\nThink."}]
     assert back.extra_info["choices"] == [] and back.extra_info["index"] == 3
 
 

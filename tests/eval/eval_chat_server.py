@@ -43,6 +43,7 @@ class ChatServer:
         self.respond = respond
         self.delay_s = delay_s
         self.models = models
+        self.owned_by = "scripted"  # what /v1/models says served each model (vLLM says "vllm")
         self.bodies: list[dict[str, Any]] = []
         self.lock = threading.Lock()
         self.in_flight = 0
@@ -63,7 +64,10 @@ class ChatServer:
 
             def do_GET(self) -> None:
                 if self.path == "/v1/models":
-                    self._send(200, {"object": "list", "data": [{"id": m} for m in server.models]})
+                    models = [
+                        {"id": m, "object": "model", "owned_by": server.owned_by} for m in server.models
+                    ]
+                    self._send(200, {"object": "list", "data": models})
                 else:
                     self._send(404, {"error": "not found"})
 
@@ -92,3 +96,36 @@ class ChatServer:
     def close(self) -> None:
         self.httpd.shutdown()
         self.httpd.server_close()
+
+
+# The request fields of OpenAI's chat-completions API (its published reference); anything else is
+# refused the way api.openai.com refuses it.
+OPENAI_CHAT_FIELDS = frozenset(
+    {
+        "model", "messages", "audio", "frequency_penalty", "function_call", "functions", "logit_bias",
+        "logprobs", "max_completion_tokens", "max_tokens", "metadata", "modalities", "n",
+        "parallel_tool_calls", "prediction", "presence_penalty", "prompt_cache_key", "reasoning_effort",
+        "response_format", "safety_identifier", "seed", "service_tier", "stop", "store", "stream",
+        "stream_options", "temperature", "tool_choice", "tools", "top_logprobs", "top_p", "user",
+        "verbosity", "web_search_options",
+    }
+)  # fmt: skip
+
+
+def strict_openai(respond: Responder) -> Responder:
+    """Wrap `respond` with OpenAI's schema check: 400 "Unrecognized request argument" on unknown fields."""
+
+    def check(body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        for key in body:
+            if key not in OPENAI_CHAT_FIELDS:
+                return 400, {
+                    "error": {
+                        "message": f"Unrecognized request argument supplied: {key}",
+                        "type": "invalid_request_error",
+                        "param": None,
+                        "code": None,
+                    }
+                }
+        return respond(body)
+
+    return check

@@ -46,9 +46,9 @@ def test_template_appends_instruction_to_user_turns_only(tmp_path, tiny_processo
     )
     assert text == (
         "<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n"
-        f"<|im_start|>user\nWhat is 1+1? {INSTRUCTION}<|im_end|>\n"
+        f"<|im_start|>user\nWhat is 1+1?\n\n{INSTRUCTION}<|im_end|>\n"
         "<|im_start|>assistant\n<think>\nadd\n</think>\n<answer>\n2\n</answer><|im_end|>\n"
-        f"<|im_start|>user\nAnd this picture?<|vision_start|><|image_pad|><|vision_end|> {INSTRUCTION}<|im_end|>\n"
+        f"<|im_start|>user\nAnd this picture?<|vision_start|><|image_pad|><|vision_end|>\n\n{INSTRUCTION}<|im_end|>\n"
         "<|im_start|>assistant\n"
     )
     assert text.count(INSTRUCTION) == 2

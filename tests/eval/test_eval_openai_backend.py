@@ -53,8 +53,21 @@ def test_every_request_carries_sampling_params_bounded_concurrency_and_retries(c
         assert body["top_k"] == 20
         assert body["max_tokens"] == 123
         assert body["n"] == 1
-        assert body["repetition_penalty"] == 1.0
+        assert "repetition_penalty" not in body  # not set, and not a standard OpenAI field
     assert server.max_in_flight == 3  # bounded, and the bound is used
+
+
+def test_vllm_servers_get_the_off_values_explicitly(chat_server):
+    # vLLM fills what a request leaves out from generation_config.json (Qwen2.5-VL: top_k 1), so a
+    # server whose /v1/models says `owned_by: vllm` is sent top_k -1 and repetition_penalty 1.0.
+    server = chat_server(failing({}), models=("m",))
+    server.owned_by = "vllm"
+    backend = OpenAIBackend(server.url, model="m")
+    backend.generate(_requests(["q"]), SamplingParams(), lambda r, c: None)
+    assert server.bodies[0]["top_k"] == -1 and server.bodies[0]["repetition_penalty"] == 1.0
+    other = chat_server(failing({}), models=("m",))
+    OpenAIBackend(other.url, model="m").generate(_requests(["q"]), SamplingParams(), lambda r, c: None)
+    assert "top_k" not in other.bodies[0] and "repetition_penalty" not in other.bodies[0]
 
 
 def test_429_is_retried_and_seeds_differ_per_sample(chat_server):
@@ -80,7 +93,7 @@ def test_persistent_server_errors_give_up_with_a_clear_error(chat_server):
 def test_client_errors_are_not_retried(chat_server):
     server = chat_server(failing({}))
     backend = OpenAIBackend(server.url, model="m", retry_backoff_s=0.01)
-    with pytest.raises(UserError, match="HTTP 400.*max_tokens is too large"):
+    with pytest.raises(UserError, match=r"HTTP 400: max_tokens is too large \(field\(s\) max_tokens\)"):
         backend.generate(_requests(["bad request"]), SamplingParams(), lambda r, c: None)
     assert len(server.bodies) == 1
 
@@ -91,7 +104,7 @@ def test_connection_refused_is_retried_then_reported():
     port = sock.getsockname()[1]
     sock.close()  # nothing listens there now
     backend = OpenAIBackend(f"http://127.0.0.1:{port}", model="m", max_retries=1, retry_backoff_s=0.01)
-    with pytest.raises(UserError, match="ConnectError"):
+    with pytest.raises(UserError, match=rf"cannot reach http://127.0.0.1:{port}/v1/models .*ConnectError"):
         backend.generate(_requests(["q"]), SamplingParams(), lambda r, c: None)
 
 

@@ -56,10 +56,17 @@ def register(app: typer.Typer) -> None:
             None, "--workers", help="Image worker processes (default: recipe; 0 = all cores)."
         ),
         only: list[str] = typer.Option(None, "--only", help="Build only this output (repeatable)."),
+        strict: bool = typer.Option(
+            False,
+            "--strict",
+            help="Stop at the first row with a problem (missing field, empty answer, bad image) "
+            "instead of rejecting it and going on.",
+        ),
     ) -> None:
         """Read every source, check each row, process images on all cores, write the outputs atomically.
 
-        Every rejected row goes to the rejects jsonl with its source, index and reason; the summary
+        Every rejected row goes to the rejects jsonl with its source, index, reason and detail (a broken
+        record, a duplicate, the evaluation problem it matched, ...) and the build goes on; the summary
         shows rows in = kept + rejected (+ sampled out by limits or mixing ratios).
         """
         from vlmrl.data.build import build_recipe
@@ -68,6 +75,8 @@ def register(app: typer.Typer) -> None:
         extra = list(overrides or [])
         if workers is not None:
             extra.append(f"workers={workers}")
+        if strict:
+            extra.append("strict=true")
         spec = load_recipe(recipe, extra, named_paths(source_path, "--source-path"))
         columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()]
         with Progress(*columns, console=err_console, transient=True) as bar:

@@ -81,6 +81,12 @@ def register(app: typer.Typer) -> None:
         force: bool = typer.Option(
             False, "--force", help="Rebuild the tiny model even if a cached copy exists (--build-model-only)."
         ),
+        backend: str = typer.Option(
+            "trl",
+            "--backend",
+            help="GRPO engine: trl (TRL's GRPOTrainer) or verl (veRL's own trainer, on the CPU here; "
+            "4 steps unless --steps, a veRL start takes a minute or more).",
+        ),
     ) -> None:
         """Run data -> reward -> GRPO training -> curves -> evaluation on a tiny model, on CPU."""
         from vlmrl.testing.tiny_vlm import build_tiny_vlm
@@ -110,7 +116,10 @@ def register(app: typer.Typer) -> None:
             threads=threads,
             model_dir=model_dir,
             overrides=list(ctx.args),
+            backend=backend,
         )
+        if backend not in ("trl", "verl"):
+            raise typer.BadParameter(f"--backend must be trl or verl, got {backend!r}")
         # Our bars and tables report progress; the libraries' own bars and notices would interleave with them.
         datasets.disable_progress_bars()
         hf_logging.set_verbosity_error()

@@ -61,12 +61,19 @@ def register(app: typer.Typer) -> None:
         top_p: float = typer.Option(
             1.0, "--top-p", help="Nucleus sampling; 1.0 = off. Always sent explicitly."
         ),
-        top_k: int = typer.Option(-1, "--top-k", help="Top-k sampling; -1 = off. Always sent explicitly."),
+        top_k: int = typer.Option(
+            None,
+            "--top-k",
+            help="Top-k sampling; -1 = off (the default). openai: not part of the OpenAI schema, so sent "
+            "only when given, or to vLLM/SGLang servers.",
+        ),
         max_new_tokens: int = typer.Option(
             8192, "--max-new-tokens", help="Response budget per sample (tokens)."
         ),
         repetition_penalty: float = typer.Option(
-            1.0, "--repetition-penalty", help="1.0 = off (sent explicitly)."
+            None,
+            "--repetition-penalty",
+            help="1.0 = off (the default). openai: sent only when given, or to vLLM/SGLang servers.",
         ),
         seed: int = typer.Option(0, "--seed", help="Sampling seed."),
         instruction: str = typer.Option(
@@ -96,13 +103,28 @@ def register(app: typer.Typer) -> None:
         ),
         concurrency: int = typer.Option(32, "--concurrency", help="openai: requests in flight at once."),
         max_retries: int = typer.Option(
-            5, "--max-retries", help="openai: retries on connection errors, 429, 5xx."
+            5, "--max-retries", help="openai: retries on connection errors, timeouts, 429, 5xx."
+        ),
+        request_timeout: float = typer.Option(
+            3600.0, "--request-timeout", help="openai: seconds to wait for one response before retrying."
         ),
         tensor_parallel_size: int = typer.Option(1, "--tensor-parallel-size", help="vllm: GPUs per model."),
         gpu_memory_utilization: float = typer.Option(
             0.85, "--gpu-memory-utilization", help="vllm: KV-cache share."
         ),
         max_model_len: int = typer.Option(None, "--max-model-len", help="vllm: context length cap."),
+        enforce_eager: bool = typer.Option(
+            False, "--enforce-eager", help="vllm: no graph capture / compilation (CPU, quick start-up)."
+        ),
+        skip_mm_profiling: bool = typer.Option(
+            False,
+            "--skip-mm-profiling",
+            help="vllm: skip profiling the vision encoder at start-up (much faster on a CPU; its memory "
+            "is then not reserved, so leave headroom).",
+        ),
+        dtype: str = typer.Option(
+            "auto", "--dtype", help="vllm, hf: weights dtype (auto, bfloat16, float32)."
+        ),
         batch_size: int = typer.Option(8, "--batch-size", help="hf: sequences per generate call."),
         device: str = typer.Option(
             None, "--device", help="hf: cpu, cuda, cuda:1 (default: cuda if available)."
@@ -122,10 +144,14 @@ def register(app: typer.Typer) -> None:
                 served_model_name=served_model_name,
                 concurrency=concurrency,
                 max_retries=max_retries,
+                timeout_s=request_timeout,
                 tensor_parallel_size=tensor_parallel_size,
                 gpu_memory_utilization=gpu_memory_utilization,
                 max_model_len=max_model_len,
                 seed=seed,
+                dtype=dtype,
+                enforce_eager=enforce_eager,
+                skip_mm_profiling=skip_mm_profiling,
                 batch_size=batch_size,
                 device=device,
             ),
@@ -151,7 +177,8 @@ def register(app: typer.Typer) -> None:
             overwrite=overwrite,
         )
         err_console.print(
-            f"backend [bold]{kind}[/], n={n}, temperature={temperature}, top_p={top_p}, top_k={top_k}, "
+            f"backend [bold]{kind}[/], n={n}, temperature={temperature}, top_p={top_p}, "
+            f"top_k={'off' if top_k is None else top_k}, "
             f"max_new_tokens={max_new_tokens}",
             highlight=False,
         )

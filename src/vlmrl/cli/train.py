@@ -67,6 +67,29 @@ def _run_verl(cfg, dry_run: bool, brief: bool, address: str | None, runtime_env:
         raise typer.Exit(code)
 
 
+def _run_smoke(config: Path, overrides: list[str], out: Path, smoke_model: str | None) -> None:
+    from vlmrl.train.verl_smoke import STAGES, SmokeSettings, run_smoke
+
+    def progress(stage: str, status: str) -> None:
+        if status == "running":
+            err_console.print(f"[cyan]smoke:[/] {stage} ...")
+
+    result = run_smoke(
+        SmokeSettings(config=config, out_dir=out, overrides=overrides, smoke_model=smoke_model), progress
+    )
+    table = Table(title=f"smoke run ({result.details.get('device')}): {result.steps} veRL steps")
+    table.add_column("stage")
+    table.add_column("result", overflow="fold")
+    for stage in STAGES:
+        status = result.stages[stage]
+        style = "green" if status == "ok" else "dim" if status == "not run" else "bold red"
+        table.add_row(stage, f"[{style}]{escape(status)}[/]")
+    console.print(table)
+    console.print(f"summary: {result.summary_path}  logs: {result.summary_path.parent / 'logs'}")
+    if not result.ok:
+        raise typer.Exit(1)
+
+
 def register(app: typer.Typer) -> None:
     @app.command(
         "train",
@@ -74,6 +97,7 @@ def register(app: typer.Typer) -> None:
         epilog=(
             "Examples:\n\n"
             "  vlmrl train configs/train/mixed.yaml --dry-run\n\n"
+            "  vlmrl train configs/train/mixed.yaml --smoke --out outputs/smoke   # try it small here first\n\n"
             "  vlmrl train configs/train/text.yaml trainer.experiment_name=text-lr2e-6 algorithm.lr=2e-6\n\n"
             "  RAY_ADDRESS=http://head:8265 vlmrl train configs/train/mixed_2node.yaml"
         ),
@@ -102,6 +126,21 @@ def register(app: typer.Typer) -> None:
         runtime_env: Path = typer.Option(
             None, "--runtime-env", help="Ray runtime env YAML merged over vlmrl's (cluster mode)."
         ),
+        smoke: bool = typer.Option(
+            False,
+            "--smoke",
+            help="Try the config small here first, through veRL's real trainer (on the CPU when there is "
+            "no GPU): the tiny model, the first rows of your train/val files, rollout n 2, 2 steps + "
+            "checkpoint, 1 resumed step, export. Prints a table of stages; writes OUT/smoke_summary.json.",
+        ),
+        out: Path = typer.Option(
+            Path("outputs/smoke"), "--out", help="With --smoke: where its data, run, logs and summary go."
+        ),
+        smoke_model: str = typer.Option(
+            None,
+            "--smoke-model",
+            help="With --smoke: a model directory to use instead of the built-in tiny model.",
+        ),
     ) -> None:
         """Launch GRPO/DAPO training: veRL on this node or a Ray cluster, or TRL on one machine.
 
@@ -111,6 +150,9 @@ def register(app: typer.Typer) -> None:
         """
         from vlmrl.train.config import load_config
 
+        if smoke:
+            _run_smoke(config, overrides or [], out, smoke_model)
+            return
         cfg = load_config(config, overrides or [])
         if cfg.backend == "trl":
             _run_trl(cfg, dry_run)

@@ -1,17 +1,20 @@
 """`vlmrl verifier`: serve a verifier model with vLLM and check that one answers correctly.
 
-The command and the checks are `vlmrl.reward.verifier_service`'s; this module parses and prints.
+Starting, probing and stopping the server and the checks are `vlmrl.reward.verifier_service`'s;
+this module parses and prints.
 """
 
 from __future__ import annotations
 
-import os
+import signal
 import sys
+from pathlib import Path
 
 import typer
 from rich.table import Table
 
-from vlmrl.cli._common import console
+from vlmrl.cli._common import console, err_console
+from vlmrl.errors import UserError
 
 _HELP = """Serve or health-check the verifier model (e.g. xVerify on vLLM).
 
@@ -19,6 +22,10 @@ The reward asks the verifier only when its rules cannot decide. Serve one on a G
 `vlmrl verifier serve --model PATH`, then point training at it with
 REWARD_MODEL_URL=http://HOST:PORT/v1 and REWARD_MODEL_NAME=NAME (or reward.verifier.url/model).
 """
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 def register(app: typer.Typer) -> None:
@@ -31,7 +38,8 @@ def register(app: typer.Typer) -> None:
             ..., help="Local directory or hub id of the verifier (e.g. an xVerify model)."
         ),
         host: str = typer.Option(
-            "0.0.0.0", help="Interface to listen on (0.0.0.0 = reachable from workers)."
+            "0.0.0.0",
+            help="Interface to listen on (0.0.0.0 = reachable from workers, 127.0.0.1 = this host).",
         ),
         port: int = typer.Option(8888, help="Port of the OpenAI-compatible API."),
         served_model_name: str | None = typer.Option(
@@ -40,37 +48,72 @@ def register(app: typer.Typer) -> None:
         max_model_len: int = typer.Option(8192, help="Context length; prompt + answer must fit."),
         gpu_memory_utilization: float = typer.Option(0.9, help="Share of GPU memory vLLM may take."),
         tensor_parallel_size: int = typer.Option(1, help="GPUs to shard the verifier over."),
-        dtype: str = typer.Option("auto", help="Weights dtype (auto, bfloat16, float16)."),
+        dtype: str = typer.Option("auto", help="Weights dtype (auto, bfloat16, float16, float32)."),
+        ready_timeout: float = typer.Option(
+            900.0, help="Seconds to wait for the server to list the model before giving up."
+        ),
+        log_file: Path | None = typer.Option(
+            None, help="Write vLLM's output to this file instead of the terminal."
+        ),
         dry_run: bool = typer.Option(
             False, "--dry-run", help="Print the vLLM command instead of running it."
         ),
     ) -> None:
-        """Start vLLM's OpenAI-compatible server for the verifier (extra arguments go to vLLM).
+        """Start vLLM's OpenAI-compatible server for the verifier, wait until it answers, print the
+        settings for training, and keep it running until Ctrl-C (arguments after `--` go to vLLM).
 
         Example: vlmrl verifier serve --model /models/xVerify-0.5B-I --port 8888
+        On a CPU: vlmrl verifier serve --model DIR --host 127.0.0.1 --dtype float32 -- --enforce-eager
         """
-        from vlmrl.reward import verifier_service as service
+        from vlmrl.reward import verifier_service as sv
 
-        name = service.served_name(model, served_model_name)
-        cmd = service.serve_command(
-            model,
-            host,
-            port,
-            name,
-            max_model_len,
-            gpu_memory_utilization,
-            tensor_parallel_size,
-            dtype,
-            ctx.args,
+        name = sv.served_name(model, served_model_name)
+        options = dict(
+            max_model_len=max_model_len,
+            gpu_memory_utilization=gpu_memory_utilization,
+            tensor_parallel_size=tensor_parallel_size,
+            dtype=dtype,
+            extra=list(ctx.args),
         )
+        cmd = sv.serve_command(model, host=host, port=port, served_model_name=name, **options)
         if dry_run:
-            console.print(service.printable(cmd), highlight=False, soft_wrap=True)
+            console.print(sv.printable(cmd), highlight=False, soft_wrap=True)
             return
-        service.require_vllm(cmd, port, name)
-        console.print(f"starting: {service.printable(cmd)}", highlight=False, soft_wrap=True)
-        console.print(f"then: export REWARD_MODEL_URL=http://<this host>:{port}/v1 REWARD_MODEL_NAME={name}")
-        sys.stdout.flush()
-        os.execv(cmd[0], cmd)
+        sv.require_vllm(cmd, port, name)
+        err_console.print(f"starting: {sv.printable(cmd)}", highlight=False, soft_wrap=True)
+        # SIGTERM (e.g. from a job scheduler) stops vLLM too, like Ctrl-C, also while it loads.
+        signal.signal(signal.SIGTERM, _interrupt)
+        try:
+            with err_console.status("waiting for vLLM to load the model ...") as status:
+                server, seconds = sv.serve_verifier(
+                    model,
+                    host=host,
+                    port=port,
+                    served_model_name=name,
+                    log_path=log_file,
+                    ready_timeout_s=ready_timeout,
+                    on_wait=lambda s: status.update(f"waiting for vLLM to load the model ... {s:.0f} s"),
+                    **options,
+                )
+        except KeyboardInterrupt:
+            err_console.print("interrupted: vLLM stopped before it was ready")
+            raise typer.Exit(130) from None
+        try:
+            console.print(
+                f"ready in {seconds:.0f} s (pid {server.pid}): {server.url} serves {name}\n"
+                f"export REWARD_MODEL_URL=http://<this host>:{port}/v1 REWARD_MODEL_NAME={name}",
+                highlight=False,
+                soft_wrap=True,
+            )
+            sys.stdout.flush()
+            code = server.process.wait()
+        except KeyboardInterrupt:
+            err_console.print("stopping vLLM ...")
+            return
+        finally:
+            server.stop()
+        if code:
+            raise UserError(f"vLLM exited with code {code}" + (f"; see {log_file}" if log_file else ""))
 
     @group.command("check")
     def check(
@@ -79,7 +122,7 @@ def register(app: typer.Typer) -> None:
         ),
         model: str | None = typer.Option(
             None,
-            help="Served model name (default $REWARD_MODEL_NAME, else the first model the server lists).",
+            help="Served model name (default $REWARD_MODEL_NAME, else the one model the server lists).",
         ),
         timeout_s: float = typer.Option(30.0, help="Per-request timeout."),
     ) -> None:
@@ -89,17 +132,17 @@ def register(app: typer.Typer) -> None:
         """
         from vlmrl.reward.verifier_service import check_verifier
 
-        result = check_verifier(url, model, timeout_s)
-        table = Table(title=f"verifier check: {result.url}")
+        report = check_verifier(url, model, timeout_s)
+        table = Table(title=f"verifier check: {report.url}")
         for col in ("check", "expected", "got", "result"):
             table.add_column(col)
-        for r in result.results:
-            table.add_row(r.check, r.expected, r.got, "[green]ok[/]" if r.ok else "[red]FAIL[/]")
+        for row in report.results:
+            table.add_row(row.check, row.expected, row.got, "[green]ok[/]" if row.ok else "[red]FAIL[/]")
         console.print(table)
-        if result.failures:
-            console.print(f"[red]{result.failures} check(s) failed[/] (model: {result.model})")
+        if report.failures:
+            console.print(f"[red]{report.failures} check(s) failed[/] (model: {report.model or 'none'})")
             raise typer.Exit(1)
-        console.print(f"[green]verifier {result.model} at {result.url} answers correctly[/]")
+        console.print(f"[green]verifier {report.model} at {report.url} answers correctly[/]")
 
     app.add_typer(
         group, name="verifier", help="Serve or health-check the verifier model (e.g. xVerify on vLLM)."

@@ -7,6 +7,7 @@ synthesised ones) through the same checks and writer. Memory holds a chunk of ro
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import json
 import math
@@ -24,7 +25,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from vlmrl.data.decontam import Decontaminator, EvalIndex
+from vlmrl.data.decontam import Decontaminator, EvalIndex, dedup_key
 from vlmrl.data.example import Example
 from vlmrl.data.images import (
     ImageOptions,
@@ -34,7 +35,6 @@ from vlmrl.data.images import (
     target_size,
     vision_tokens,
 )
-from vlmrl.data.normalize import normalize_question
 from vlmrl.data.prompt import DEFAULT_INSTRUCTION, placeholder_mismatch, prompt_text, strip_placeholders
 from vlmrl.data.recipe import Recipe, load_recipe
 from vlmrl.data.rows import example_to_row, row_schema
@@ -44,14 +44,19 @@ from vlmrl.errors import UserError
 from vlmrl.utils.io import atomic_path
 
 # Reasons a row is rejected (rejects file `reason`; contamination adds `:<eval set>`).
+BAD_RECORD = "bad_record"  # the published record itself is broken (a missing field, not JSON)
 EMPTY_QUESTION = "empty_question"
 MISSING_GROUND_TRUTH = "missing_ground_truth"
 PLACEHOLDER_MISMATCH = "image_placeholder_mismatch"
 UNDECODABLE_IMAGE = "undecodable_image"
-DUPLICATE_QUESTION = "duplicate_question"
+DUPLICATE = "duplicate"  # same question, images and ground truth as an earlier row
 PROMPT_TOO_LONG = "prompt_too_long"
 CONTAMINATED_EXACT = "contaminated_exact"
 CONTAMINATED_NGRAM = "contaminated_ngram"
+
+# Problems with a row itself, as opposed to filters (dedup, decontamination, length): `strict`
+# turns these into an error instead of a reject.
+ROW_PROBLEMS = (BAD_RECORD, EMPTY_QUESTION, MISSING_GROUND_TRUTH, PLACEHOLDER_MISMATCH, UNDECODABLE_IMAGE)
 
 # Rows per shuffle bucket: a bucket is read back whole, so this bounds memory while shuffling.
 BUCKET_ROWS = 1024
@@ -140,9 +145,11 @@ class RowChecker:
         instruction: str | None = DEFAULT_INSTRUCTION,
         image_options: ImageOptions = ImageOptions(),
         blank: bytes | None = None,
+        strict: bool = False,
     ):
+        self.strict = strict
         self.dedup = dedup
-        self.seen: set[str] = set()
+        self.seen: dict[str, str] = {}  # dedup key -> the first row's "source:index"
         self.decontaminator = decontaminator
         self.tokenizer = tokenizer
         self.max_prompt_length = max_prompt_length
@@ -151,7 +158,17 @@ class RowChecker:
         self.blank = blank
 
     def check(self, ex: Example) -> tuple[str, str] | None:
-        """(reason, detail) when the row must be rejected, else None (the row counts as seen)."""
+        """(reason, detail) when the row must be rejected, else None (the row counts as seen).
+
+        With `strict`, a problem with the row itself (`ROW_PROBLEMS`) raises a `UserError` instead."""
+        bad = self._check(ex)
+        if bad is not None and self.strict:
+            strict_error(ex, *bad)
+        return bad
+
+    def _check(self, ex: Example) -> tuple[str, str] | None:
+        if ex.problem:
+            return BAD_RECORD, ex.problem
         if not ex.question.strip():
             return EMPTY_QUESTION, ""
         if not ex.answers:
@@ -162,14 +179,15 @@ class RowChecker:
         if self.decontaminator is not None:
             hit = self.decontaminator.match(ex.question)
             if hit is not None:
-                kind, eval_name = hit
-                reason = CONTAMINATED_EXACT if kind == "exact" else CONTAMINATED_NGRAM
-                return f"{reason}:{eval_name}", f"matches evaluation set {eval_name}"
+                reason = CONTAMINATED_EXACT if hit.kind == "exact" else CONTAMINATED_NGRAM
+                how = "same text as" if hit.kind == "exact" else f"{hit.overlap:.0%} of its n-grams in"
+                return f"{reason}:{hit.eval_name}", f"{how} {hit.eval_name} problem {hit.problem.describe()}"
         if self.dedup:
-            key = normalize_question(ex.question)
-            if key in self.seen:
-                return DUPLICATE_QUESTION, ""
-            self.seen.add(key)
+            key = dedup_key(ex)
+            first = self.seen.get(key)
+            if first is not None:
+                return DUPLICATE, f"same question, images and ground truth as {first}"
+            self.seen[key] = f"{ex.source}:{ex.index}"
         if self.tokenizer is not None and self.max_prompt_length:
             n = self.prompt_tokens(ex)
             if n is not None and n > self.max_prompt_length:
@@ -195,6 +213,16 @@ class RowChecker:
                 return None  # undecodable: the image stage rejects it with the real reason
             total += vision_tokens(w, h) + 2  # <|vision_start|> ... <|vision_end|>
         return total
+
+
+def strict_error(ex: Example, reason: str, detail: str) -> None:
+    """Raise for a row problem under `strict` (filters such as dedup never raise)."""
+    if reason in ROW_PROBLEMS:
+        raise UserError(
+            f"{ex.source} {ex.split} row {ex.index}: {reason}"
+            + (f" ({detail})" if detail else "")
+            + "; strict mode stops here: fix the row, or build without --strict to reject it and go on"
+        )
 
 
 def _worker_count(workers: int) -> int:
@@ -317,8 +345,12 @@ def _write_rows(
     rejects: RejectsLog,
     n_ordered: int | None = None,
     progress: Progress | None = None,
+    strict: bool = False,
+    split: str | None = None,
 ) -> None:
-    """Prepare images and write rows; a tag that is an int is the row's position in the shuffled file."""
+    """Prepare images and write rows; a tag that is an int is the row's position in the shuffled file.
+
+    `split` relabels `extra_info.split`; `strict` makes an undecodable image an error."""
     schema = row_schema(with_images)
     with ParquetChunkWriter(out_path, schema, chunk_rows) as writer:
         sink = _OrderedSink(writer, n_ordered, schema, chunk_rows) if n_ordered else None
@@ -326,9 +358,13 @@ def _write_rows(
             for chunk in _prepared_chunks(items, pool, image_options, chunk_rows, _worker_count(workers)):
                 for ex, order, prepared, err in chunk:
                     if err is not None:
+                        if strict:
+                            strict_error(ex, UNDECODABLE_IMAGE, err)
                         report.rejected[UNDECODABLE_IMAGE] += 1
                         rejects.add(report.name, ex, UNDECODABLE_IMAGE, err)
                         continue
+                    if split and ex.split != split:
+                        ex = dataclasses.replace(ex, split=split)
                     row = example_to_row(
                         ex,
                         images=[p.data for p in prepared],
@@ -535,6 +571,7 @@ def build_recipe(
                 instruction=recipe.instruction,
                 image_options=image_options,
                 blank=blank,
+                strict=recipe.strict,
             )
             report = OutputReport(name=out_name, path=out.path)
             two_pass = out.shuffle or out.mix_ratio or any(recipe.sources[s].limit for s in out.sources)
@@ -592,6 +629,8 @@ def build_recipe(
                 rejects=rejects,
                 n_ordered=n_ordered or None,
                 progress=progress,
+                strict=recipe.strict,
+                split=out.split,
             )
             reports.append(report)
     return BuildReport(outputs=reports, rejects_path=str(recipe.rejects_path()))

@@ -32,6 +32,7 @@ class Example:
     answer_type: str = "expression"
     choices: list[str] = field(default_factory=list)
     meta: dict[str, Any] = field(default_factory=dict)
+    problem: str = ""  # what is wrong with the published record (e.g. a missing field); "" = nothing
 
     @property
     def answer(self) -> str:
@@ -48,11 +49,13 @@ def make_example(
     images: list[bytes] | None = None,
     choices: list[str] | None = None,
     meta: dict[str, Any] | None = None,
+    problem: str = "",
 ) -> Example:
     """An `Example` from raw published fields: answers normalised, answer type inferred.
 
     `raw_answers` may hold several acceptable answers (all kept, first canonical); a single-letter
-    answer among `choices` makes a `choice` example. Sources and synthetic data both build through this.
+    answer among `choices` makes a `choice` example. `problem` says what is wrong with the record
+    (the build rejects it with that reason). Sources and synthetic data both build through this.
     """
     answers = normalize_answers(raw_answers)
     choices = list(choices or [])
@@ -70,4 +73,5 @@ def make_example(
         answer_type=infer_answer_type(answer, choices) if answer else "text",
         choices=choices if (choices and answer in choices) else [],
         meta=dict(meta or {}),
+        problem=problem,
     )

@@ -14,6 +14,10 @@ DEFAULT_INSTRUCTION = (
     "with the answer. Respond in the following format: <think>\n...\n</think>\n<answer>\n...\n</answer>"
 )
 
+# Between the question and the instruction: a blank line (chat templates that append the
+# instruction to a user turn should use the same).
+INSTRUCTION_SEPARATOR = "\n\n"
+
 _PLACEHOLDER_RE = re.compile(re.escape(IMAGE_PLACEHOLDER))
 
 
@@ -33,11 +37,12 @@ def strip_placeholders(text: str) -> str:
 
 
 def prompt_text(question: str, instruction: str | None = DEFAULT_INSTRUCTION) -> str:
-    """The user turn's text: the question, then the instruction after one space (veRL's own recipes' way)."""
+    """The user turn's text: the question, then the instruction on a line of its own (after a blank
+    line), so it never reads as part of the question's last line, e.g. option D of a multiple choice."""
     question = question.strip()
     if not instruction:
         return question
-    return f"{question} {instruction}"
+    return f"{question}{INSTRUCTION_SEPARATOR}{instruction.strip()}"
 
 
 def build_prompt(question: str, instruction: str | None = DEFAULT_INSTRUCTION) -> list[dict[str, str]]:

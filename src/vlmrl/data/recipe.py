@@ -61,6 +61,11 @@ class OutputSpec(_Strict):
     shuffle: bool = True
     dedup: bool = True
     decontaminate: bool = True
+    split: str | None = Field(
+        None,
+        description="Label written as extra_info.split (e.g. `test` for evaluation files); "
+        "None = the split the source was read from (AIME 2024's only hub split is `train`).",
+    )
 
 
 class Recipe(_Strict):
@@ -79,6 +84,11 @@ class Recipe(_Strict):
     decontamination: DecontaminationSpec = Field(default_factory=DecontaminationSpec)
     rejects: str | None = Field(
         None, description="Rejects jsonl; default: rejects.jsonl beside the first output."
+    )
+    strict: bool = Field(
+        False,
+        description="Abort on the first row with a problem (missing field, empty answer, bad image) "
+        "instead of rejecting it and going on.",
     )
     sources: dict[str, SourceSpec]
     outputs: dict[str, OutputSpec] = Field(min_length=1)

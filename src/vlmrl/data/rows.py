@@ -6,6 +6,7 @@ One explicit arrow schema, so every chunk of a file has the same types (empty li
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -38,9 +39,24 @@ _EXTRA_INFO = pa.struct(
         ("answer", pa.string()),
         ("answer_type", pa.string()),
         ("choices", pa.list_(pa.string())),
+        ("source_id", pa.string()),
+        ("source_meta", pa.string()),
     ]
 )
 EXTRA_INFO_KEYS = tuple(f.name for f in _EXTRA_INFO)
+# Where each published copy keeps its record id (AIME `id`, MATH-500 `unique_id`, GPQA `Record ID`).
+_SOURCE_ID_KEYS = ("id", "unique_id", "record_id", "original_index")
+
+
+def source_fields(example: Example) -> dict[str, str]:
+    """`extra_info.source_id` (the record's id in its published copy, '' when it has none) and
+    `source_meta` (its other published fields, e.g. AIME's `url` and `year`, as a JSON object)."""
+    meta = example.meta
+    key = next((k for k in _SOURCE_ID_KEYS if meta.get(k) not in (None, "")), None)
+    return {
+        "source_id": "" if key is None else str(meta[key]),
+        "source_meta": json.dumps(meta, ensure_ascii=False, sort_keys=True, default=str),
+    }
 
 
 def row_schema(with_images: bool) -> pa.Schema:
@@ -105,6 +121,7 @@ def extra_info(example: Example) -> dict[str, Any]:
         "answer": example.answer,
         "answer_type": example.answer_type,
         "choices": list(example.choices),
+        **source_fields(example),
     }
 
 

@@ -45,6 +45,7 @@ class DemoSettings:
     threads: int = 1
     model_dir: Path | None = None  # where the tiny model is cached; None = under out_dir
     overrides: list[str] = field(default_factory=list)
+    backend: str = "trl"  # "verl": the GRPO stage on veRL's own trainer (on the CPU when there is no GPU)
 
 
 @dataclass
@@ -61,6 +62,47 @@ class DemoResult:
 def _eval_metrics(results, name: str) -> dict[str, float]:
     metrics = results.benchmarks[name].metrics
     return {k: float(metrics[k]) for k in ("pass@1", "format_rate") if k in metrics}
+
+
+#: veRL's GRPO stage on a CPU: a veRL start costs a minute or more, so fewer, fuller steps than TRL's.
+VERL_DEMO_STEPS = 4
+
+
+def _grpo_on_verl(config_path: Path, overrides: list[str], settings: DemoSettings, out: Path):
+    """The demo's GRPO stage through veRL's `main_ppo` (vlmrl.train.verl_smoke.train_here)."""
+    from vlmrl.train.config import load_config
+    from vlmrl.train.trl_backend import TrainSummary
+    from vlmrl.train.verl_smoke import train_here
+
+    steps = settings.steps or VERL_DEMO_STEPS
+    cfg = load_config(
+        config_path,
+        [
+            *overrides,
+            "backend=verl",
+            "rollout.engine=vllm",
+            "trainer.n_gpus_per_node=1",
+            "trainer.logger=[console,jsonl]",
+            f"trainer.total_training_steps={steps}",
+            f"trainer.save_freq={steps}",
+            "trainer.resume_mode=disable",
+            "data.val_files=[]",
+        ],
+    )
+    t = time.perf_counter()
+    run = train_here(cfg, out / "train")
+    if run.error or run.final_model_dir is None:
+        raise UserError(f"veRL GRPO stage failed (log: {run.log_path}): {run.error}")
+    return TrainSummary(
+        output_dir=out / "train",
+        metrics_path=run.metrics_path,
+        final_model_dir=run.final_model_dir,
+        global_step=max(run.steps, default=0),
+        device="cpu",
+        train_runtime_s=time.perf_counter() - t,
+        checkpoints=[str(p) for p in sorted(run.checkpoints_dir.glob("global_step_*"))],
+        notes=["GRPO on veRL's main_ppo (vlmrl.train.verl_cpu on a CPU)"],
+    )
 
 
 def run_demo(settings: DemoSettings, progress: Progress | None = None) -> DemoResult:
@@ -176,7 +218,11 @@ def run_demo(settings: DemoSettings, progress: Progress | None = None) -> DemoRe
         t = time.perf_counter()
         total_steps = cfg.trainer.total_training_steps or 0
         tick("GRPO", 0, total_steps)
-        summary = trl_backend.run(cfg, progress=lambda step, total, _logs: tick("GRPO", step, total))
+        if settings.backend == "verl":
+            summary = _grpo_on_verl(config_path, [*cfg_overrides, *settings.overrides], settings, out)
+        else:
+            summary = trl_backend.run(cfg, progress=lambda step, total, _logs: tick("GRPO", step, total))
+        tick("GRPO", total_steps, total_steps)
         notes.extend(f"train: {note}" for note in summary.notes)
         timings["GRPO"] = time.perf_counter() - t
 
@@ -202,13 +248,17 @@ def run_demo(settings: DemoSettings, progress: Progress | None = None) -> DemoRe
 
     rows = read_metrics(summary.metrics_path)
     window = max(1, min(5, len(rows) // 2))
-    rewards = [r["reward_mean"] for r in rows if "reward_mean" in r]
+    reward_key = "critic/score/mean" if settings.backend == "verl" else "reward_mean"
+    step_time_key = "timing_s/step" if settings.backend == "verl" else "step_time_s"
+    rows = [r if "data" not in r else {"step": r.get("step"), **r["data"]} for r in rows]
+    rewards = [r[reward_key] for r in rows if reward_key in r]
     train = {
+        "backend": settings.backend,
         "steps": summary.global_step,
         "reward_first": sum(rewards[:window]) / window if rewards else None,
         "reward_last": sum(rewards[-window:]) / window if rewards else None,
         "window": window,
-        "mean_step_time_s": sum(r.get("step_time_s", 0.0) for r in rows) / max(len(rows), 1),
+        "mean_step_time_s": sum(r.get(step_time_key, 0.0) for r in rows) / max(len(rows), 1),
     }
     artifacts = {
         "tiny model": str(model_dir),
@@ -234,6 +284,8 @@ def run_demo(settings: DemoSettings, progress: Progress | None = None) -> DemoRe
     write_json_atomic(
         result.summary_path,
         {
+            "backend": settings.backend,
+            "steps": summary.global_step,
             "settings": {k: (str(v) if isinstance(v, os.PathLike) else v) for k, v in vars(settings).items()},
             "before": result.before,
             "after": result.after,

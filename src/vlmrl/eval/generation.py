@@ -9,8 +9,10 @@ from __future__ import annotations
 import asyncio
 import base64
 import importlib.util
+import json
 import os
 import random
+import re
 import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -22,7 +24,8 @@ from vlmrl.errors import UserError
 
 @dataclass(frozen=True)
 class SamplingParams:
-    """What every backend sends, explicitly. top_k -1 = off; repetition_penalty 1.0 = off.
+    """The sampling every backend applies. `top_k` / `repetition_penalty` None = not set: off
+    (-1 / 1.0) in-process; over HTTP sent only to servers known to accept them (vLLM, SGLang).
 
     Qwen2.5-VL's generation_config.json says temperature 0.1, top_k 1, top_p 0.001,
     repetition_penalty 1.05: vLLM and transformers apply those to anything left unset.
@@ -30,9 +33,9 @@ class SamplingParams:
 
     temperature: float = 0.6
     top_p: float = 1.0
-    top_k: int = -1
+    top_k: int | None = None
     max_new_tokens: int = 8192
-    repetition_penalty: float = 1.0
+    repetition_penalty: float | None = None
     seed: int | None = 0
 
     def __post_init__(self) -> None:
@@ -40,13 +43,23 @@ class SamplingParams:
             raise UserError(f"temperature must be >= 0, got {self.temperature}")
         if not 0 < self.top_p <= 1:
             raise UserError(f"top_p must be in (0, 1], got {self.top_p}")
-        if self.top_k == 0 or self.top_k < -1:
+        if self.top_k is not None and (self.top_k == 0 or self.top_k < -1):
             raise UserError(f"top_k must be -1 (off) or a positive integer, got {self.top_k}")
+        if self.repetition_penalty is not None and self.repetition_penalty <= 0:
+            raise UserError(f"repetition_penalty must be > 0 (1.0 = off), got {self.repetition_penalty}")
         if self.max_new_tokens < 1:
             raise UserError(f"max_new_tokens must be >= 1, got {self.max_new_tokens}")
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    @property
+    def effective_top_k(self) -> int:
+        return -1 if self.top_k is None else self.top_k
+
+    @property
+    def effective_repetition_penalty(self) -> float:
+        return 1.0 if self.repetition_penalty is None else self.repetition_penalty
 
 
 @dataclass(frozen=True)
@@ -126,12 +139,56 @@ class ServerError(Exception):
     """A retryable failure (connection, timeout, 429, 5xx)."""
 
 
+# Fields outside OpenAI's chat-completions schema that we may send, and the option that sets each.
+# Strict servers refuse them (OpenAI: 400 "Unrecognized request argument"; `transformers serve`:
+# 422 "Unexpected fields"), so they go out only when set, or to servers that take them.
+NONSTANDARD_FIELDS = {"top_k": "--top-k", "repetition_penalty": "--repetition-penalty"}
+# `owned_by` in /v1/models of servers that accept those fields and, when a request leaves them out,
+# fill them from the model's generation_config.json: they get the "off" values explicitly.
+SAMPLING_EXTRAS_SERVERS = ("vllm", "sglang")
+
+
+def explain_refusal(status: int, text: str, body: dict[str, Any]) -> str:
+    """One line saying why a server refused a request: the fields it named, and how to drop them."""
+    try:
+        detail = json.loads(text)
+    except ValueError:
+        detail = text
+    message, param = detail, None
+    if isinstance(detail, dict):
+        error = detail.get("error", detail.get("detail", detail))
+        if isinstance(error, dict):
+            message, param = error.get("message", error), error.get("param")
+        else:
+            message = error
+    message = " ".join(str(message).split())[:300]
+    named = [
+        f for f in body if f != "messages" and (f == param or re.search(rf"\b{re.escape(f)}\b", message))
+    ]
+    hints = [f"{NONSTANDARD_FIELDS[f]}" for f in named if f in NONSTANDARD_FIELDS]
+    line = f"HTTP {status}: {message}"
+    if named:
+        line += f" (field(s) {', '.join(named)}"
+        if hints:
+            line += f": this server does not take them; drop {' and '.join(hints)}"
+        line += ")"
+    return line
+
+
+def _transport_detail(exc: Exception) -> str:
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
 @dataclass
 class OpenAIBackend:
-    """Any OpenAI-compatible chat server (vLLM, SGLang, ...): httpx async, bounded concurrency, retries.
+    """Any OpenAI-compatible chat server (vLLM, SGLang, `transformers serve`, ...): httpx async,
+    bounded concurrency, retries.
 
-    Sends temperature, top_p, top_k, max_tokens, n=1, repetition_penalty (and seed when set) in
-    every request. Serve without a reasoning parser: the reward needs the `<think>` text in content.
+    Sends the standard fields (model, messages, temperature, top_p, max_tokens, n=1, seed) plus
+    `top_k` / `repetition_penalty` when set, or always to vLLM/SGLang (whose `/v1/models` say so),
+    which would otherwise fill them from the model's generation_config.json. Serve without a
+    reasoning parser: the reward needs the `<think>` text in content.
     """
 
     base_url: str
@@ -143,6 +200,7 @@ class OpenAIBackend:
     retry_backoff_s: float = 1.0
     extra_body: dict[str, Any] = field(default_factory=dict)
     name: str = "openai"
+    server_kind: str | None = None  # `owned_by` of the served model, read from /v1/models
 
     def __post_init__(self) -> None:
         url = self.base_url.rstrip("/")
@@ -156,6 +214,8 @@ class OpenAIBackend:
         self.base_url = url if url.endswith("/v1") else url + "/v1"
         if self.concurrency < 1:
             raise UserError(f"concurrency must be >= 1, got {self.concurrency}")
+        if not self.timeout_s > 0:
+            raise UserError(f"request timeout must be > 0 seconds, got {self.timeout_s}")
         if self.api_key is None:
             self.api_key = os.environ.get("OPENAI_API_KEY", "EMPTY")
 
@@ -168,35 +228,77 @@ class OpenAIBackend:
             "messages": openai_messages(request),
             "temperature": params.temperature,
             "top_p": params.top_p,
-            "top_k": params.top_k,
             "max_tokens": params.max_new_tokens,
             "n": 1,
-            "repetition_penalty": params.repetition_penalty,
         }
+        extras_welcome = (self.server_kind or "").lower() in SAMPLING_EXTRAS_SERVERS
+        if params.top_k is not None or extras_welcome:
+            body["top_k"] = params.effective_top_k
+        if params.repetition_penalty is not None or extras_welcome:
+            body["repetition_penalty"] = params.effective_repetition_penalty
         if params.seed is not None:
             # A distinct seed per sample: one shared seed would make the n samples identical.
             body["seed"] = params.seed * 100_003 + zlib.crc32(request.key.encode()) % 100_003
         body.update(self.extra_body)
         return body
 
+    async def _get_models(self, client: Any) -> tuple[int, Any, str]:
+        """GET /models with the request retries: (status, parsed JSON or None, last failure)."""
+        import httpx
+
+        last = ""
+        for attempt in range(self.max_retries + 1):
+            if attempt:
+                await asyncio.sleep(self.retry_backoff_s * (2 ** (attempt - 1)) * (0.5 + random.random()))
+            try:
+                response = await client.get(f"{self.base_url}/models", headers=self._headers())
+            except httpx.TransportError as exc:
+                last = _transport_detail(exc)
+                continue
+            if response.status_code == 429:
+                last = "HTTP 429"
+                continue
+            try:
+                data = response.json()
+            except ValueError:
+                data = None
+            return response.status_code, data, last
+        return 0, None, last
+
     async def _resolve_model(self, client: Any) -> None:
-        if self.model:
-            return
-        response = await client.get(f"{self.base_url}/models", headers=self._headers())
-        if response.status_code != 200:
+        """Learn the server's kind (and the model name when none was given) from /v1/models."""
+        status, data, last = await self._get_models(client)
+        if status == 0:
             raise UserError(
-                f"{self.base_url}/models answered {response.status_code}; pass the served model name"
+                f"cannot reach {self.base_url}/models after {self.max_retries} retries ({last}); "
+                "is the server running at that address?"
             )
-        ids = [m.get("id") for m in response.json().get("data", [])]
+        entries = data.get("data") if status == 200 and isinstance(data, dict) else None
+        entries = [m for m in entries if isinstance(m, dict)] if isinstance(entries, list) else None
+        if self.model:
+            # Informational only: some servers (`transformers serve`) answer 500 or list nothing.
+            for entry in entries or []:
+                if entry.get("id") == self.model and isinstance(entry.get("owned_by"), str):
+                    self.server_kind = entry["owned_by"]
+            return
+        if entries is None:
+            raise UserError(
+                f"{self.base_url}/models answered HTTP {status} without a model list; "
+                "pass the served model name with --served-model-name"
+            )
+        ids = [m.get("id") for m in entries]
         if len(ids) != 1:
             raise UserError(f"{self.base_url} serves {ids}; pick one with --served-model-name")
         self.model = ids[0]
+        if isinstance(entries[0].get("owned_by"), str):
+            self.server_kind = entries[0]["owned_by"]
 
     async def _post(self, client: Any, request: GenerationRequest, params: SamplingParams) -> Completion:
         import httpx
 
         body = self.payload(request, params)
         last: str = ""
+        timed_out = False
         for attempt in range(self.max_retries + 1):
             if attempt:
                 # Exponential backoff with jitter so many workers do not retry in lockstep.
@@ -206,28 +308,31 @@ class OpenAIBackend:
                     f"{self.base_url}/chat/completions", json=body, headers=self._headers()
                 )
             except httpx.TransportError as exc:
-                last = f"{type(exc).__name__}: {exc}"
+                last = _transport_detail(exc)
+                timed_out = isinstance(exc, httpx.TimeoutException)
                 continue
             if response.status_code == 429 or response.status_code >= 500:
-                last = f"HTTP {response.status_code}: {response.text[:200]}"
+                last = f"HTTP {response.status_code}: {' '.join(response.text[:200].split())}"
+                timed_out = False
                 continue
             if response.status_code != 200:
                 raise UserError(
-                    f"{self.base_url}/chat/completions rejected request {request.key} with HTTP "
-                    f"{response.status_code}: {response.text[:500]}"
+                    f"{self.base_url}/chat/completions refused request {request.key}: "
+                    + explain_refusal(response.status_code, response.text, body)
                 )
-            data = response.json()
             try:
+                data = response.json()
                 choice = data["choices"][0]
                 text = choice["message"]["content"] or ""
-            except (KeyError, IndexError, TypeError) as exc:
+            except (ValueError, KeyError, IndexError, TypeError) as exc:
                 raise UserError(
-                    f"{self.base_url}: unexpected response for {request.key}: {str(data)[:300]}"
+                    f"{self.base_url}: unexpected response for {request.key}: {response.text[:300]!r}"
                 ) from exc
             usage = data.get("usage") or {}
             return Completion(text, usage.get("completion_tokens"), choice.get("finish_reason"))
+        hint = f"; raise --request-timeout (now {self.timeout_s:g} s)" if timed_out else ""
         raise UserError(
-            f"{self.base_url}: request {request.key} failed after {self.max_retries} retries ({last}); "
+            f"{self.base_url}: request {request.key} failed after {self.max_retries} retries ({last}){hint}; "
             "finished samples are saved, re-run the same command to resume"
         )
 
@@ -311,9 +416,9 @@ class VLLMBackend:
             n=1,
             temperature=params.temperature,
             top_p=params.top_p,
-            top_k=params.top_k,
+            top_k=params.effective_top_k,
             max_tokens=params.max_new_tokens,
-            repetition_penalty=params.repetition_penalty,
+            repetition_penalty=params.effective_repetition_penalty,
         )
         # Chunks, so finished samples are handed back (and saved) as the run goes.
         for start in range(0, len(requests), self.chunk_size):
@@ -390,8 +495,8 @@ class HFBackend:
             do_sample=do_sample,
             temperature=params.temperature if do_sample else None,
             top_p=params.top_p if do_sample else None,
-            top_k=(params.top_k if params.top_k > 0 else 0) if do_sample else None,
-            repetition_penalty=params.repetition_penalty,
+            top_k=max(params.effective_top_k, 0) if do_sample else None,
+            repetition_penalty=params.effective_repetition_penalty,
             max_new_tokens=params.max_new_tokens,
             eos_token_id=sorted(self.eos_ids),
             pad_token_id=self.pad_id,
@@ -431,9 +536,17 @@ BACKENDS = ("openai", "vllm", "hf")
 
 # The options each backend takes; `backend_options` keeps those of the chosen one.
 BACKEND_OPTIONS = {
-    "openai": ("served_model_name", "concurrency", "max_retries"),
-    "vllm": ("tensor_parallel_size", "gpu_memory_utilization", "max_model_len", "seed"),
-    "hf": ("batch_size", "device"),
+    "openai": ("served_model_name", "concurrency", "max_retries", "timeout_s"),
+    "vllm": (
+        "tensor_parallel_size",
+        "gpu_memory_utilization",
+        "max_model_len",
+        "seed",
+        "dtype",
+        "enforce_eager",
+        "skip_mm_profiling",
+    ),
+    "hf": ("batch_size", "device", "dtype"),
 }
 
 

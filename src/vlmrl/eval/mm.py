@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from vlmrl.data.prompt import INSTRUCTION_SEPARATOR
 from vlmrl.errors import UserError
 from vlmrl.eval.benchmarks import LMMS, benchmarks, registry
 from vlmrl.eval.lmms_env import LMMS_EVAL_VERSION, SETUP_HINT, LmmsInfo, find_lmms_python, probe
@@ -74,12 +75,15 @@ def _jinja_literal(text: str) -> str:
 
 
 def chat_template(
-    instruction: str, *, separator: str = " ", system: str = "You are a helpful assistant."
+    instruction: str,
+    *,
+    separator: str = INSTRUCTION_SEPARATOR,
+    system: str = "You are a helpful assistant.",
 ) -> str:
     """The Jinja chat template text (Qwen2.5-VL format) with `instruction` after each user turn.
 
-    The default separator (one space) matches how training prompts join question and instruction
-    (`vlmrl.data.prompt.prompt_text`).
+    The default separator (a blank line) is the one training prompts put between question and
+    instruction (`vlmrl.data.prompt.prompt_text`).
     """
     return (
         _TEMPLATE.replace("INSTRUCTION", _jinja_literal(instruction))
@@ -92,7 +96,7 @@ def write_chat_template(
     path: str | os.PathLike[str],
     instruction: str | None = None,
     *,
-    separator: str = " ",
+    separator: str = INSTRUCTION_SEPARATOR,
     system: str = "You are a helpful assistant.",
 ) -> Path:
     """Write the template file passed to lmms-eval as `chat_template=`; default: the training instruction."""

@@ -116,10 +116,11 @@ def benchmark_items(
         examples = load_examples(
             benchmark.source, path=path, split=benchmark.split, **dict(benchmark.options)
         )
-        rows = [
-            row_from_example(ex, instruction=instruction).check(f"{where} row {i}")
-            for i, ex in enumerate(examples)
-        ]
+        rows = []
+        for i, ex in enumerate(examples):
+            if ex.problem:  # a benchmark is scored whole: a broken record is an error, not a skip
+                raise UserError(f"{where} row {i}: {ex.problem}")
+            rows.append(row_from_example(ex, instruction=instruction).check(f"{where} row {i}"))
     except UserError as exc:
         hint = "" if path else f" (with `vlmrl eval text`: --data {benchmark.name}=PATH)"
         raise UserError(f"benchmark {benchmark.name}: {exc}{hint}") from exc
@@ -243,9 +244,9 @@ def evaluate(
     n: int = 8,
     temperature: float = 0.6,
     top_p: float = 1.0,
-    top_k: int = -1,
+    top_k: int | None = None,
     max_new_tokens: int = 8192,
-    repetition_penalty: float = 1.0,
+    repetition_penalty: float | None = None,
     seed: int | None = 0,
     instruction: str | None = None,
     limit: int | None = None,

@@ -1,16 +1,24 @@
-"""Running the verifier model as a service: vLLM's server command, and a check that a served verifier
-answers (health, then one known-right and one known-wrong judgement). `vlmrl verifier` prints these.
+"""Running the verifier model as a service: vLLM's OpenAI-compatible server started, probed until
+ready and stopped, and a check that a served verifier answers (health, then one known-right and one
+known-wrong judgement). `vlmrl verifier serve/check` parse options and print what these return.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib.util
 import os
 import shlex
+import signal
+import subprocess
 import sys
-from dataclasses import dataclass
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
+
+import httpx
 
 from vlmrl.errors import UserError
 from vlmrl.reward import verifier as vf
@@ -23,30 +31,33 @@ PROBES = (
 
 
 def served_name(model: str, served_model_name: str | None = None) -> str:
-    """The name clients send as `model`: the given one, else the model directory's name."""
+    """The name clients send as `model`: the given one, else the model directory's name (or hub id)."""
     return served_model_name or Path(model.rstrip("/")).name or model
 
 
 def serve_command(
     model: str,
-    host: str,
-    port: int,
-    served_model_name: str,
-    max_model_len: int,
-    gpu_memory_utilization: float,
-    tensor_parallel_size: int,
-    dtype: str,
-    extra: list[str],
+    *,
+    host: str = "0.0.0.0",
+    port: int = 8888,
+    served_model_name: str | None = None,
+    max_model_len: int = 8192,
+    gpu_memory_utilization: float = 0.9,
+    tensor_parallel_size: int = 1,
+    dtype: str = "auto",
+    extra: Sequence[str] = (),
+    python: str = sys.executable,
 ) -> list[str]:
-    """vLLM's OpenAI-compatible server for the verifier, as an argument list (`extra` goes to vLLM)."""
+    """The command line of vLLM's OpenAI server for a verifier (`python -m ...`: the `vllm` console
+    script needs the distribution to be named `vllm`, which the CPU build is not)."""
     return [
-        sys.executable,
+        python,
         "-m",
         "vllm.entrypoints.openai.api_server",
         "--model",
         model,
         "--served-model-name",
-        served_model_name,
+        served_model_name or served_name(model),
         "--host",
         host,
         "--port",
@@ -59,7 +70,6 @@ def serve_command(
         str(tensor_parallel_size),
         "--dtype",
         dtype,
-        "--enable-chunked-prefill",
         # Without this vLLM applies the model's generation_config.json to every request field we
         # leave out; the reward sends xVerify's own temperature/top_p and wants nothing else.
         "--generation-config",
@@ -84,6 +94,149 @@ def require_vllm(cmd: list[str], port: int, name: str) -> None:
         )
 
 
+def client_url(host: str, port: int) -> str:
+    """Where a client on this machine reaches a server bound to `host` (0.0.0.0 = every interface)."""
+    reach = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+    return f"http://{reach}:{port}/v1"
+
+
+def served_models(url: str, timeout_s: float = 5.0) -> list[str]:
+    """Model ids a server lists at <url>/models; raises `httpx.HTTPError` or ValueError when it does not answer."""
+    base = vf.chat_url(url).rsplit("/chat/completions", 1)[0]
+    response = httpx.get(f"{base}/models", timeout=timeout_s)
+    response.raise_for_status()
+    return [m.get("id") for m in response.json().get("data", []) if isinstance(m, dict)]
+
+
+@dataclass
+class ServerProcess:
+    """A server we started in its own process group, so stopping it also stops its engine workers."""
+
+    command: list[str]
+    url: str
+    model: str
+    process: subprocess.Popen
+    log_path: Path | None = None
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def log_tail(self, lines: int = 30) -> str:
+        if self.log_path is None or not self.log_path.exists():
+            return ""
+        text = self.log_path.read_text(encoding="utf-8", errors="replace").splitlines()
+        return "\n".join(text[-lines:])
+
+    def stop(self, grace_s: float = 20.0) -> int | None:
+        """SIGTERM to the group, SIGKILL after `grace_s`; returns the exit code."""
+        if self.process.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(grace_s)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait(10)
+        # Engine workers may outlive the API process for a moment; the group goes with them.
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.process.pid, signal.SIGKILL)
+        return self.process.returncode
+
+
+def start_server(
+    command: Sequence[str],
+    url: str,
+    model: str,
+    *,
+    log_path: str | os.PathLike[str] | None = None,
+    env: dict[str, str] | None = None,
+) -> ServerProcess:
+    """Start `command` in a new process group; its output goes to `log_path` (else inherited)."""
+    log = Path(log_path) if log_path is not None else None
+    out = log.open("ab") if log is not None else None
+    try:
+        process = subprocess.Popen(
+            list(command),
+            stdout=out,
+            stderr=subprocess.STDOUT if out is not None else None,
+            stdin=subprocess.DEVNULL,
+            env=env,
+            start_new_session=True,
+        )
+    except OSError as exc:
+        raise UserError(f"cannot start {command[0]} ({exc})") from exc
+    finally:
+        if out is not None:
+            out.close()
+    return ServerProcess(list(command), url, model, process, log)
+
+
+def wait_until_ready(
+    server: ServerProcess,
+    timeout_s: float = 900.0,
+    poll_s: float = 1.0,
+    on_wait: Callable[[float], None] | None = None,
+) -> float:
+    """Poll <url>/models until it lists the served model; returns the seconds it took.
+
+    Raises `UserError` (with the end of the server's log) when the process exits first or
+    `timeout_s` passes; the process is left to the caller to stop.
+    """
+    start = time.monotonic()
+    while True:
+        code = server.process.poll()
+        if code is not None:
+            tail = server.log_tail()
+            raise UserError(
+                f"the server exited with code {code} before it was ready"
+                + (f"; the end of its log ({server.log_path}):\n{tail}" if tail else "")
+            )
+        try:
+            if server.model in served_models(server.url, timeout_s=max(poll_s, 2.0)):
+                return time.monotonic() - start
+        except (httpx.HTTPError, ValueError):
+            pass
+        waited = time.monotonic() - start
+        if waited > timeout_s:
+            raise UserError(
+                f"{server.url} did not list {server.model!r} within {timeout_s:g} s "
+                "(raise --ready-timeout for a large model on a slow disk)"
+            )
+        if on_wait is not None:
+            on_wait(waited)
+        time.sleep(poll_s)
+
+
+def serve_verifier(
+    model: str,
+    *,
+    host: str = "0.0.0.0",
+    port: int = 8888,
+    served_model_name: str | None = None,
+    log_path: str | os.PathLike[str] | None = None,
+    ready_timeout_s: float = 900.0,
+    on_wait: Callable[[float], None] | None = None,
+    **command_options,
+) -> tuple[ServerProcess, float]:
+    """Start vLLM serving `model` and wait until it answers; (server, start-up seconds).
+
+    `command_options` go to `serve_command` (max_model_len, dtype, extra, ...). On failure the
+    server is stopped before the error is raised.
+    """
+    name = served_name(model, served_model_name)
+    command = serve_command(model, host=host, port=port, served_model_name=name, **command_options)
+    require_vllm(command, port, name)
+    server = start_server(command, client_url(host, port), name, log_path=log_path)
+    try:
+        seconds = wait_until_ready(server, ready_timeout_s, on_wait=on_wait)
+    except BaseException:
+        server.stop()
+        raise
+    return server, seconds
+
+
 @dataclass
 class ProbeResult:
     check: str
@@ -94,9 +247,11 @@ class ProbeResult:
 
 @dataclass
 class VerifierCheck:
+    """What `check_verifier` found: one result per check; `model` is the name the judgements used."""
+
     url: str
     model: str | None
-    results: list[ProbeResult]
+    results: list[ProbeResult] = field(default_factory=list)
 
     @property
     def failures(self) -> int:
@@ -104,27 +259,51 @@ class VerifierCheck:
 
 
 def check_verifier(url: str | None, model: str | None = None, timeout_s: float = 30.0) -> VerifierCheck:
-    """GET /models, then the PROBES judged by `model` (default $REWARD_MODEL_NAME, else the first listed).
+    """GET /models, then the PROBES judged by `model` (default $REWARD_MODEL_NAME, else the one model
+    the server lists). `url` defaults to $REWARD_MODEL_URL.
 
-    `url` defaults to $REWARD_MODEL_URL; the probes are skipped when the health check fails.
+    A server that lists no model (or several) and no name given: the judgements are not sent, and
+    the result says why (never a made-up name).
     """
     url = url or os.environ.get("REWARD_MODEL_URL")
     if not url:
         raise UserError("no verifier URL: pass --url http://HOST:PORT/v1 or set $REWARD_MODEL_URL")
-    ok, detail = asyncio.run(vf.health(url, timeout_s))
-    results = [ProbeResult("GET /models", "200", detail, ok)]
-    model = model or os.environ.get("REWARD_MODEL_NAME") or (detail.split(", ")[0] if ok else None)
-    if ok and model:
-        settings = vf.VerifierSettings(url=url, model=model, timeout_s=timeout_s, max_retries=0)
-        vf.reset_state()
+    model = model or os.environ.get("REWARD_MODEL_NAME") or None
+    report = VerifierCheck(url, model)
+    base = vf.chat_url(url).rsplit("/chat/completions", 1)[0]
+    try:
+        listed = served_models(url, timeout_s)
+    except httpx.HTTPStatusError as exc:
+        report.results.append(ProbeResult("GET /models", "200", f"HTTP {exc.response.status_code}", False))
+        return report
+    except (httpx.HTTPError, ValueError) as exc:
+        report.results.append(
+            ProbeResult("GET /models", "200", f"{base}: {type(exc).__name__}: {exc}", False)
+        )
+        return report
+    report.results.append(
+        ProbeResult("GET /models", "200", ", ".join(listed) or "200, no models listed", True)
+    )
+    if model is None:
+        if len(listed) != 1:
+            what = "no model" if not listed else f"{len(listed)} models ({', '.join(listed)})"
+            report.results.append(
+                ProbeResult(
+                    "served model", "one listed, or --model", f"{what} listed; pass --model NAME", False
+                )
+            )
+            return report
+        model = report.model = listed[0]
+    settings = vf.VerifierSettings(url=url, model=model, timeout_s=timeout_s, max_retries=0)
+    vf.reset_state()
 
-        async def probe_all() -> list[vf.Judgement]:
-            try:
-                return list(await asyncio.gather(*(vf.judge(settings, q, o, a) for q, o, a, _ in PROBES)))
-            finally:
-                await vf.close_clients()
+    async def probe_all() -> list[vf.Judgement]:
+        try:
+            return list(await asyncio.gather(*(vf.judge(settings, q, o, a) for q, o, a, _ in PROBES)))
+        finally:
+            await vf.close_clients()
 
-        for (_, output, answer, expected), j in zip(PROBES, asyncio.run(probe_all()), strict=True):
-            got = j.verdict or (f"error: {j.detail}" if j.error else f"undecided: {j.detail}")
-            results.append(ProbeResult(f"{output!r} vs {answer}", expected, got, j.verdict == expected))
-    return VerifierCheck(url, model, results)
+    for (_, output, answer, expected), j in zip(PROBES, asyncio.run(probe_all()), strict=True):
+        got = j.verdict or (f"error: {j.detail}" if j.error else f"undecided: {j.detail}")
+        report.results.append(ProbeResult(f"{output!r} vs {answer}", expected, got, j.verdict == expected))
+    return report

@@ -114,20 +114,37 @@ def plan(
     runtime_env_file: str | None = None,
     python: str | None = None,
     validate: bool = True,
+    on_cpu: bool = False,
 ) -> LaunchPlan:
-    """Build and (by default) validate the launch of `cfg` against the installed veRL; runs nothing."""
+    """Build and (by default) validate the launch of `cfg` against the installed veRL; runs nothing.
+
+    `on_cpu` runs veRL on this machine's CPU (vlmrl.train.verl_cpu): its settings replace ours where
+    they set the same key, and the launch always stays on this node.
+    """
     reward_path = reward_path or reward_function_path()
     overrides, hydra_args = merged_overrides(cfg, reward_path)
+    cpu_env: dict[str, str] = {}
+    if on_cpu:
+        from vlmrl.train import verl_cpu
+
+        overrides, hydra_args = verl_cpu.with_cpu_settings(overrides, cfg.extra_overrides)
+        cpu_env = verl_cpu.cpu_env()
     verl_config = None
     if validate:
         from vlmrl.train.verl_validate import validate as validate_overrides
 
         verl_config = validate_overrides(hydra_args, overrides)
-    address = ray_address or resolve_ray_address(cfg)
+    address = None if on_cpu else ray_address or resolve_ray_address(cfg)
     if address is None:
         argv = [python or sys.executable, "-m", ENTRY_MODULE, *hydra_args]
         return LaunchPlan(
-            "local", argv, hydra_args, overrides, reward_path, verl_config=verl_config, env=logger_env(cfg)
+            "local",
+            argv,
+            hydra_args,
+            overrides,
+            reward_path,
+            verl_config=verl_config,
+            env={**logger_env(cfg), **cpu_env},
         )
     runtime_env = runtime_env_for(cfg, runtime_env_file)
     env_path = os.path.join(cfg.trainer.resolved_output_dir(), "ray_runtime_env.yaml")
@@ -163,6 +180,10 @@ def run(launch: LaunchPlan) -> int:
     if launch.mode == "cluster":
         assert launch.runtime_env_path is not None
         write_text_atomic(launch.runtime_env_path, yaml.safe_dump(launch.runtime_env, sort_keys=False))
+    metrics_file = launch.env.get("VERL_FILE_LOGGER_PATH")
+    if metrics_file:
+        # veRL's file logger opens the file without creating its folder.
+        Path(metrics_file).parent.mkdir(parents=True, exist_ok=True)
     argv = list(launch.argv)
     if argv[0] == "ray" and shutil.which("ray") is None:
         # The venv's `ray` when the venv is not on PATH (e.g. run as .venv/bin/vlmrl).

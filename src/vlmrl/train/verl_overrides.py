@@ -27,6 +27,10 @@ DELIBERATE_ADDITIONS = (
     "reward.reward_kwargs.",  # the dapo manager's overlong_buffer_cfg and max_resp_len
     "data.mm_processor_kwargs.",  # min/max pixels for the processor
     "actor_rollout_ref.rollout.limit_images",  # vLLM limit_mm_per_prompt
+    # CPU runs only (vlmrl.train.verl_cpu): fields of veRL's dataclasses that its YAML omits.
+    "actor_rollout_ref.model.override_config.attn_implementation",  # HFModelConfig reads it, default flash-attn
+    "actor_rollout_ref.rollout.enable_sleep_mode",  # RolloutConfig field, default true
+    "ray_kwargs.ray_init.num_gpus",  # passed to ray.init as is
 )
 
 #: Keys veRL 0.9.1 accepts but never reads, with what to write instead.
@@ -182,7 +186,13 @@ def build_overrides(cfg: ExperimentConfig, reward_path: str | None = None) -> li
 
     # data
     put("data.train_files", list(d.train_files))
-    put("data.val_files", list(d.val_files))
+    # veRL 0.9.1 always builds a validation set and fails on an empty file list ("Unable to concatenate
+    # an empty list of datasets"): without validation files, validation is switched off and one
+    # training row stands in for the set it still builds.
+    validates = bool(d.val_files)
+    put("data.val_files", list(d.val_files) if validates else list(d.train_files[:1]))
+    if not validates:
+        put("data.val_max_samples", 1)
     put("data.prompt_key", d.prompt_key)
     put("data.image_key", d.image_key)
     put("data.max_prompt_length", d.max_prompt_length)
@@ -286,8 +296,8 @@ def build_overrides(cfg: ExperimentConfig, reward_path: str | None = None) -> li
     if t.total_training_steps is not None:
         put("trainer.total_training_steps", t.total_training_steps)
     put("trainer.save_freq", t.save_freq)
-    put("trainer.test_freq", t.test_freq)
-    put("trainer.val_before_train", t.val_before_train)
+    put("trainer.test_freq", t.test_freq if validates else -1)
+    put("trainer.val_before_train", t.val_before_train and validates)
     put("trainer.logger", [_LOGGERS[name] for name in t.logger])
     put("trainer.project_name", t.project_name)
     put("trainer.experiment_name", t.experiment_name)

@@ -13,6 +13,12 @@ importing it applies the fixes once (idempotent) and only to veRL code shaped li
    `AutoModelForCausalLMWithValueHead`, which TRL 1.x no longer has, so building any model fails.
    The fix makes that check ask for the class, not just the package (veRL only needs it for the
    value-head models we never train).
+3. M-RoPE position ids after a Ray hop: `verl.utils.tensordict_utils.maybe_fix_3d_position_ids`
+   restores the ragged dim of the (batch, 4, seq) jagged `position_ids` that pickling loses by
+   forcing `_ragged_idx = 2`. When every sequence in the batch has the same length, torch built the
+   tensor with the 4 rows as the ragged dim (`_ragged_idx = 1`), so forcing 2 breaks every later
+   split (`split_with_sizes expects split_sizes to sum exactly to ...`). The fix reads the ragged
+   dim off the tensor's own values and offsets instead.
 """
 
 from __future__ import annotations
@@ -180,5 +186,53 @@ def apply_trl_check() -> bool:
     return True
 
 
+#: Modules that import `maybe_fix_3d_position_ids` by name in veRL 0.9.1 (each gets the fixed function).
+_POSITION_IDS_USERS = (
+    "verl.utils.tensordict_utils",
+    "verl.workers.engine.base",
+    "verl.workers.engine_workers",
+    "verl.workers.engine_workers_tinker",
+)
+
+
+def fix_3d_position_ids(data) -> None:
+    """Give a 3-D jagged `position_ids` in `data` the ragged dim its values and offsets say it has.
+
+    A jagged tensor's `_values` hold the components concatenated along the ragged dim, so that dim is
+    the one of `_values` whose size is the last offset. When both dims match (one sample of shape
+    (4, 4)) either reading gives the same components; the sequence dim (2) is kept then.
+    """
+    if "position_ids" not in data.keys():  # noqa: SIM118 (TensorDict refuses `in`)
+        return
+    position_ids = data["position_ids"]
+    if not (position_ids.is_nested and position_ids.dim() == 3):
+        return
+    total = int(position_ids._offsets[-1])
+    values = position_ids._values.shape
+    position_ids._ragged_idx = 2 if values[1] == total else 1 if values[0] == total else 2
+
+
+setattr(fix_3d_position_ids, _MARKER, True)
+
+
+def apply_position_ids_fix() -> bool:
+    """Replace veRL's `maybe_fix_3d_position_ids` wherever 0.9.1 calls it; True when in place."""
+    import importlib
+
+    try:
+        importlib.import_module(_POSITION_IDS_USERS[0])
+    except ImportError:
+        return False
+    for name in _POSITION_IDS_USERS:
+        try:
+            module = importlib.import_module(name)
+        except ImportError:
+            continue  # optional engines (e.g. tinker) need packages we do not install
+        if hasattr(module, "maybe_fix_3d_position_ids"):
+            module.maybe_fix_3d_position_ids = fix_3d_position_ids
+    return True
+
+
 APPLIED = apply()
 TRL_CHECK_APPLIED = apply_trl_check()
+POSITION_IDS_FIX_APPLIED = apply_position_ids_fix()

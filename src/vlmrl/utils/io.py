@@ -1,7 +1,9 @@
 """Atomic file writes: a crash or Ctrl-C never leaves a half-written output behind.
 
 Every file vlmrl produces goes through `atomic_path` (temp file in the same
-directory, then `os.replace`), so readers see either the old file or the new one.
+directory, then `os.replace`), so readers see either the old file or the new one,
+with the permissions the umask gives a new file (0644 under umask 022), not the
+temp file's private 0600.
 """
 
 from __future__ import annotations
@@ -17,6 +19,17 @@ from typing import Any
 from vlmrl.errors import UserError
 
 
+def current_umask() -> int:
+    """The process umask, read without changing it where Linux reports it (else set and restored)."""
+    with contextlib.suppress(OSError, ValueError), open("/proc/self/status", encoding="ascii") as fh:
+        for line in fh:
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temporary path beside `path`; rename it onto `path` on success.
@@ -27,7 +40,11 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     final = Path(path)
     final.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent)
-    os.close(fd)
+    try:
+        # mkstemp makes the file 0600; a plain open() would have given 0666 & ~umask.
+        os.fchmod(fd, 0o666 & ~current_umask())
+    finally:
+        os.close(fd)
     tmp = Path(tmp_name)
     try:
         yield tmp

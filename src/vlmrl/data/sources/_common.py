@@ -8,19 +8,32 @@ from typing import Any
 
 from vlmrl.data.example import make_example  # noqa: F401  (sources import it from here)
 from vlmrl.data.prompt import IMAGE_PLACEHOLDER, count_placeholders
-from vlmrl.data.sources._io import image_bytes
+from vlmrl.data.sources._io import image_bytes, row_problem  # noqa: F401  (re-exported)
 from vlmrl.errors import UserError
 
 _OPTION_LETTER_RE = re.compile(r"(?:^|\n|\s)\(?([A-H])[\.\):：]\s")
 
 
+# Options every source takes, on top of its own.
+COMMON_OPTIONS = ("encoding",)
+
+
 def check_options(source: str, options: dict[str, Any], allowed: tuple[str, ...]) -> None:
+    allowed = tuple(allowed) + tuple(o for o in COMMON_OPTIONS if o not in allowed)
     unknown = sorted(set(options) - set(allowed))
     if unknown:
         raise UserError(
-            f"source {source!r}: unknown option(s) {', '.join(unknown)}; "
-            f"allowed: {', '.join(allowed) or 'none'}"
+            f"source {source!r}: unknown option(s) {', '.join(unknown)}; allowed: {', '.join(allowed)}"
         )
+
+
+def read_options(options: dict[str, Any], column_options: tuple[str, ...] = ()) -> dict[str, Any]:
+    """Keyword arguments for `iter_records` from a source's options: the text encoding of local
+    jsonl/json/csv files (`encoding`, default utf-8) and the source's column options for error hints."""
+    encoding = options.get("encoding")
+    if encoding is not None and not isinstance(encoding, str):
+        raise UserError(f"option `encoding` must be a name such as utf-8 or gbk, got {encoding!r}")
+    return {"encoding": encoding, "column_options": tuple(column_options)}
 
 
 def read_images(values: list[Any], base_dir: Path | None) -> list[bytes]:

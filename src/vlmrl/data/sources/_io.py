@@ -1,7 +1,9 @@
 """Reading a source's raw records from the hub (`datasets`) or from local parquet/jsonl/json/csv files.
 
 Records stream in batches so memory stays flat; a missing column or unreadable file is a `UserError`
-naming the file (or hub id) and the column.
+naming the file (or hub id), the column and the options that map columns. A single jsonl line or
+JSON item that lacks a field (or is not an object) is a per-row problem: the record comes through
+with `ROW_PROBLEM` set, so the build rejects that row and goes on.
 """
 
 from __future__ import annotations
@@ -11,14 +13,17 @@ import io
 import json
 import os
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from vlmrl.errors import UserError
-from vlmrl.utils.io import iter_jsonl
 
 LOCAL_SUFFIXES = (".parquet", ".jsonl", ".json", ".csv")
 BATCH_ROWS = 256
+# Key of a record holding what is wrong with it (see `row_problem`).
+ROW_PROBLEM = "__vlmrl_row_problem__"
+LFS_POINTER_PREFIX = b"version https://git-lfs.github.com/spec/"
 
 
 class SourceError(UserError):
@@ -41,67 +46,149 @@ def _files_in(path: Path, split: str | None) -> list[Path]:
     return files
 
 
-def _check_columns(have: list[str], need: tuple[str, ...], where: str) -> None:
+def _column_hint(column_options: tuple[str, ...]) -> str:
+    if column_options:
+        return f"map them with the source's option(s) {', '.join(column_options)}, or fix the file"
+    return (
+        "this source takes no column options: fix the file, or read it with the `generic` source "
+        "(question_key, answer_key, image_key, choices_key)"
+    )
+
+
+def _check_columns(
+    have: list[str], need: tuple[str, ...], where: str, column_options: tuple[str, ...]
+) -> None:
     missing = [c for c in need if c not in have]
     if missing:
         raise SourceError(
             f"{where}: missing column(s) {', '.join(repr(c) for c in missing)} "
-            f"(has: {', '.join(have) or 'none'}); map them with the source's options or fix the file"
+            f"(has: {', '.join(have) or 'none'}); {_column_hint(column_options)}"
         )
 
 
-def _read_parquet(path: Path, need: tuple[str, ...]) -> Iterator[dict[str, Any]]:
+def _row_with_problem(row: Any, need: tuple[str, ...], where: str) -> dict[str, Any]:
+    """The record as it is, or with its missing fields set to None and `ROW_PROBLEM` saying so."""
+    if not isinstance(row, dict):
+        return {**dict.fromkeys(need), ROW_PROBLEM: f"{where}: not a JSON object ({type(row).__name__})"}
+    missing = [c for c in need if c not in row]
+    if not missing:
+        return row
+    have = ", ".join(k for k in row if k != ROW_PROBLEM) or "none"
+    problem = f"{where}: missing field(s) {', '.join(repr(c) for c in missing)} (has: {have})"
+    return {**row, **dict.fromkeys(missing), ROW_PROBLEM: problem}
+
+
+def row_problem(row: dict[str, Any]) -> str:
+    """What is wrong with a record from `iter_records` ('' = nothing)."""
+    return str(row.get(ROW_PROBLEM) or "")
+
+
+def _read_parquet(path: Path, need: tuple[str, ...], opts: _ReadOptions) -> Iterator[dict[str, Any]]:
     import pyarrow.parquet as pq
 
     try:
         pf = pq.ParquetFile(path)
     except Exception as exc:
         raise SourceError(f"{path}: cannot read as parquet ({exc})") from exc
-    _check_columns(pf.schema_arrow.names, need, str(path))
+    _check_columns(pf.schema_arrow.names, need, str(path), opts.column_options)
     for batch in pf.iter_batches(batch_size=BATCH_ROWS):
         yield from batch.to_pylist()
 
 
-def _read_jsonl(path: Path, need: tuple[str, ...]) -> Iterator[dict[str, Any]]:
-    for lineno, row in iter_jsonl(path):
-        _check_columns(list(row), need, f"{path}:{lineno}")
-        yield row
+def _read_jsonl(path: Path, need: tuple[str, ...], opts: _ReadOptions) -> Iterator[dict[str, Any]]:
+    with path.open(encoding=opts.encoding) as fh:
+        for lineno, line in enumerate(fh, start=1):
+            if not line.strip():
+                continue
+            where = f"{path}:{lineno}"
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as exc:
+                yield {**dict.fromkeys(need), ROW_PROBLEM: f"{where}: not valid JSON ({exc.msg})"}
+                continue
+            yield _row_with_problem(row, need, where)
 
 
-def _read_json(path: Path, need: tuple[str, ...]) -> Iterator[dict[str, Any]]:
+def _read_json(path: Path, need: tuple[str, ...], opts: _ReadOptions) -> Iterator[dict[str, Any]]:
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads(path.read_text(encoding=opts.encoding))
     except json.JSONDecodeError as exc:
-        raise SourceError(f"{path}: not valid JSON ({exc.msg})") from exc
+        raise SourceError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno})") from exc
     if isinstance(data, dict):
-        data = next((v for v in data.values() if isinstance(v, list)), None)
+        if all(c in data for c in need):
+            data = [data]  # one record per file (e.g. Geometry3K's data.json)
+        else:
+            lists = [k for k, v in data.items() if isinstance(v, list) and v and isinstance(v[0], dict)]
+            if len(lists) != 1:
+                raise SourceError(
+                    f"{path}: a JSON object that is neither one record (it lacks "
+                    f"{', '.join(repr(c) for c in need if c not in data)}) nor holds one list of "
+                    f"records (lists of objects under: {', '.join(lists) or 'none'}); "
+                    f"{_column_hint(opts.column_options)}"
+                )
+            data = data[lists[0]]
     if not isinstance(data, list):
-        raise SourceError(f"{path}: expected a JSON list of objects")
+        raise SourceError(f"{path}: expected a JSON list of objects, or one object")
     for i, row in enumerate(data):
-        _check_columns(list(row) if isinstance(row, dict) else [], need, f"{path} item {i}")
-        yield row
+        yield _row_with_problem(row, need, f"{path} item {i}")
 
 
-def _read_csv(path: Path, need: tuple[str, ...]) -> Iterator[dict[str, Any]]:
-    with path.open(encoding="utf-8", newline="") as fh:
+def _read_csv(path: Path, need: tuple[str, ...], opts: _ReadOptions) -> Iterator[dict[str, Any]]:
+    with path.open(encoding=opts.encoding, newline="") as fh:
         reader = csv.DictReader(fh)
-        _check_columns(list(reader.fieldnames or []), need, str(path))
+        _check_columns(list(reader.fieldnames or []), need, str(path), opts.column_options)
         yield from reader
 
 
 _READERS = {".parquet": _read_parquet, ".jsonl": _read_jsonl, ".json": _read_json, ".csv": _read_csv}
 
 
+@dataclass(frozen=True)
+class _ReadOptions:
+    encoding: str = "utf-8"
+    column_options: tuple[str, ...] = ()
+
+
+def _check_not_lfs_pointer(file: Path) -> None:
+    with file.open("rb") as fh:
+        head = fh.read(len(LFS_POINTER_PREFIX))
+    if head == LFS_POINTER_PREFIX:
+        raise SourceError(
+            f"{file}: a git-LFS pointer file, not the data itself (the clone was made without LFS); "
+            "run `git lfs pull` in that clone, or download the file from the hub's web page"
+        )
+
+
 def iter_local(
-    path: str | os.PathLike[str], split: str | None, need: tuple[str, ...]
+    path: str | os.PathLike[str],
+    split: str | None,
+    need: tuple[str, ...],
+    *,
+    encoding: str = "utf-8",
+    column_options: tuple[str, ...] = (),
 ) -> Iterator[dict[str, Any]]:
-    """Rows of a local file or of every data file in a directory (those naming `split` if any do)."""
+    """Rows of a local file or of every data file in a directory (those naming `split` if any do).
+
+    `encoding` applies to jsonl/json/csv; `column_options` (the source's column-mapping options)
+    are named in the error when a column is missing.
+    """
+    try:
+        "".encode(encoding)
+    except LookupError as exc:
+        raise SourceError(f"encoding {encoding!r} is not known to Python (e.g. utf-8, gbk, latin-1)") from exc
+    opts = _ReadOptions(encoding, tuple(column_options))
     for file in _files_in(Path(path), split):
         try:
-            yield from _READERS[file.suffix](file, need)
+            _check_not_lfs_pointer(file)
+            yield from _READERS[file.suffix](file, need, opts)
         except SourceError:
             raise
-        except (OSError, UnicodeDecodeError) as exc:
+        except UnicodeDecodeError as exc:
+            raise SourceError(
+                f"{file}: not valid {encoding} text ({exc.reason} at byte {exc.start}); "
+                "pass the source option `encoding` with the file's encoding (e.g. encoding: gbk)"
+            ) from exc
+        except OSError as exc:
             raise SourceError(f"{file}: cannot read ({exc})") from exc
 
 
@@ -111,6 +198,7 @@ def iter_hub(
     need: tuple[str, ...],
     config: str | None = None,
     image_columns: tuple[str, ...] = (),
+    column_options: tuple[str, ...] = (),
 ) -> Iterator[dict[str, Any]]:
     """Rows of a hub dataset, streamed; image columns arrive as encoded bytes (no decode/re-encode)."""
     import datasets
@@ -124,7 +212,7 @@ def iter_hub(
         ) from exc
     names = list(ds.features or {}) if ds.features is not None else None
     if names is not None:
-        _check_columns(names, need, f"hub dataset {hub_id!r}")
+        _check_columns(names, need, f"hub dataset {hub_id!r}", column_options)
         for col in image_columns:
             feature = ds.features.get(col)
             if isinstance(feature, datasets.Image):
@@ -135,7 +223,7 @@ def iter_hub(
                 ds = ds.cast_column(col, datasets.List(datasets.Image(decode=False)))
     for i, row in enumerate(ds):
         if i == 0 and names is None:
-            _check_columns(list(row), need, f"hub dataset {hub_id!r}")
+            _check_columns(list(row), need, f"hub dataset {hub_id!r}", column_options)
         yield row
 
 
@@ -146,11 +234,15 @@ def iter_records(
     need: tuple[str, ...],
     config: str | None = None,
     image_columns: tuple[str, ...] = (),
+    encoding: str | None = None,
+    column_options: tuple[str, ...] = (),
 ) -> Iterator[dict[str, Any]]:
-    """A local path when given, else the hub id."""
+    """A local path when given (read as `encoding`, default utf-8), else the hub id."""
     if path is not None:
-        return iter_local(path, split, need)
-    return iter_hub(hub_id, split, need, config=config, image_columns=image_columns)
+        return iter_local(path, split, need, encoding=encoding or "utf-8", column_options=column_options)
+    return iter_hub(
+        hub_id, split, need, config=config, image_columns=image_columns, column_options=column_options
+    )
 
 
 def image_bytes(value: Any, base_dir: Path | None = None) -> bytes:

@@ -2,7 +2,8 @@
 
 Options: `question_key`, `answer_key` (a string, a list, or a string holding a literal list),
 `image_key` (one image or a list; bytes, {"bytes"}, or paths relative to the file), `choices_key`
-(option letters), `data_source` (the row's `data_source`), `hub_id`, `hub_config`.
+(option letters), `data_source` (the row's `data_source`), `hub_id`, `hub_config`, `encoding`
+(of local jsonl/json/csv files, default utf-8).
 """
 
 from __future__ import annotations
@@ -12,11 +13,27 @@ from collections.abc import Iterator
 from vlmrl.data.example import Example
 from vlmrl.data.normalize import parse_answer_list
 from vlmrl.data.sources import SourceInfo
-from vlmrl.data.sources._common import check_options, make_example, read_images, with_placeholders
-from vlmrl.data.sources._io import base_dir_of, iter_records
+from vlmrl.data.sources._common import (
+    check_options,
+    make_example,
+    read_images,
+    read_options,
+    row_problem,
+    with_placeholders,
+)
+from vlmrl.data.sources._io import ROW_PROBLEM, base_dir_of, iter_records
 from vlmrl.errors import UserError
 
-OPTIONS = ("question_key", "answer_key", "image_key", "choices_key", "data_source", "hub_id", "hub_config")
+OPTIONS = (
+    "question_key",
+    "answer_key",
+    "image_key",
+    "choices_key",
+    "data_source",
+    "hub_id",
+    "hub_config",
+    "encoding",
+)
 
 
 def load(path: str | None = None, split: str = "train", **options) -> Iterator[Example]:
@@ -32,7 +49,13 @@ def load(path: str | None = None, split: str = "train", **options) -> Iterator[E
     base = base_dir_of(path)
     images_cols = (image_key,) if image_key else ()
     rows = iter_records(
-        path, options.get("hub_id") or "", split, need, options.get("hub_config"), images_cols
+        path,
+        options.get("hub_id") or "",
+        split,
+        need,
+        options.get("hub_config"),
+        images_cols,
+        **read_options(options, ("question_key", "answer_key", "image_key", "choices_key")),
     )
     for i, row in enumerate(rows):
         images: list[bytes] = []
@@ -42,10 +65,14 @@ def load(path: str | None = None, split: str = "train", **options) -> Iterator[E
             images = read_images(list(values), base)
         question = with_placeholders(str(row[question_key] or ""), len(images))
         choices = [str(c).strip().upper() for c in (row.get(choices_key) or [])] if choices_key else []
-        meta = {k: v for k, v in row.items() if k not in need and isinstance(v, (str, int, float, bool))}
-        yield make_example(
-            data_source, i, split, question, parse_answer_list(row[answer_key]), images, choices, meta
-        )
+        meta = {
+            k: v
+            for k, v in row.items()
+            if k not in need and k != ROW_PROBLEM and isinstance(v, (str, int, float, bool))
+        }
+        answers = parse_answer_list(row[answer_key])
+        problem = row_problem(row)
+        yield make_example(data_source, i, split, question, answers, images, choices, meta, problem)
 
 
 SOURCE = SourceInfo("generic", "", "train", False, "any jsonl/json/csv/parquet with a column mapping", load)

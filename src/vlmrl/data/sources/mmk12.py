@@ -15,6 +15,8 @@ from vlmrl.data.sources._common import (
     choice_letters,
     make_example,
     read_images,
+    read_options,
+    row_problem,
     with_placeholders,
 )
 from vlmrl.data.sources._io import base_dir_of, iter_records
@@ -26,14 +28,23 @@ DATA_SOURCE = "mmk12"
 def load(path: str | None = None, split: str = "train", **options) -> Iterator[Example]:
     check_options(DATA_SOURCE, options, ())
     base = base_dir_of(path)
-    rows = iter_records(path, HUB_ID, split, ("question", "image", "answer"), image_columns=("image",))
+    rows = iter_records(
+        path,
+        HUB_ID,
+        split,
+        ("question", "image", "answer"),
+        image_columns=("image",),
+        **read_options(options),
+    )
     for i, row in enumerate(rows):
         image = row["image"]
         images = read_images([image] if image is not None else [], base)
         question = with_placeholders(str(row["question"] or ""), len(images))
         choices = choice_letters(question)
         meta = {k: row[k] for k in ("id", "subject") if row.get(k) is not None}
-        yield make_example(DATA_SOURCE, i, split, question, [row["answer"]], images, choices, meta)
+        yield make_example(
+            DATA_SOURCE, i, split, question, [row["answer"]], images, choices, meta, problem=row_problem(row)
+        )
 
 
 SOURCE = SourceInfo(

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from vlmrl.data.example import Example
 from vlmrl.data.normalize import parse_answer_list
 from vlmrl.data.sources import SourceInfo
-from vlmrl.data.sources._common import check_options, make_example
+from vlmrl.data.sources._common import check_options, make_example, read_options, row_problem
 from vlmrl.data.sources._io import SourceError, iter_records
 
 HUB_ID = "Skywork/Skywork-OR1-RL-Data"
@@ -37,8 +37,10 @@ def _question(prompt, where: str) -> str:
 def load(path: str | None = None, split: str = "math", **options) -> Iterator[Example]:
     check_options(DATA_SOURCE, options, ("strip_trailers",))
     strip = bool(options.get("strip_trailers", True))
-    for i, row in enumerate(iter_records(path, HUB_ID, split, ("prompt", "reward_model"))):
-        question = _question(row["prompt"], f"{path or HUB_ID} row {i}")
+    for i, row in enumerate(
+        iter_records(path, HUB_ID, split, ("prompt", "reward_model"), **read_options(options))
+    ):
+        question = _question(row["prompt"], f"{path or HUB_ID} row {i}") if row["prompt"] is not None else ""
         if strip:
             question = _TRAILERS.sub("", question)
         reward_model = row["reward_model"] or {}
@@ -49,7 +51,7 @@ def load(path: str | None = None, split: str = "math", **options) -> Iterator[Ex
         meta = {"original_index": extra.get("index")} if isinstance(extra, dict) else {}
         if isinstance(extra, dict) and extra.get("model_difficulty"):
             meta["model_difficulty"] = extra["model_difficulty"]
-        yield make_example(DATA_SOURCE, i, split, question, answers, meta=meta)
+        yield make_example(DATA_SOURCE, i, split, question, answers, meta=meta, problem=row_problem(row))
 
 
 SOURCE = SourceInfo(

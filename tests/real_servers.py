@@ -1,0 +1,201 @@
+"""Real OpenAI-compatible servers on 127.0.0.1 for the tests: vLLM (CPU) and `transformers serve`.
+
+Each is started once per test session (the session fixtures in tests/conftest.py) and stopped by
+its process id. vLLM is started the way a user starts the verifier, through `vlmrl verifier serve`,
+so the fixture itself exercises that command: the CLI must bring vLLM up and take it down again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+VLLM_READY_TIMEOUT_S = 420.0
+TRANSFORMERS_READY_TIMEOUT_S = 120.0
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def vlmrl_command() -> list[str]:
+    """The `vlmrl` console script of this interpreter (PYTHONPATH carries a worktree through)."""
+    return [sys.executable, "-m", "vlmrl.cli"]
+
+
+def port_open(port: int) -> bool:
+    with socket.socket() as sock:
+        sock.settimeout(0.5)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def kill_group(pgid: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, signal.SIGKILL)
+
+
+@dataclass
+class RunningServer:
+    """A server the tests started: its base URL (…/v1), served model name, process and log."""
+
+    url: str
+    model: str
+    port: int
+    process: subprocess.Popen
+    log_path: Path
+    startup_s: float
+    inner_pid: int | None = None  # vLLM's own pid, as `vlmrl verifier serve` reported it
+
+    def log(self) -> str:
+        return self.log_path.read_text(encoding="utf-8", errors="replace")
+
+
+def _wait_listed(
+    url: str, model: str | None, process: subprocess.Popen, timeout_s: float, log: Path
+) -> float:
+    start = time.monotonic()
+    while time.monotonic() - start < timeout_s:
+        if process.poll() is not None:
+            tail = "\n".join(log.read_text(errors="replace").splitlines()[-40:])
+            raise RuntimeError(f"server exited with {process.returncode} before it was ready:\n{tail}")
+        try:
+            if model is None:
+                if httpx.get(url.rsplit("/v1", 1)[0] + "/health", timeout=2).status_code == 200:
+                    return time.monotonic() - start
+            else:
+                ids = [m["id"] for m in httpx.get(f"{url}/models", timeout=2).json()["data"]]
+                if model in ids:
+                    return time.monotonic() - start
+        except (httpx.HTTPError, ValueError, KeyError, TypeError):
+            pass
+        time.sleep(1.0)
+    raise RuntimeError(f"{url} not ready within {timeout_s:.0f} s; log: {log}")
+
+
+def start_vllm_via_cli(model_dir: Path, log_dir: Path) -> RunningServer:
+    """`vlmrl verifier serve` on the tiny model, CPU settings, 127.0.0.1; waits until it is ready."""
+    port = free_port()
+    log = log_dir / "verifier_serve.log"
+    vllm_log = log_dir / "vllm.log"
+    cmd = [
+        *vlmrl_command(),
+        "verifier",
+        "serve",
+        "--model",
+        str(model_dir),
+        "--served-model-name",
+        "tiny-verifier",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--max-model-len",
+        "1024",
+        "--dtype",
+        "float32",
+        "--ready-timeout",
+        str(VLLM_READY_TIMEOUT_S),
+        "--log-file",
+        str(vllm_log),
+        "--",
+        "--enforce-eager",
+        # A judge reads text only: no vision encoder to profile at start-up (minutes on a busy CPU).
+        "--language-model-only",
+    ]
+    env = dict(os.environ, VLLM_CPU_KVCACHE_SPACE="1", NO_COLOR="1", COLUMNS="200")
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            cmd,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=env,
+            start_new_session=True,
+        )
+    url = f"http://127.0.0.1:{port}/v1"
+    try:
+        startup = _wait_listed(url, "tiny-verifier", process, VLLM_READY_TIMEOUT_S + 30, log)
+        # The CLI prints its ready line once its own probe passed; wait for it (and vLLM's pid).
+        deadline = time.monotonic() + 30
+        while "ready in" not in log.read_text(errors="replace") and time.monotonic() < deadline:
+            time.sleep(0.2)
+    except BaseException:
+        stop_cli(process)
+        raise
+    match = re.search(r"\(pid (\d+)\)", log.read_text(errors="replace"))
+    return RunningServer(
+        url, "tiny-verifier", port, process, log, startup, int(match.group(1)) if match else None
+    )
+
+
+def stop_cli(process: subprocess.Popen, grace_s: float = 60.0) -> int | None:
+    """SIGTERM to the CLI process only (it must stop vLLM itself); SIGKILL after `grace_s`."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(grace_s)
+        except subprocess.TimeoutExpired:
+            kill_group(process.pid)
+            process.wait(10)
+    return process.returncode
+
+
+def start_transformers_serve(model_dir: Path, log_dir: Path, hub_cache: Path) -> RunningServer:
+    """`transformers serve MODEL` on 127.0.0.1 (CPU); the served name is the model path."""
+    port = free_port()
+    log = log_dir / "transformers_serve.log"
+    exe = Path(sys.executable).with_name("transformers")
+    cmd = [str(exe), "serve", str(model_dir), "--host", "127.0.0.1", "--port", str(port), "--device", "cpu"]
+    # A hub cache directory that exists: without one its /v1/models answers 500.
+    env = dict(os.environ, HF_HUB_CACHE=str(hub_cache), HF_HUB_OFFLINE="1")
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            cmd,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=env,
+            start_new_session=True,
+        )
+    url = f"http://127.0.0.1:{port}/v1"
+    try:
+        startup = _wait_listed(url, None, process, TRANSFORMERS_READY_TIMEOUT_S, log)
+    except BaseException:
+        kill_group(process.pid)
+        process.wait(10)
+        raise
+    return RunningServer(url, str(model_dir), port, process, log, startup)
+
+
+def stop_group(process: subprocess.Popen, grace_s: float = 20.0) -> None:
+    """Stop a server we started in its own session: SIGTERM to its group, SIGKILL after `grace_s`."""
+    if process.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGTERM)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(grace_s)
+    kill_group(process.pid)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        process.wait(10)

@@ -1,0 +1,44 @@
+"""Starting, probing and stopping a server process (`vlmrl.reward.verifier_service`), with real programs that
+are not vLLM: one that exits at once, and Python's own HTTP server, which never lists a model."""
+
+from __future__ import annotations
+
+import sys
+
+import pytest
+
+from real_servers import free_port, group_alive, port_open
+from vlmrl.errors import UserError
+from vlmrl.reward import verifier_service as sv
+
+
+def test_vllm_command_carries_the_settings_and_extra_arguments():
+    cmd = sv.serve_command(
+        "/models/xVerify-0.5B-I", host="127.0.0.1", port=9001, dtype="float32", extra=["--enforce-eager"]
+    )
+    assert cmd[:3] == [sys.executable, "-m", "vllm.entrypoints.openai.api_server"]
+    text = " ".join(cmd)
+    assert "--served-model-name xVerify-0.5B-I" in text and "--port 9001" in text
+    assert "--generation-config vllm" in text and cmd[-1] == "--enforce-eager"
+    assert sv.client_url("0.0.0.0", 9001) == "http://127.0.0.1:9001/v1"
+
+
+def test_a_server_that_exits_before_it_is_ready_is_an_error_with_its_log(tmp_path):
+    command = [sys.executable, "-c", "import sys; print('no such model: /x', flush=True); sys.exit(3)"]
+    server = sv.start_server(command, "http://127.0.0.1:9/v1", "x", log_path=tmp_path / "server.log")
+    with pytest.raises(UserError, match=r"(?s)exited with code 3 before it was ready.*no such model: /x"):
+        sv.wait_until_ready(server, timeout_s=60, poll_s=0.1)
+    assert server.stop() == 3
+
+
+def test_a_server_that_never_lists_the_model_times_out_and_is_stopped(tmp_path):
+    port = free_port()
+    command = [sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1"]
+    server = sv.start_server(command, f"http://127.0.0.1:{port}/v1", "x", log_path=tmp_path / "server.log")
+    try:
+        with pytest.raises(UserError, match=r"did not list 'x' within 1 s.*--ready-timeout"):
+            sv.wait_until_ready(server, timeout_s=1, poll_s=0.2)
+    finally:
+        server.stop(grace_s=5)
+    assert server.process.returncode is not None
+    assert not group_alive(server.pid) and not port_open(port)
