@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from vlmrl.train.backends import check_support
-from vlmrl.train.config import ConfigError, load_config
+from vlmrl.train.config import ConfigError, check_support, load_config
 
 
 @pytest.mark.parametrize(

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Any
 
-if TYPE_CHECKING:
-    from vlmrl.train.config import ExperimentConfig
+# Knobs read an `ExperimentConfig` (vlmrl.train.config, which imports this table to check it).
+ExperimentConfig = Any
 
 OK, NOTE, REFUSE = "ok", "note", "refuse"
 
@@ -23,11 +23,13 @@ TRL_LOSS_TYPES = {
 }
 
 
-def _default(section: str, key: str):
-    from vlmrl.train import config
-
-    model = {"algorithm": config.AlgorithmConfig, "rollout": config.RolloutConfig}[section]
-    return model.model_fields[key].default
+def _is_default(cfg: ExperimentConfig, key: str) -> bool:
+    """Whether `cfg`'s value at dotted `key` is the schema's default."""
+    *path, name = key.split(".")
+    section = cfg
+    for part in path:
+        section = getattr(section, part)
+    return getattr(section, name) == type(section).model_fields[name].default
 
 
 @dataclass(frozen=True)
@@ -83,7 +85,7 @@ SUPPORT: tuple[Knob, ...] = (
     ),
     Knob(
         "algorithm.clip_ratio_c",
-        lambda c: c.algorithm.clip_ratio_c != _default("algorithm", "clip_ratio_c"),
+        lambda c: not _is_default(c, "algorithm.clip_ratio_c"),
         trl=(NOTE, "TRL has no dual-clip; ignored"),
     ),
     Knob(
@@ -134,10 +136,8 @@ def _value(cfg: ExperimentConfig, key: str) -> object:
     return value
 
 
-def check_support(cfg: ExperimentConfig, where: str = "config") -> list[str]:
-    """Raise a `ConfigError` listing every knob `cfg.backend` refuses; return its notes."""
-    from vlmrl.train.config import ConfigError
-
+def support(cfg: ExperimentConfig) -> tuple[list[str], list[str]]:
+    """(refused, notes) for `cfg.backend`: one line `key=value: why` per knob the config uses."""
     refused, notes = [], []
     for knob in SUPPORT:
         status, why = getattr(knob, cfg.backend)
@@ -146,8 +146,4 @@ def check_support(cfg: ExperimentConfig, where: str = "config") -> list[str]:
         value = _value(cfg, knob.key)
         line = f"{knob.key}={str(value).lower() if isinstance(value, bool) else value}: {why}"
         (refused if status == REFUSE else notes).append(line)
-    if refused:
-        raise ConfigError(
-            f"{where}: backend={cfg.backend} cannot run this config:\n  " + "\n  ".join(refused)
-        )
-    return notes
+    return refused, notes

@@ -15,6 +15,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from vlmrl.errors import UserError
+from vlmrl.train.backends import support
 from vlmrl.utils.io import read_yaml_mapping
 from vlmrl.utils.overrides import OverrideError, apply_overrides
 
@@ -323,7 +324,7 @@ def _unknown_key_hint(key: str, override: tuple[str, str] | None) -> str:
 def load_config(path: str | os.PathLike[str] | None, overrides: list[str] | None = None) -> ExperimentConfig:
     """Load an experiment config from YAML (or defaults when `path` is None) and apply overrides.
 
-    The result is also checked against what its backend supports (`vlmrl.train.backends`)."""
+    The result is also checked against what its backend supports (`vlmrl.train.backends.SUPPORT`)."""
     source = str(path) if path is not None else "<defaults>"
     raw: dict[str, Any] = {}
     if path is not None:
@@ -336,10 +337,18 @@ def load_config(path: str | os.PathLike[str] | None, overrides: list[str] | None
         cfg = ExperimentConfig.model_validate(raw)
     except ValidationError as exc:
         raise ConfigError(_format_errors(exc, source, override_keys)) from None
-    from vlmrl.train.backends import check_support
-
     check_support(cfg, source)
     return cfg
+
+
+def check_support(cfg: ExperimentConfig, where: str = "config") -> list[str]:
+    """Raise a `ConfigError` listing every knob `cfg.backend` refuses (`backends.SUPPORT`); return its notes."""
+    refused, notes = support(cfg)
+    if refused:
+        raise ConfigError(
+            f"{where}: backend={cfg.backend} cannot run this config:\n  " + "\n  ".join(refused)
+        )
+    return notes
 
 
 def dump_config(cfg: ExperimentConfig) -> str:

@@ -10,8 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from vlmrl.train.backends import TRL_LOSS_TYPES, check_support
-from vlmrl.train.config import ConfigError, ExperimentConfig
+from vlmrl.train.backends import TRL_LOSS_TYPES
+from vlmrl.train.config import ConfigError, ExperimentConfig, check_support
 
 
 @dataclass
