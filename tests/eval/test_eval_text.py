@@ -119,7 +119,7 @@ def test_hf_backend_benchmark_files_resume_and_more_samples(tiny_vlm_path, tmp_p
         "gpqa_diamond": (2, 0),
         "held_out": (4, 0),
     }
-    from vlmrl.data.prompt import DEFAULT_INSTRUCTION
+    from vlmrl.data.prompt import DEFAULT_INSTRUCTION, INSTRUCTION_SEPARATOR
 
     for name, problems in (("aime24", 2), ("gpqa_diamond", 1), ("held_out", 2)):
         samples = [json.loads(line) for line in _lines(out / name / "samples.jsonl")]
@@ -131,7 +131,8 @@ def test_hf_backend_benchmark_files_resume_and_more_samples(tiny_vlm_path, tmp_p
         assert (metrics["num_problems"], metrics["n"]) == (problems, 2)
         assert metrics["pass@1"] == pytest.approx(100 * sum(s["acc"] for s in samples) / len(samples))
     aime_prompt = json.loads(_lines(out / "aime24" / "samples.jsonl")[0])["prompt"][0]["content"]
-    assert aime_prompt == f"What is 2 + 2? {DEFAULT_INSTRUCTION}"  # exactly as training rows are built
+    # exactly as training rows are built
+    assert aime_prompt == f"What is 2 + 2?{INSTRUCTION_SEPARATOR}{DEFAULT_INSTRUCTION}"
     gpqa = json.loads(_lines(out / "gpqa_diamond" / "samples.jsonl")[0])
     assert gpqa["ground_truth"][0] in "ABCD" and "photon" in gpqa["prompt"][0]["content"]
     result = read_result(out / "results.json")
