@@ -88,18 +88,12 @@ def runtime_env_for(cfg: ExperimentConfig, user_file: str | None = None) -> dict
             env_vars[name] = os.environ[name]
     runtime_env: dict[str, Any] = {"env_vars": env_vars}
     if user_file:
-        p = Path(user_file)
-        if not p.is_file():
-            from vlmrl.errors import UserError
+        from vlmrl.utils.io import read_yaml_mapping
 
-            raise UserError(f"{p}: runtime env file not found (--runtime-env)")
-        loaded = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
-        if not isinstance(loaded, dict):
-            from vlmrl.errors import UserError
-
-            raise UserError(
-                f"{p}: a Ray runtime env must be a YAML mapping (env_vars, pip, working_dir, ...)"
-            )
+        # Also names the file on bad YAML, which the hand-rolled reader let through as a traceback.
+        loaded = read_yaml_mapping(
+            user_file, "runtime env (env_vars, pip, working_dir, ...)", " (--runtime-env)"
+        )
         user_vars = loaded.pop("env_vars", {}) or {}
         runtime_env.update(loaded)
         runtime_env["env_vars"] = {**env_vars, **{str(k): str(v) for k, v in user_vars.items()}}
