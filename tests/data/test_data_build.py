@@ -249,17 +249,18 @@ def test_cli_build_with_source_paths_and_inspect(data_dir):
         str(preset),
         "workers=1",
         "outputs.train.mix_ratio=null",
-        "-s",
+        "--data",
         f"skywork={paths['skywork']}",
-        "-s",
+        "--data",
         f"mmk12={paths['mmk12']}",
-        "--source-path",
+        "--data",
         f"aime24={paths['aime24']}",
-        "--source-path",
+        "--source-path",  # the old spelling still works, with a warning
         f"math500={paths['math500']}",
         cwd=data_dir,
     )
     assert proc.returncode == 0, proc.stderr
+    assert "--source-path is deprecated; use --data" in proc.stderr
     assert "ok" in proc.stdout and "contaminated_exact:math500" in proc.stdout
     train = data_dir / "data" / "mixed" / "train.parquet"
     assert pq.read_table(train).num_rows == 10
@@ -270,7 +271,7 @@ def test_cli_build_with_source_paths_and_inspect(data_dir):
     assert "blank images" in proc.stdout and "5; vision tokens each: min 4" in proc.stdout
     assert "row 0" in proc.stdout
 
-    bad = _cli("data", "build", str(preset), "-s", "nosuch=/x", cwd=data_dir)
+    bad = _cli("data", "build", str(preset), "--data", "nosuch=/x", cwd=data_dir)
     assert bad.returncode == 2 and "no source 'nosuch'" in bad.stderr and "Traceback" not in bad.stderr
 
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import socket
 
 import pytest
-from eval_chat_server import chat_reply, last_user_text
 
 from vlmrl.errors import UserError
 from vlmrl.eval.generation import GenerationRequest, OpenAIBackend, SamplingParams, make_backend
+from vlmrl.testing.scripted_judge import chat_reply, last_user_text
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 16
 

@@ -9,13 +9,13 @@ import sys
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from eval_chat_server import chat_reply, last_user_text
 from typer.testing import CliRunner
 
 from vlmrl.cli import app
 from vlmrl.errors import UserError
 from vlmrl.eval.results import read_result
 from vlmrl.eval.text import evaluate, rows_to_items
+from vlmrl.testing.scripted_judge import chat_reply, last_user_text
 
 INSTRUCTION = "Respond as <think>\n...\n</think>\n<answer>\n...\n</answer>"
 

@@ -134,7 +134,7 @@ def load_recipe(
     for name, src_path in (source_paths or {}).items():
         if name not in (data.get("sources") or {}):
             known = ", ".join(data.get("sources") or {}) or "none"
-            raise UserError(f"--source-path {name}=...: no source {name!r} in {where} (sources: {known})")
+            raise UserError(f"--data {name}=...: no source {name!r} in {where} (sources: {known})")
         data["sources"][name]["path"] = src_path
     try:
         return Recipe.model_validate(data)
