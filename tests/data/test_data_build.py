@@ -292,6 +292,29 @@ def test_recipe_errors_name_the_key(data_dir):
         )
 
 
+def test_a_source_option_beside_source_says_to_move_it_under_options(data_dir):
+    # The `generic` source's column keys are options; beside `source:` pydantic alone says only
+    # "Extra inputs are not permitted".
+    with pytest.raises(UserError) as caught:
+        load_recipe(
+            data={
+                "sources": {"mine": {"source": "generic", "path": "q.jsonl", "question_key": "problem"}},
+                "outputs": {"train": {"path": "x", "sources": ["mine"]}},
+            }
+        )
+    message = str(caught.value)
+    assert "sources.mine.question_key" in message and "Extra inputs" not in message
+    assert "move it to sources.mine.options.question_key" in message
+    # ... and where it belongs, it is read as such.
+    spec = load_recipe(
+        data={
+            "sources": {"mine": {"source": "generic", "path": "q.jsonl", "options": {"question_key": "problem"}}},
+            "outputs": {"train": {"path": "x", "sources": ["mine"]}},
+        }
+    )
+    assert spec.sources["mine"].options == {"question_key": "problem"}
+
+
 def test_prompt_length_filter_and_inspect_with_tokenizer(data_dir, tiny_vlm_path):
     from vlmrl.data.inspect import inspect_parquet
 
