@@ -126,7 +126,7 @@ def test_piped_tables_print_whole():
     assert len(rows) > 3
     for key, type_name, default, meaning in rows:
         line = next(line for line in proc.stdout.splitlines() if f" {key} " in line)
-        assert type_name in line and meaning in line, (key, line)
+        assert type_name in line and default in line and meaning in line, (key, line)
 
 
 def test_old_option_spellings_still_work_with_a_warning(tmp_path):

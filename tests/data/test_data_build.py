@@ -308,7 +308,9 @@ def test_a_source_option_beside_source_says_to_move_it_under_options(data_dir):
     # ... and where it belongs, it is read as such.
     spec = load_recipe(
         data={
-            "sources": {"mine": {"source": "generic", "path": "q.jsonl", "options": {"question_key": "problem"}}},
+            "sources": {
+                "mine": {"source": "generic", "path": "q.jsonl", "options": {"question_key": "problem"}}
+            },
             "outputs": {"train": {"path": "x", "sources": ["mine"]}},
         }
     )
