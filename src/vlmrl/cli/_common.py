@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console, ConsoleDimensions
@@ -75,6 +75,23 @@ def new_group(help: str, **kwargs: Any) -> typer.Typer:
 
 # ---------------------------------------------------------------------------
 # Options shared by several commands
+
+
+#: vLLM engine settings, spelled as vLLM spells them (`vlmrl eval text/mm`, `vlmrl verifier serve`);
+#: each command gives its own default.
+TensorParallelSize = Annotated[
+    int, typer.Option("--tensor-parallel-size", help="vLLM: GPUs to shard the model over (tensor parallel).")
+]
+GpuMemoryUtilization = Annotated[
+    float, typer.Option("--gpu-memory-utilization", help="vLLM: share of each GPU's memory it may take.")
+]
+MaxModelLen = Annotated[
+    int | None, typer.Option("--max-model-len", help="vLLM: context length (prompt + response) cap.")
+]
+#: The label of an evaluated model in results.json and report tables.
+ModelLabel = Annotated[
+    str | None, typer.Option("--model-name", help="Row label in results.json and report tables.")
+]
 
 
 def data_option(what: str, layout: str = "") -> Any:

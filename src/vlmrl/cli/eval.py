@@ -11,6 +11,10 @@ from rich.table import Table
 
 from vlmrl.cli._common import (
     Command,
+    GpuMemoryUtilization,
+    MaxModelLen,
+    ModelLabel,
+    TensorParallelSize,
     console,
     data_option,
     deprecated_alias,
@@ -91,9 +95,7 @@ def register(app: typer.Typer) -> None:
         limit: int = typer.Option(
             None, "--limit", help="Only the first N problems of each benchmark (smoke tests)."
         ),
-        model_name: str = typer.Option(
-            None, "--model-name", help="Row label in results.json and report tables."
-        ),
+        model_name: ModelLabel = None,
         overwrite: bool = typer.Option(
             False, "--overwrite", help="Discard samples made with other settings."
         ),
@@ -110,11 +112,9 @@ def register(app: typer.Typer) -> None:
         request_timeout: float = typer.Option(
             3600.0, "--request-timeout", help="openai: seconds to wait for one response before retrying."
         ),
-        tensor_parallel_size: int = typer.Option(1, "--tensor-parallel-size", help="vllm: GPUs per model."),
-        gpu_memory_utilization: float = typer.Option(
-            0.85, "--gpu-memory-utilization", help="vllm: KV-cache share."
-        ),
-        max_model_len: int = typer.Option(None, "--max-model-len", help="vllm: context length cap."),
+        tensor_parallel_size: TensorParallelSize = 1,
+        gpu_memory_utilization: GpuMemoryUtilization = 0.85,
+        max_model_len: MaxModelLen = None,
         enforce_eager: bool = typer.Option(
             False, "--enforce-eager", help="vllm: no graph capture / compilation (CPU, quick start-up)."
         ),
@@ -260,9 +260,7 @@ def register(app: typer.Typer) -> None:
         out_dir: Path = typer.Option(
             Path("eval/mm"), "--out-dir", "-o", help="Template, lmms-eval output, results.json."
         ),
-        model_name: str = typer.Option(
-            None, "--model-name", help="Row label in results.json and report tables."
-        ),
+        model_name: ModelLabel = None,
         instruction: str = typer.Option(
             None, "--instruction", help="Instruction appended to each user turn (default: the training one)."
         ),
@@ -283,11 +281,9 @@ def register(app: typer.Typer) -> None:
         batch_size: int = typer.Option(
             64, "--batch-size", help="lmms-eval --batch_size (prompts per vLLM call)."
         ),
-        tensor_parallel_size: int = typer.Option(1, "--tensor-parallel-size", help="GPUs per model."),
-        gpu_memory_utilization: float = typer.Option(
-            0.85, "--gpu-memory-utilization", help="vLLM KV-cache share."
-        ),
-        max_model_len: int = typer.Option(None, "--max-model-len", help="vLLM context length cap."),
+        tensor_parallel_size: TensorParallelSize = 1,
+        gpu_memory_utilization: GpuMemoryUtilization = 0.85,
+        max_model_len: MaxModelLen = None,
         max_new_tokens: int = typer.Option(
             None,
             "--max-new-tokens",

@@ -15,6 +15,9 @@ from rich.table import Table
 
 from vlmrl.cli._common import (
     Command,
+    GpuMemoryUtilization,
+    MaxModelLen,
+    TensorParallelSize,
     console,
     deprecated_alias,
     err_console,
@@ -55,9 +58,9 @@ def register(app: typer.Typer) -> None:
         served_model_name: str | None = served_model_name_option(
             "Name the model is served under, which clients send as `model` (default: the model directory's name)."
         ),
-        max_model_len: int = typer.Option(8192, help="Context length; prompt + answer must fit."),
-        gpu_memory_utilization: float = typer.Option(0.9, help="Share of GPU memory vLLM may take."),
-        tensor_parallel_size: int = typer.Option(1, help="GPUs to shard the verifier over."),
+        max_model_len: MaxModelLen = 8192,
+        gpu_memory_utilization: GpuMemoryUtilization = 0.9,
+        tensor_parallel_size: TensorParallelSize = 1,
         dtype: str = typer.Option("auto", help="Weights dtype (auto, bfloat16, float16, float32)."),
         ready_timeout: float = typer.Option(
             900.0, help="Seconds to wait for the server to list the model before giving up."
