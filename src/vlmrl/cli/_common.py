@@ -29,6 +29,11 @@ class _Console(Console):
     table cells to fit ("pass…"). $COLUMNS, when set, still decides.
     """
 
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        if kwargs.get("width") is None:
+            self._width = None  # rich fixes $COLUMNS at creation; `size` reads it when printing instead
+
     @property
     def size(self) -> ConsoleDimensions:
         dims = super().size
