@@ -108,16 +108,12 @@ def test_connection_refused_is_retried_then_reported():
         backend.generate(_requests(["q"]), SamplingParams(), lambda r, c: None)
 
 
-def test_a_server_that_never_answers_names_the_url_and_the_timeout_to_raise():
-    with socket.socket() as silent:  # accepts connections (the kernel's backlog), never answers
-        silent.bind(("127.0.0.1", 0))
-        silent.listen(4)
-        port = silent.getsockname()[1]
-        backend = OpenAIBackend(f"http://127.0.0.1:{port}", max_retries=0, timeout_s=0.5)
-        with pytest.raises(UserError) as caught:
-            backend.generate(_requests(["q"]), SamplingParams(), lambda r, c: None)
+def test_a_server_that_never_answers_names_the_url_and_the_timeout_to_raise(silent_url):
+    backend = OpenAIBackend(silent_url, max_retries=0, timeout_s=0.5)
+    with pytest.raises(UserError) as caught:
+        backend.generate(_requests(["q"]), SamplingParams(), lambda r, c: None)
     message = str(caught.value)
-    assert f"cannot reach http://127.0.0.1:{port}/v1/models" in message
+    assert f"cannot reach {silent_url}/models" in message
     assert "no answer within 0.5 s (raise --request-timeout)" in message
 
 

@@ -3,7 +3,6 @@ are not vLLM: one that exits at once, and Python's own HTTP server, which never 
 
 from __future__ import annotations
 
-import socket
 import sys
 
 import pytest
@@ -58,13 +57,9 @@ def test_a_verifier_that_answers_too_slowly_is_named_with_its_url_and_the_settin
         assert "TimeoutError" not in row.got
 
 
-def test_a_models_list_that_never_comes_names_the_url_and_the_setting():
-    # A socket that accepts connections (the kernel's backlog) but never answers.
-    with socket.socket() as silent:
-        silent.bind(("127.0.0.1", 0))
-        silent.listen(4)
-        url = f"http://127.0.0.1:{silent.getsockname()[1]}/v1"
-        report = sv.check_verifier(url, "m", timeout_s=0.5)
-        ok, detail = check_verifier(url, "m", timeout_s=0.5)  # the preflight's check: the same words
+def test_a_models_list_that_never_comes_names_the_url_and_the_setting(silent_url):
+    url = silent_url
+    report = sv.check_verifier(url, "m", timeout_s=0.5)
+    ok, detail = check_verifier(url, "m", timeout_s=0.5)  # the preflight's check: the same words
     assert report.results[0].got == f"{url}/models: no answer within 0.5 s (raise --timeout-s)"
     assert not ok and detail == f"{url}/models: no answer within 0.5 s (raise reward.verifier.timeout_s)"
