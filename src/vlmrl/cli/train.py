@@ -151,7 +151,10 @@ def register(app: typer.Typer) -> None:
             "resolved veRL config (YAML); start nothing.",
         ),
         brief: bool = typer.Option(
-            False, "--brief", help="With --dry-run: print only the keys vlmrl sets (as veRL resolved them)."
+            False,
+            "--brief",
+            help="With --dry-run: instead of the whole veRL config, the keys vlmrl sets as Hydra overrides "
+            "with the values veRL resolved, shell-quoted, ready to paste after `python -m verl.trainer.main_ppo`.",
         ),
         address: str = typer.Option(
             None,
