@@ -20,6 +20,27 @@ from pathlib import Path
 
 RAY = str(Path(sys.executable).with_name("ray"))
 
+#: Ray's state and job APIs, asked in a fresh process: Ray caches its authentication mode per process
+#: (at the first client call), so a test process that talked to another Ray first could not switch.
+_QUERY = """
+import json, sys
+from ray.job_submission import JobSubmissionClient
+from ray.util.state import list_actors, list_nodes
+address, what = sys.argv[1], sys.argv[2]
+if what == "nodes":
+    nodes = list_nodes(address=address, detail=True, limit=1000, raise_on_missing_output=False)
+    out = [{"node_id": n.node_id, "state": n.state, "resources": n.resources_total} for n in nodes]
+elif what == "actors":
+    actors = list_actors(address=address, detail=True, limit=10000, raise_on_missing_output=False)
+    out = [{"class_name": a.class_name, "node_id": a.node_id, "job_id": a.job_id} for a in actors]
+elif what == "jobs":
+    out = [j.submission_id for j in JobSubmissionClient(address).list_jobs()]
+else:
+    info = JobSubmissionClient(address).get_job_info(what)
+    out = {"job_id": info.job_id, "entrypoint": info.entrypoint, "status": str(info.status)}
+print("RESULT " + json.dumps(out))
+"""
+
 
 def free_ports(count: int) -> list[int]:
     """`count` distinct TCP ports free on 127.0.0.1 right now."""
@@ -147,18 +168,23 @@ class LocalCluster:
         self.wait_for_nodes(len(self.alive_nodes()) + 1)
         return node
 
-    def alive_nodes(self) -> list[dict]:
-        from ray.util.state import list_nodes
-
-        nodes = list_nodes(
-            address=self.dashboard_url,
-            filters=[("state", "=", "ALIVE")],
-            detail=True,
-            raise_on_missing_output=False,  # dead nodes count in its total
+    def query(self, what: str):
+        """`nodes`, `actors`, `jobs` or a job's submission id, answered by Ray's APIs as JSON data."""
+        env = {**os.environ, **self.client_env()}
+        proc = subprocess.run(
+            [sys.executable, "-c", _QUERY, self.dashboard_url, what],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
         )
-        return [
-            {"node_id": n.node_id, "is_head": n.is_head_node, "resources": n.resources_total} for n in nodes
-        ]
+        lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
+        if proc.returncode != 0 or not lines:
+            raise RuntimeError(f"Ray query {what!r} failed: {proc.stderr[-2000:]}")
+        return json.loads(lines[-1][len("RESULT ") :])
+
+    def alive_nodes(self) -> list[dict]:
+        return [n for n in self.query("nodes") if n["state"] == "ALIVE"]
 
     def wait_for_nodes(self, count: int, timeout_s: float = 300) -> None:
         deadline = time.monotonic() + timeout_s
@@ -187,14 +213,12 @@ class LocalCluster:
                     node.node_id = alive_node["node_id"]
 
     def _wait_for_job_api(self, timeout_s: float = 120) -> None:
-        from ray.job_submission import JobSubmissionClient
-
         deadline = time.monotonic() + timeout_s
         while True:
             try:
-                JobSubmissionClient(self.dashboard_url).list_jobs()
+                self.query("jobs")
                 return
-            except Exception:
+            except RuntimeError:
                 if time.monotonic() > deadline:
                     raise
                 time.sleep(2)

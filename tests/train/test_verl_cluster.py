@@ -134,7 +134,7 @@ def cluster_runs(tmp_path_factory, tiny_vlm_path):
     checkpoints = out / "checkpoints"
     cluster = LocalCluster(base / "ray")
     saved_env = {k: os.environ.get(k) for k in cluster.client_env()}
-    os.environ.update(cluster.client_env())  # this process reads Ray's state API too
+    os.environ.update(cluster.client_env())  # the submitter's and the nodes' environments inherit it
     try:
         cluster.start_head(_submitter_env(), num_cpus=10)
         node2 = cluster.add_worker("node2", _foreign_node_env(base), num_cpus=8)
@@ -174,17 +174,9 @@ def cluster_runs(tmp_path_factory, tiny_vlm_path):
         nodes = {"head": cluster.nodes[0].node_id, "node3": node3.node_id}
         actors, job = [], None
         if proc2.returncode == 0:
-            from ray.job_submission import JobSubmissionClient
-            from ray.util.state import list_actors
-
             job_id = _job_id(proc2.stderr)
-            job = JobSubmissionClient(cluster.dashboard_url).get_job_info(job_id)
-            actors = [
-                {"class_name": a.class_name, "node_id": a.node_id, "job_id": a.job_id}
-                for a in list_actors(
-                    address=cluster.dashboard_url, detail=True, limit=10000, raise_on_missing_output=False
-                )
-            ]
+            job = cluster.query(job_id)
+            actors = cluster.query("actors")
             logs = subprocess.run(
                 [
                     str(Path(sys.executable).with_name("ray")),
@@ -246,15 +238,15 @@ def test_resubmitted_job_resumes_from_the_last_checkpoint_and_succeeds(cluster_r
 def test_both_nodes_ran_training_workers(cluster_runs):
     job = cluster_runs["job"]
     assert job is not None
-    mine = [a for a in cluster_runs["actors"] if a["job_id"] == job.job_id]
+    mine = [a for a in cluster_runs["actors"] if a["job_id"] == job["job_id"]]
     workers = {a["node_id"] for a in mine if "WorkerDict" in a["class_name"]}
     assert workers == set(cluster_runs["nodes"].values()), (cluster_runs["nodes"], mine)
 
 
 def test_job_ran_without_the_submitters_paths_and_logs_are_reachable(cluster_runs):
     job = cluster_runs["job"]
-    assert "pkg://vlmrl.reward.verl_entry" in job.entrypoint
-    assert SRC not in job.entrypoint  # neither the reward nor vlmrl by this machine's install path
+    assert "pkg://vlmrl.reward.verl_entry" in job["entrypoint"]
+    assert SRC not in job["entrypoint"]  # neither the reward nor vlmrl by this machine's install path
     logs = cluster_runs["run2"]["job_logs"]
     assert logs["code"] == 0
     assert re.search(rf"step:{STEPS} ", logs["text"]), logs["text"][-3000:]

@@ -34,6 +34,8 @@ RUNTIME_ENV_VARS = {
 }
 #: Variables passed through to Ray workers when set where `vlmrl train` runs.
 PASSTHROUGH_ENV = ("REWARD_MODEL_URL", "REWARD_MODEL_NAME", "HF_HOME", "HF_ENDPOINT", "WANDB_PROJECT")
+#: How long a failed cluster job waits for Ray to report the nodes it lost.
+NODE_DEATH_WAIT_S = 45.0
 #: Left out of the vlmrl package shipped to the nodes (Ray's gitignore-style `excludes`).
 SHIPPED_EXCLUDES = ["__pycache__/", "*.pyc"]
 
@@ -270,7 +272,14 @@ def cluster_failure(launch: LaunchPlan, started_s: float) -> str:
     except Exception as exc:  # the cluster may be gone altogether; say so and go on
         parts.append(f"(the job's status is unavailable: {type(exc).__name__}: {exc})")
     try:
-        for node in lost_nodes(launch.ray_address, started_s):
+        # Ray marks a node dead only after its health checks fail (~15-30 s): a job whose workers
+        # died with their node may end before that.
+        deadline = time.monotonic() + NODE_DEATH_WAIT_S
+        lost = lost_nodes(launch.ray_address, started_s)
+        while not lost and time.monotonic() < deadline:
+            time.sleep(3)
+            lost = lost_nodes(launch.ray_address, started_s)
+        for node in lost:
             reason = f" ({node['reason']})" if node["reason"] else ""
             parts.append(f"Ray node {node['node_id']} at {node['node_ip']} died during the job{reason}")
     except Exception as exc:
