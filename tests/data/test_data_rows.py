@@ -69,6 +69,10 @@ def test_rows_are_checked_with_where_and_key_named():
     good = row_from_example(Example("t", 0, "train", "q", ["1"])).to_verl()
     assert check_row(good).ground_truth == ["1"]
     assert check_row({**good, "reward_model": {"ground_truth": "1"}}).ground_truth == ["1"]
+    # a string ground truth is read as the build reads published ones (Skywork's literal-list strings)
+    listed = {**good, "reward_model": {"ground_truth": "['2', '2.0']"}}
+    assert check_row(listed).ground_truth == ["2", "2.0"]
+    assert check_row({**good, "reward_model": {"ground_truth": "[0, 1)"}}).ground_truth == ["[0, 1)"]
     with pytest.raises(UserError, match=r"f row 1: `reward_model.ground_truth`"):
         check_row({**good, "reward_model": {"ground_truth": []}}, "f row 1")
     with pytest.raises(UserError, match=r"here: 1 <image> placeholder\(s\) but 0 image"):
