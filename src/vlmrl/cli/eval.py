@@ -33,8 +33,9 @@ from vlmrl.eval.benchmarks import benchmarks as declared
 
 def register(app: typer.Typer) -> None:
     group = new_group(
-        "Evaluate a checkpoint: `eval text` (AIME24, MATH-500, GPQA-Diamond; Pass@1 over n samples, "
-        "graded by the training reward) and `eval mm` (lmms-eval: MathVerse, MathVista, MME, MMStar)."
+        f"Evaluate a checkpoint: `eval text` ({', '.join(b.header for b in declared(TEXT))}; Pass@1 over "
+        "n samples, graded by the training reward) and `eval mm` (lmms-eval: "
+        f"{', '.join(b.label for b in declared(LMMS))})."
     )
 
     @group.command("text", cls=Command)
