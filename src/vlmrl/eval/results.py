@@ -1,7 +1,7 @@
 """The evaluation result file (docs/contracts.md): one JSON per evaluated model, read by `report table`.
 
-Its one writer (`write_result`) and reader (`read_result`; `read_scores` also reads lmms-eval's raw
-`*_results.json`).
+Its one writer (`write_result`) and reader (`read_result` = `load_json` + `check_result`; `report table`
+reads lmms-eval's raw `*_results.json` too, telling the two apart with `is_lmms_results`).
 
 `{"model": str, "scores": {column: float}, ...}`; the columns are declared by `vlmrl.eval.benchmarks`.
 """
@@ -66,26 +66,14 @@ def is_lmms_results(doc: Any) -> bool:
     return isinstance(doc, dict) and "results" in doc and "scores" not in doc
 
 
-def read_scores(path: str | os.PathLike[str]) -> tuple[str, dict[str, float | None], list[str]]:
-    """(model, scores by column, notes) of our result file or of lmms-eval's raw `*_results.json`."""
-    p = Path(path)
-    doc = load_json(p)
-    if is_lmms_results(doc):
-        from vlmrl.eval.mm import lmms_scores
-
-        parsed = lmms_scores(doc, p)
-        return parsed["model"] or p.parent.name, parsed["scores"], parsed["notes"]
-    doc = _checked(doc, p)
-    return doc["model"], dict(doc["scores"]), []
-
-
 def read_result(path: str | os.PathLike[str]) -> dict[str, Any]:
     """Read and check a result file; errors name the file and the key at fault."""
     p = Path(path)
-    return _checked(load_json(p), p)
+    return check_result(load_json(p), p)
 
 
-def _checked(doc: Any, p: Path) -> dict[str, Any]:
+def check_result(doc: Any, p: Path) -> dict[str, Any]:
+    """A loaded result file (`load_json`) checked; errors name file `p` and the key at fault."""
     if not isinstance(doc, dict) or not isinstance(doc.get("model"), str):
         raise UserError(f"{p}: a result file needs a string `model` key (written by `vlmrl eval text/mm`)")
     scores = doc.get("scores")

@@ -15,7 +15,7 @@ from pathlib import Path
 from vlmrl.errors import UserError
 from vlmrl.eval.benchmarks import columns as declared_columns
 from vlmrl.eval.benchmarks import table_footnote
-from vlmrl.eval.results import read_scores
+from vlmrl.eval.results import check_result, is_lmms_results, load_json
 
 MISSING = "—"
 
@@ -39,6 +39,18 @@ def run_label(model: str) -> str:
     if len(parts) >= 2 and _CHECKPOINT_DIR.match(parts[-1]):
         return "/".join(parts[-2:])
     return parts[-1] if parts else model
+
+
+def read_scores(path: Path) -> tuple[str, dict[str, float | None], list[str]]:
+    """(model, scores by column, notes) of our result file or of lmms-eval's raw `*_results.json`."""
+    doc = load_json(path)
+    if is_lmms_results(doc):
+        from vlmrl.eval.mm import lmms_scores
+
+        parsed = lmms_scores(doc, path)
+        return parsed["model"] or path.parent.name, parsed["scores"], parsed["notes"]
+    doc = check_result(doc, path)
+    return doc["model"], dict(doc["scores"]), []
 
 
 def load_rows(
