@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from vlmrl.data.prompt import INSTRUCTION_SEPARATOR
+from vlmrl.data.prompt import INSTRUCTION_SEPARATOR, VISION_MARKERS
 from vlmrl.errors import UserError
 from vlmrl.eval.benchmarks import LMMS, benchmarks, registry
 from vlmrl.eval.lmms_env import LMMS_EVAL_VERSION, SETUP_HINT, LmmsInfo, find_lmms_python, probe
@@ -52,7 +52,7 @@ _TEMPLATE = (
     "{%- if part['type'] == 'image' or part['type'] == 'image_url' or 'image' in part -%}"
     "{%- set image_count.value = image_count.value + 1 -%}"
     "{%- if add_vision_id -%}{{- 'Picture ' ~ image_count.value ~ ': ' -}}{%- endif -%}"
-    "{{- '<|vision_start|><|image_pad|><|vision_end|>' -}}"
+    "{{- '" + VISION_MARKERS + "' -}}"
     "{%- elif part['type'] == 'video' or 'video' in part -%}"
     "{%- set video_count.value = video_count.value + 1 -%}"
     "{%- if add_vision_id -%}{{- 'Video ' ~ video_count.value ~ ': ' -}}{%- endif -%}"
