@@ -49,7 +49,9 @@ def register(app: typer.Typer) -> None:
             "",
             "--benchmarks",
             "-b",
-            help="Comma-separated registry names: " + ", ".join(b.name for b in declared(TEXT)) + ".",
+            help="Comma-separated registry names: "
+            + ", ".join(f"{b.name} ({b.title}{': ' + b.notes if b.notes else ''})" for b in declared(TEXT))
+            + ".",
         ),
         rows: list[str] = typer.Option(
             None, "--rows", help="NAME=FILE.parquet in our row schema (e.g. a held-out split); repeatable."
