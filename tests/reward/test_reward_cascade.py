@@ -500,8 +500,9 @@ import json, sys, time
 time.sleep({start_s})
 print("ready", flush=True)
 for line in sys.stdin:
-    time.sleep({check_s})
-    print(json.dumps({{"status": "equal"}}), flush=True)
+    for item in json.loads(line)["items"]:
+        time.sleep({check_s})
+        print(json.dumps({{"status": "equal"}}), flush=True)
 """
 
 

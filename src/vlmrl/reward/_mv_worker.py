@@ -135,9 +135,23 @@ def install_quick_unequal():
         return None
     point = [Rational(7, 3), Rational(11, 5), Rational(13, 7), Rational(17, 11), Rational(19, 13)]
     # What those points are: a symbol may assume these (True), and must not deny them (False).
-    holds = {"commutative", "complex", "real", "extended_real", "finite", "hermitian", "positive",
-             "nonnegative", "nonzero", "extended_positive", "extended_nonnegative", "extended_nonzero",
-             "rational", "algebraic", "noninteger"}
+    holds = {
+        "commutative",
+        "complex",
+        "real",
+        "extended_real",
+        "finite",
+        "hermitian",
+        "positive",
+        "nonnegative",
+        "nonzero",
+        "extended_positive",
+        "extended_nonnegative",
+        "extended_nonzero",
+        "rational",
+        "algebraic",
+        "noninteger",
+    }
 
     def fits(sym):
         facts = sym.assumptions0
@@ -191,15 +205,17 @@ _WARM_UP = [
     ("(3, -1)", "$\\left( 3, -1 \\right)$"),
     ("[2, 5)", "$(2,5]$"),
     ("\\{1, 2\\}", "$\\{2, 1\\}$"),
-    ("\\begin{pmatrix} 1 & 2 \\\\ 3 & 4 \\end{pmatrix}", "$\\begin{pmatrix} 1 & 2 \\\\ 3 & 4 \\end{pmatrix}$"),
+    (
+        "\\begin{pmatrix} 1 & 2 \\\\ 3 & 4 \\end{pmatrix}",
+        "$\\begin{pmatrix} 1 & 2 \\\\ 3 & 4 \\end{pmatrix}$",
+    ),
     ("x = 3", "$3$"),
 ]
 
 
-def main() -> None:
-    _limit_memory()
-    install_two_stage_parsing()
-    install_quick_unequal()
+def make_check():
+    """`check(ground truths, answer text) -> equal | unequal | unparsed | error`, math-verify's
+    reading and comparison as this worker sets them up (each ground truth parsed once)."""
     from latex2sympy2_extended.math_normalization import NormalizationConfig
     from math_verify import ExprExtractionConfig, LatexExtractionConfig, parse, verify
 
@@ -247,11 +263,19 @@ def main() -> None:
         except Exception:
             return "error"
 
+    return check
+
+
+def main() -> None:
+    _limit_memory()
+    install_two_stage_parsing()
+    install_quick_unequal()
+    check = make_check()
     # The first parse of a process builds latex2sympy's grammar and imports half of sympy (seconds
     # on a busy host): done here, before "ready", so no check pays for it within its bound.
     for gold, pred in _WARM_UP:
         check([gold], pred)
-    read_gold.cache_clear()
+    check = make_check()  # the warm-up's ground truths leave the cache
     out = sys.stdout
     out.write("ready\n")
     out.flush()

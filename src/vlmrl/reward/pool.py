@@ -117,7 +117,8 @@ class MathVerifyPool:
         self.pid = os.getpid()
         self._idle: list[_Worker] = []  # started and ready
         self._count = 0  # workers alive or starting, busy or idle
-        self._starting = 0
+        self._pending = 0  # starts under way
+        self._starting: set[_Worker] = set()  # their processes, to kill on close
         self._cond = threading.Condition(threading.RLock())
         self._started = False
         self._closed = False
@@ -127,14 +128,18 @@ class MathVerifyPool:
 
     def _spawn(self) -> None:
         """Start one worker in the background; it joins the idle list once it reports ready.
-        The caller has counted it in `_count` (under the lock)."""
+        The caller has counted it in `_count`."""
         with self._cond:
-            self._starting += 1
+            self._pending += 1
 
         def start() -> None:
             worker: _Worker | None = None
             try:
                 worker = _Worker()
+                with self._cond:
+                    self._starting.add(worker)
+                if self._closed:
+                    raise EOFError("pool closed")
                 if worker.readline(time.monotonic() + WORKER_START_TIMEOUT_S) != "ready":
                     raise EOFError("math-verify worker did not start")
             except Exception:
@@ -142,12 +147,12 @@ class MathVerifyPool:
                     worker.kill()
                 worker = None
             with self._cond:
-                self._starting -= 1
-                if worker is None:
+                self._pending -= 1
+                self._starting = {w for w in self._starting if w is not worker and w.proc.poll() is None}
+                if worker is None or self._closed:
                     self._count -= 1
-                elif self._closed:
-                    self._count -= 1
-                    worker.kill()
+                    if worker is not None:
+                        worker.kill()
                 else:
                     self._idle.append(worker)
                 self._cond.notify_all()
@@ -163,7 +168,7 @@ class MathVerifyPool:
         for _ in range(missing):
             self._spawn()
         with self._cond:
-            while self._starting and time.monotonic() < deadline:
+            while self._pending and time.monotonic() < deadline:
                 self._cond.wait(deadline - time.monotonic())
             self._started = True
 
@@ -243,10 +248,8 @@ class MathVerifyPool:
         ]
         for t in helpers:
             t.start()
-        try:
+        with contextlib.suppress(Exception):
             work()
-        except Exception:
-            pass
         for t in helpers:
             t.join()
         return out
@@ -260,8 +263,9 @@ class MathVerifyPool:
             self._closed = True
             idle, self._idle = self._idle, []
             self._count -= len(idle)
-        for w in idle:
-            w.kill()
+            starting = list(self._starting)
+        for w in idle + starting:
+            w.kill()  # a starting one fails its start and uncounts itself
 
 
 _pool: MathVerifyPool | None = None
