@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import enum
+import os
 import re
 import threading
 from collections import OrderedDict
@@ -251,3 +252,15 @@ class _ResultCache:
 _cache = _ResultCache()
 _inflight: dict[Question, concurrent.futures.Future[RuleResult]] = {}
 _inflight_lock = threading.Lock()
+
+
+def _forget_after_fork() -> None:
+    """A forked child starts with fresh locks (a parent thread may have held one at the fork) and
+    no checks in flight (those were its parent's)."""
+    global _cache, _inflight_lock
+    _cache = _ResultCache()
+    _inflight_lock = threading.Lock()
+    _inflight.clear()
+
+
+os.register_at_fork(after_in_child=_forget_after_fork)
