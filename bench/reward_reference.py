@@ -11,7 +11,14 @@ Run: PYTHONPATH=src python bench/reward_reference.py --cases CASES.jsonl [--n 10
    right or wrong by construction; responses/s and how many each scorer scores right.
 3. GRPO-shaped: `--groups` prompts x 16 responses, repeating answers as real groups do.
 Also: how many answers the rules leave to a verifier (math-verify says unequal, or nothing could
-compare them). Workers of both scorers are started before timing.
+compare them).
+
+Fair to both sides: the same responses and ground truths; each scorer has the whole machine, one
+after the other, and uses every core: vlmrl its `rule_workers` math-verify processes (default
+min(4, cores)), veRL's scorer its own pool of 4 spawned processes, fed from `--verl-threads`
+threads as veRL's reward loop calls a sync scorer. Both pools are started and warm before timing;
+vlmrl's verdict cache is emptied before each set (its workers keep only what a long-running
+process keeps: parsed ground truths of earlier sets, which no later set shares).
 """
 
 from __future__ import annotations
