@@ -14,7 +14,7 @@ import pytest
 from vlmrl.reward import pool as pool_module
 from vlmrl.reward.pool import MathVerifyPool
 
-# A worker whose first `fast` starts are immediate and whose later starts (replacements) take `replace_s`;
+# A worker whose first `fast` starts take `first_s` and whose later starts (replacements) `replace_s`;
 # a check of "hang" never ends, any other answers "equal" tagged with the worker's pid.
 _SCRIPTED_WORKER = """
 import json, os, sys, time
@@ -26,8 +26,7 @@ def first_starts():
         except FileExistsError:
             pass
     return False
-if not first_starts():
-    time.sleep({replace_s})
+time.sleep({first_s} if first_starts() else {replace_s})
 print("ready", flush=True)
 for line in sys.stdin:
     for item in json.loads(line)["items"]:
@@ -37,13 +36,33 @@ for line in sys.stdin:
 """
 
 
-def _pool(monkeypatch, tmp_path: Path, size: int, replace_s: float) -> MathVerifyPool:
+def _pool(monkeypatch, tmp_path: Path, size: int, replace_s: float, first_s: float = 0) -> MathVerifyPool:
     script = tmp_path / "worker.py"
     script.write_text(
-        _SCRIPTED_WORKER.format(marker=str(tmp_path / "started-"), fast=size, replace_s=replace_s)
+        _SCRIPTED_WORKER.format(
+            marker=str(tmp_path / "started-"), fast=size, first_s=first_s, replace_s=replace_s
+        )
     )
     monkeypatch.setattr(pool_module, "_WORKER_SCRIPT", str(script))
     return MathVerifyPool(size)
+
+
+def test_the_pools_first_start_does_not_count_against_a_check(monkeypatch, tmp_path):
+    pool = _pool(monkeypatch, tmp_path, size=1, replace_s=0, first_s=1.5)
+    try:
+        # Never started: the first check waits for the start (1.5 s), then has its own 0.3 s.
+        assert pool.check(["1"], "1", timeout_s=0.3) == "equal"
+    finally:
+        pool.close()
+
+
+def test_a_worker_that_never_starts_leaves_the_check_undecided(monkeypatch, tmp_path):
+    monkeypatch.setattr(pool_module, "WORKER_START_TIMEOUT_S", 0.5)
+    pool = _pool(monkeypatch, tmp_path, size=1, replace_s=3600, first_s=3600)
+    try:
+        assert pool.check(["1"], "1", timeout_s=0.3) == "busy"
+    finally:
+        pool.close()
 
 
 def test_a_check_does_not_wait_for_a_replacement_beyond_its_budget(monkeypatch, tmp_path):
