@@ -218,3 +218,30 @@ def test_a_forked_child_gets_its_own_pool():
     os.waitpid(pid, 0)
     assert os.read(read, 1) == b"1"
     assert parent.check(["2"], "$2$", timeout_s=30) == "equal"
+
+
+def test_concurrent_async_scores_of_one_answer_share_one_check(monkeypatch):
+    import asyncio
+
+    from vlmrl.reward import check
+    from vlmrl.reward.score import compute_score_async
+
+    calls = []
+    real = MathVerifyPool.check
+
+    def counted(self, golds, pred, timeout_s):
+        calls.append(pred)
+        return real(self, golds, pred, timeout_s)
+
+    monkeypatch.setattr(MathVerifyPool, "check", counted)
+    check._cache.clear()
+    response = "<think>\nroots\n</think>\n<answer>\n\\sqrt{8}\n</answer>"
+
+    async def group():
+        return await asyncio.gather(
+            *(compute_score_async("s", response, ["2\\sqrt{2}"], None, rule_timeout_s=30) for _ in range(16))
+        )
+
+    results = asyncio.run(group())
+    assert [r["acc"] for r in results] == [1] * 16
+    assert len(calls) == 1

@@ -182,6 +182,48 @@ def math_verify_check(question: Question, timeout_s: float, workers: int) -> Rul
     return result
 
 
+def submit_check(question: Question, timeout_s: float, workers: int) -> concurrent.futures.Future[RuleResult]:
+    """`math_verify_check` as a future, for event loops (veRL's reward loop awaits one response at
+    a time, a whole batch at once): a question already being checked gets that check's future, so
+    a GRPO group's repeated answers cost one check and hold no thread while they wait."""
+    global _executor
+    cached = _cache.get(question)
+    if cached is not None:
+        done: concurrent.futures.Future[RuleResult] = concurrent.futures.Future()
+        done.set_result(cached)
+        return done
+    with _inflight_lock:
+        running = _inflight.get(question)
+        if running is not None:
+            return running
+        if _executor is None:
+            # One thread per worker keeps every worker busy; more would only queue at the pool.
+            _executor = concurrent.futures.ThreadPoolExecutor(max(1, workers), "vlmrl-rule")
+        mine: concurrent.futures.Future[RuleResult] = concurrent.futures.Future()
+        _inflight[question] = mine
+
+    def run() -> None:
+        result = RuleResult(Outcome.UNDECIDED, "error")
+        try:
+            result = _verdict(
+                get_pool(workers).check(question.golds, question.math_text, timeout_s=timeout_s)
+            )
+            if result.how == "math_verify":
+                _cache.put(question, result)
+        finally:
+            with _inflight_lock:
+                _inflight.pop(question, None)
+            mine.set_result(result)
+
+    try:
+        _executor.submit(run)
+    except RuntimeError:  # interpreter shutting down
+        with _inflight_lock:
+            _inflight.pop(question, None)
+        mine.set_result(RuleResult(Outcome.UNDECIDED, "error"))
+    return mine
+
+
 def math_verify_many(questions: Sequence[Question], timeout_s: float, workers: int) -> list[RuleResult]:
     """`math_verify_check` of many distinct questions at once: batched to the pool's workers, each
     check within its own `timeout_s` (a batch waits for a killed worker's replacement, up to
@@ -252,15 +294,17 @@ class _ResultCache:
 _cache = _ResultCache()
 _inflight: dict[Question, concurrent.futures.Future[RuleResult]] = {}
 _inflight_lock = threading.Lock()
+_executor: concurrent.futures.ThreadPoolExecutor | None = None  # for `submit_check`
 
 
 def _forget_after_fork() -> None:
-    """A forked child starts with fresh locks (a parent thread may have held one at the fork) and
-    no checks in flight (those were its parent's)."""
-    global _cache, _inflight_lock
+    """A forked child starts with fresh locks (a parent thread may have held one at the fork), no
+    checks in flight and no threads (those were its parent's)."""
+    global _cache, _inflight_lock, _executor
     _cache = _ResultCache()
     _inflight_lock = threading.Lock()
     _inflight.clear()
+    _executor = None
 
 
 os.register_at_fork(after_in_child=_forget_after_fork)

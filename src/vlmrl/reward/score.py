@@ -195,8 +195,9 @@ async def compute_score_async(
     s = _settings(settings, reward_kwargs)
     golds = _golds(ground_truth)
     p = _prepare(solution_str, golds, extra_info, s)
-    if p.done is None and p.rule is None:
-        await asyncio.get_running_loop().run_in_executor(None, _math_verify, p, s)
+    if p.done is None and p.rule is None and p.math is not None:
+        future = check.submit_check(p.math, s.rule_timeout_s, s.workers)
+        p.rule = await asyncio.wrap_future(future)
     judgement = await _judge(p, s) if _needs_verifier(p, s) else None
     return _finish(p, s, judgement)
 
