@@ -401,12 +401,6 @@ class Health:
     checks: tuple[tuple[str, bool, str], ...]
 
 
-def _why(exc: BaseException, settings: VerifierSettings) -> str:
-    if isinstance(exc, asyncio.TimeoutError):
-        return f"no answer within {settings.timeout_s:g} s (the verifier's timeout_s)"
-    return f"{type(exc).__name__}: {exc}"[:200]
-
-
 async def health(settings: VerifierSettings) -> Health:
     """Ask the served verifier, as the reward would (URL, model, key, prompt, timeout of `settings`):
     GET <base>/models must list `settings.model`, and the model must judge `PROBES` right. Never
@@ -426,7 +420,7 @@ async def health(settings: VerifierSettings) -> Health:
                 raise ValueError(f"HTTP {resp.status}")
             listed = [m.get("id") for m in json.loads(text).get("data", []) if isinstance(m, dict)]
         except Exception as exc:
-            checks.append((f"GET {base}/models", False, _why(exc, settings)))
+            checks.append((f"GET {base}/models", False, failure_detail(exc, settings)))
             return Health(False, tuple(checks))
         served = settings.model in listed
         checks.append(
@@ -444,7 +438,7 @@ async def health(settings: VerifierSettings) -> Health:
             try:
                 return await _post_once(state, settings, prompt)
             except Exception as exc:
-                return Judgement(None, True, _why(exc, settings))
+                return Judgement(None, True, failure_detail(exc, settings))
 
         replies = await asyncio.gather(*(probe(q, o, a) for q, o, a, _ in PROBES))
         for (_, output, answer, expected), j in zip(PROBES, replies, strict=True):
