@@ -175,16 +175,16 @@ class CircuitBreaker:
 _cache = _LRU(CACHE_SIZE)
 _breakers: dict[str, CircuitBreaker] = {}
 _breakers_lock = threading.Lock()
-_state_pid = os.getpid()
 
 
-def _reset_if_forked() -> None:
-    global _state_pid, _cache
-    if os.getpid() != _state_pid:
-        _state_pid = os.getpid()
-        _cache = _LRU(CACHE_SIZE)
-        _breakers.clear()
-        _loop_states.clear()
+def _forget_after_fork() -> None:
+    """A forked child starts with no judgements, circuits or clients of its parent (whose locks a
+    parent thread may have held at the fork, and whose sockets are the parent's)."""
+    global _cache, _breakers_lock
+    _cache = _LRU(CACHE_SIZE)
+    _breakers_lock = threading.Lock()
+    _breakers.clear()
+    _loop_states.clear()
 
 
 def breaker_for(url: str) -> CircuitBreaker:
@@ -233,8 +233,10 @@ _loop_states: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[tuple[st
 )
 
 
+os.register_at_fork(after_in_child=_forget_after_fork)
+
+
 def _loop_state(url: str, concurrency: int) -> _LoopState:
-    _reset_if_forked()
     loop = asyncio.get_running_loop()
     per_loop = _loop_states.setdefault(loop, {})
     key = (url, concurrency)
@@ -383,21 +385,68 @@ async def judge(settings: VerifierSettings, question: str, output: str, answer: 
         return Judgement(None, True, f"{type(exc).__name__}: {exc}"[:200])
 
 
-async def health(url: str, timeout_s: float = 10.0) -> tuple[bool, str]:
-    """GET <base>/models: (reachable, list of served model names or the error)."""
-    base = chat_url(url).rsplit("/chat/completions", 1)[0]
+# (question, model output, correct answer, the right verdict): one easy judgement each way.
+PROBES = (
+    ("What is 1/2 + 1/4?", "Adding the fractions gives \\frac{3}{4}.", "0.75", "correct"),
+    ("What is 1/2 + 1/4?", "Adding the fractions gives \\frac{2}{6}.", "0.75", "incorrect"),
+)
+
+
+@dataclass(frozen=True)
+class Health:
+    """What `health` found: `ok` when the server lists the model and judges every probe right;
+    `checks` holds (what was checked, passed, what was seen) in order."""
+
+    ok: bool
+    checks: tuple[tuple[str, bool, str], ...]
+
+
+async def health(settings: VerifierSettings) -> Health:
+    """Ask the served verifier, as the reward would (URL, model, key, prompt, timeout of `settings`):
+    GET <base>/models must list `settings.model`, and the model must judge `PROBES` right. Never
+    raises; bypasses the judgement cache and the circuit breaker (it is how one learns the server
+    is back), and sends no retries."""
+    checks: list[tuple[str, bool, str]] = []
+    base = chat_url(settings.url).rsplit("/chat/completions", 1)[0]
+    state = _LoopState(len(PROBES))
     try:
-        async with (
-            aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout_s)) as session,
-            session.get(base + "/models") as resp,
-        ):
+        headers = {"Authorization": f"Bearer {settings.api_key}"} if settings.api_key else {}
+        try:
+            async with state.session.get(
+                base + "/models", headers=headers, timeout=aiohttp.ClientTimeout(total=settings.timeout_s)
+            ) as resp:
+                text = await resp.text(errors="replace")
             if resp.status != 200:
-                return False, f"HTTP {resp.status} from {base}/models"
-            payload = json.loads(await resp.text(errors="replace"))
-        names = [m.get("id", "?") for m in payload.get("data", [])]
-        return True, ", ".join(names) or "(no models listed)"
-    except Exception as exc:
-        return False, f"{type(exc).__name__}: {exc}"
+                raise ValueError(f"HTTP {resp.status}")
+            listed = [m.get("id") for m in json.loads(text).get("data", []) if isinstance(m, dict)]
+        except Exception as exc:
+            checks.append((f"GET {base}/models", False, failure_detail(exc, settings)))
+            return Health(False, tuple(checks))
+        served = settings.model in listed
+        checks.append(
+            (
+                f"{base}/models lists {settings.model!r}",
+                served,
+                ", ".join(map(str, listed)) or "no model listed",
+            )
+        )
+        if not served:
+            return Health(False, tuple(checks))
+
+        async def probe(question: str, output: str, answer: str) -> Judgement:
+            prompt = build_prompt(settings.prompt_template, question, output, answer)
+            try:
+                return await _post_once(state, settings, prompt)
+            except Exception as exc:
+                return Judgement(None, True, failure_detail(exc, settings))
+
+        replies = await asyncio.gather(*(probe(q, o, a) for q, o, a, _ in PROBES))
+        for (_, output, answer, expected), j in zip(PROBES, replies, strict=True):
+            seen = j.verdict or (f"error: {j.detail}" if j.error else f"undecided: {j.detail}")
+            checks.append((f"judge {output!r} against {answer}: {expected}", j.verdict == expected, seen))
+        return Health(all(ok for _, ok, _ in checks), tuple(checks))
+    finally:
+        await state.session.close()
 
 
 async def close_clients() -> None:
@@ -411,8 +460,6 @@ async def close_clients() -> None:
 def _close_all_sessions() -> None:
     # Sessions left open at exit make aiohttp print "Unclosed client session" noise; close each in
     # its own loop: run a stopped loop briefly, hand a running one (another thread's) the coroutine.
-    if os.getpid() != _state_pid:
-        return
     for loop, per_loop in list(_loop_states.items()):
         sessions = [state.session for state in per_loop.values()]
 

@@ -23,11 +23,7 @@ import httpx
 from vlmrl.errors import UserError
 from vlmrl.reward import verifier as vf
 
-# (question, model output, correct answer, expected verdict): one easy pair each way.
-PROBES = (
-    ("What is 1/2 + 1/4?", "Adding the fractions gives \\frac{3}{4}.", "0.75", "correct"),
-    ("What is 1/2 + 1/4?", "Adding the fractions gives \\frac{2}{6}.", "0.75", "incorrect"),
-)
+PROBES = vf.PROBES  # one easy judgement each way
 
 
 def served_name(model: str, served_model_name: str | None = None) -> str:
