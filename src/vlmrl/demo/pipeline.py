@@ -39,10 +39,11 @@ class DemoSettings:
     eval_size: int = 64
     image_fraction: float = 0.5
     model_size: str = "demo"  # a key of vlmrl.testing.tiny_vlm.SIZES
-    warmup_steps: int = 200
-    warmup_lr: float = 3e-3
+    warmup_steps: int = 300
+    warmup_lr: float = 1.5e-3
     warmup_batch_size: int = 16
-    warmup_slip: float = 0.5  # share of warm-up solutions the sloppy teacher gets one too high
+    warmup_answer_weight: float = 5.0  # the answer's tokens weigh this much more than the format's
+    warmup_slip: float = 0.5  # share of warm-up solutions the sloppy teacher gets wrong
     eval_samples: int = 4
     eval_temperature: float = 0.6
     seed: int = 0
@@ -134,7 +135,7 @@ def run_demo(settings: DemoSettings, progress: Progress | None = None) -> DemoRe
 
     from vlmrl.data.build import build_from_examples
     from vlmrl.data.trl_view import to_trl_dataset
-    from vlmrl.demo.synthetic import formatted_solution, make_examples
+    from vlmrl.demo.synthetic import INSTRUCTION, formatted_solution, make_splits
     from vlmrl.demo.warmup import warm_up
     from vlmrl.eval.text import evaluate
     from vlmrl.report.curves import plot_curves
@@ -173,14 +174,16 @@ def run_demo(settings: DemoSettings, progress: Progress | None = None) -> DemoRe
 
         t = time.perf_counter()
         data_dir = out / "data"
-        train_examples = make_examples(settings.train_size, "train", settings.seed, settings.image_fraction)
-        eval_examples = make_examples(settings.eval_size, "test", settings.seed, settings.image_fraction)
+        train_examples, eval_examples = make_splits(
+            settings.train_size, settings.eval_size, settings.seed, settings.image_fraction
+        )
         reports = {}
         for split, examples in (("train", train_examples), ("test", eval_examples)):
             tick("data", 0, len(examples))
             reports[split] = build_from_examples(
                 examples,
                 data_dir / f"{split}.parquet",
+                instruction=INSTRUCTION,
                 with_images=True,
                 mixed_policy="native",
                 rejects_path=data_dir / f"{split}.rejects.jsonl",
@@ -217,6 +220,7 @@ def run_demo(settings: DemoSettings, progress: Progress | None = None) -> DemoRe
                 steps=settings.warmup_steps,
                 lr=settings.warmup_lr,
                 batch_size=settings.warmup_batch_size,
+                answer_weight=settings.warmup_answer_weight,
                 seed=settings.seed,
                 progress=lambda done, total, _loss: tick("warm-up", done, total),
             )
