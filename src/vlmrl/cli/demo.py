@@ -56,7 +56,7 @@ def register(app: typer.Typer) -> None:
         steps: int = typer.Option(None, "--steps", min=1, help="GRPO steps (default: the preset's, 40)."),
         train_size: int = typer.Option(256, "--train-size", min=2, help="Synthetic training questions."),
         eval_size: int = typer.Option(
-            64, "--eval-size", min=1, help="Held-out questions evaluated before/after."
+            128, "--eval-size", min=1, help="Held-out questions evaluated before/after."
         ),
         model_size: str = typer.Option(
             "demo",
@@ -68,7 +68,7 @@ def register(app: typer.Typer) -> None:
             0.5, "--image-fraction", min=0.0, max=1.0, help="Share of image (shape-colour) questions."
         ),
         warmup_steps: int = typer.Option(
-            300, "--warmup-steps", min=0, help="Supervised warm-up steps (batch 16) before GRPO (0 = skip)."
+            400, "--warmup-steps", min=0, help="Supervised warm-up steps (batch 16) before GRPO (0 = skip)."
         ),
         warmup_slip: float = typer.Option(
             0.5,

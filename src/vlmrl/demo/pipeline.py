@@ -36,10 +36,10 @@ class DemoSettings:
     config: Path | None = None
     steps: int | None = None  # GRPO steps; None = the config's trainer.total_training_steps
     train_size: int = 256
-    eval_size: int = 64
+    eval_size: int = 128
     image_fraction: float = 0.5
     model_size: str = "demo"  # a key of vlmrl.testing.tiny_vlm.SIZES
-    warmup_steps: int = 300
+    warmup_steps: int = 400
     warmup_lr: float = 1.5e-3
     warmup_batch_size: int = 16
     warmup_answer_weight: float = 5.0  # the answer's tokens weigh this much more than the format's
