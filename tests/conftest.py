@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import time
 from pathlib import Path
 
@@ -31,6 +32,16 @@ def tiny_processor(tiny_vlm_path: Path):
     from transformers import AutoProcessor
 
     return AutoProcessor.from_pretrained(tiny_vlm_path)
+
+
+@pytest.fixture
+def silent_url():
+    """http://127.0.0.1:PORT/v1 of a socket that accepts connections (the kernel's backlog) and never
+    answers: every request to it times out."""
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        yield f"http://127.0.0.1:{silent.getsockname()[1]}/v1"
 
 
 @pytest.fixture

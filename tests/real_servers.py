@@ -124,16 +124,7 @@ def start_vllm_via_cli(model_dir: Path, log_dir: Path) -> RunningServer:
         # A judge reads text only: no vision encoder to profile at start-up (minutes on a busy CPU).
         "--language-model-only",
     ]
-    env = dict(os.environ, VLLM_CPU_KVCACHE_SPACE="1", NO_COLOR="1", COLUMNS="200")
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            cmd,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            env=env,
-            start_new_session=True,
-        )
+    process = _spawn(cmd, log, VLLM_CPU_KVCACHE_SPACE="1", NO_COLOR="1", COLUMNS="200")
     url = f"http://127.0.0.1:{port}/v1"
     try:
         startup = _wait_listed(url, "tiny-verifier", process, VLLM_READY_TIMEOUT_S + 30, log)
@@ -148,6 +139,19 @@ def start_vllm_via_cli(model_dir: Path, log_dir: Path) -> RunningServer:
     return RunningServer(
         url, "tiny-verifier", port, process, log, startup, int(match.group(1)) if match else None
     )
+
+
+def _spawn(cmd: list[str], log: Path, **env: str) -> subprocess.Popen:
+    """Start `cmd` in its own process group, output to `log`, with `env` over this environment."""
+    with log.open("wb") as out:
+        return subprocess.Popen(
+            cmd,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=dict(os.environ, **env),
+            start_new_session=True,
+        )
 
 
 def stop_cli(process: subprocess.Popen, grace_s: float = 60.0) -> int | None:
@@ -169,16 +173,7 @@ def start_transformers_serve(model_dir: Path, log_dir: Path, hub_cache: Path) ->
     exe = Path(sys.executable).with_name("transformers")
     cmd = [str(exe), "serve", str(model_dir), "--host", "127.0.0.1", "--port", str(port), "--device", "cpu"]
     # A hub cache directory that exists: without one its /v1/models answers 500.
-    env = dict(os.environ, HF_HUB_CACHE=str(hub_cache), HF_HUB_OFFLINE="1")
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            cmd,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            env=env,
-            start_new_session=True,
-        )
+    process = _spawn(cmd, log, HF_HUB_CACHE=str(hub_cache), HF_HUB_OFFLINE="1")
     url = f"http://127.0.0.1:{port}/v1"
     try:
         startup = _wait_listed(url, None, process, TRANSFORMERS_READY_TIMEOUT_S, log)

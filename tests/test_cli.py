@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -95,3 +96,42 @@ def test_config_doc_types_read_as_python():
     assert types["rollout.n"] == "int" and types["rollout.temperature"] == "float"
     assert types["data.val_batch_size"] == "int | None" and types["data.val_files"] == "list[str]"
     assert not any("<class" in t for t in types.values())
+
+
+def test_flags_show_no_value_placeholder():
+    # `--dry-run <bool>` reads as if the flag took a value; a flag's type column stays empty.
+    for path in _commands(app):
+        result = runner.invoke(app, [*path, "-h"])
+        assert "<bool>" not in result.output, path
+    train_help = runner.invoke(app, ["train", "-h"]).output
+    assert "--dry-run" in train_help and "--config" not in train_help
+
+
+def test_piped_tables_print_whole():
+    # stdout is a pipe here: rich would cut the table to 80 columns ("pass…") without the fix.
+    from vlmrl.train.config import config_doc
+
+    env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "TERMINAL_WIDTH")}
+    proc = subprocess.run(
+        [sys.executable, "-m", "vlmrl.cli", "config", "doc", "reward.verifier"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+        stdin=subprocess.DEVNULL,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "…" not in proc.stdout
+    rows = [row for row in config_doc() if row[0].startswith("reward.verifier")]
+    assert len(rows) > 3
+    for key, type_name, default, meaning in rows:
+        line = next(line for line in proc.stdout.splitlines() if f" {key} " in line)
+        assert type_name in line and default in line and meaning in line, (key, line)
+
+
+def test_old_option_spellings_still_work_with_a_warning(tmp_path):
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text(yaml.safe_dump({"sources": {"a": {"source": "generic"}}, "outputs": {}}))
+    proc = _run("data", "build", str(recipe), "--source-path", "nosuch=/x")
+    assert "--source-path is deprecated; use --data" in proc.stderr
+    assert proc.returncode == 2 and "--data nosuch=...: no source 'nosuch'" in proc.stderr

@@ -249,17 +249,18 @@ def test_cli_build_with_source_paths_and_inspect(data_dir):
         str(preset),
         "workers=1",
         "outputs.train.mix_ratio=null",
-        "-s",
+        "--data",
         f"skywork={paths['skywork']}",
-        "-s",
+        "--data",
         f"mmk12={paths['mmk12']}",
-        "--source-path",
+        "--data",
         f"aime24={paths['aime24']}",
-        "--source-path",
+        "--source-path",  # the old spelling still works, with a warning
         f"math500={paths['math500']}",
         cwd=data_dir,
     )
     assert proc.returncode == 0, proc.stderr
+    assert "--source-path is deprecated; use --data" in proc.stderr
     assert "ok" in proc.stdout and "contaminated_exact:math500" in proc.stdout
     train = data_dir / "data" / "mixed" / "train.parquet"
     assert pq.read_table(train).num_rows == 10
@@ -270,7 +271,7 @@ def test_cli_build_with_source_paths_and_inspect(data_dir):
     assert "blank images" in proc.stdout and "5; vision tokens each: min 4" in proc.stdout
     assert "row 0" in proc.stdout
 
-    bad = _cli("data", "build", str(preset), "-s", "nosuch=/x", cwd=data_dir)
+    bad = _cli("data", "build", str(preset), "--data", "nosuch=/x", cwd=data_dir)
     assert bad.returncode == 2 and "no source 'nosuch'" in bad.stderr and "Traceback" not in bad.stderr
 
 
@@ -289,6 +290,31 @@ def test_recipe_errors_name_the_key(data_dir):
                 "outputs": {"train": {"path": "x", "sources": ["b"]}},
             }
         )
+
+
+def test_a_source_option_beside_source_says_to_move_it_under_options(data_dir):
+    # The `generic` source's column keys are options; beside `source:` pydantic alone says only
+    # "Extra inputs are not permitted".
+    with pytest.raises(UserError) as caught:
+        load_recipe(
+            data={
+                "sources": {"mine": {"source": "generic", "path": "q.jsonl", "question_key": "problem"}},
+                "outputs": {"train": {"path": "x", "sources": ["mine"]}},
+            }
+        )
+    message = str(caught.value)
+    assert "sources.mine.question_key" in message and "Extra inputs" not in message
+    assert "move it to sources.mine.options.question_key" in message
+    # ... and where it belongs, it is read as such.
+    spec = load_recipe(
+        data={
+            "sources": {
+                "mine": {"source": "generic", "path": "q.jsonl", "options": {"question_key": "problem"}}
+            },
+            "outputs": {"train": {"path": "x", "sources": ["mine"]}},
+        }
+    )
+    assert spec.sources["mine"].options == {"question_key": "problem"}
 
 
 def test_prompt_length_filter_and_inspect_with_tokenizer(data_dir, tiny_vlm_path):

@@ -1,11 +1,12 @@
-"""Fixtures for the evaluation tests: the scripted loopback chat server (see eval_chat_server.py)."""
+"""Fixtures for the evaluation tests: the scripted loopback chat server (vlmrl.testing.scripted_judge)."""
 
 from __future__ import annotations
 
 from typing import Any
 
 import pytest
-from eval_chat_server import ChatServer, Responder
+
+from vlmrl.testing.scripted_judge import ChatServer, Responder
 
 
 @pytest.fixture

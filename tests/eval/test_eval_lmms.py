@@ -231,7 +231,7 @@ def test_without_lmms_eval_the_command_is_given(tmp_path, monkeypatch):
         evaluate_mm("/ckpt/hf", ["mme"], tmp_path / "mm", data={"mmstar": tmp_path})
 
 
-def test_local_judge_probe(chat_server):
+def test_local_judge_probe(chat_server, silent_url):
     env = {"OPENAI_API_KEY": "local"}
     wrong_name = chat_server(lambda body: (200, {}), models=("Qwen/Qwen2.5-72B-Instruct",))
     problems = probe_judge(["mathverse_testmini"], {**env, "OPENAI_API_URL": wrong_name.url + "/v1"})
@@ -241,3 +241,5 @@ def test_local_judge_probe(chat_server):
     assert probe_judge(["mme"], {**env, "OPENAI_API_URL": "http://127.0.0.1:9/v1"}) == []
     down = probe_judge(["mathverse_testmini"], {**env, "OPENAI_API_URL": "http://127.0.0.1:9/v1"})
     assert "unreachable" in down[0]
+    slow = probe_judge(["mathverse_testmini"], {**env, "OPENAI_API_URL": silent_url}, timeout_s=0.5)
+    assert f"did not answer {silent_url}/models within 0.5 s" in slow[0] and "--no-judge-check" in slow[0]

@@ -5,10 +5,10 @@ from __future__ import annotations
 import socket
 
 import pytest
-from eval_chat_server import chat_reply, last_user_text
 
 from vlmrl.errors import UserError
 from vlmrl.eval.generation import GenerationRequest, OpenAIBackend, SamplingParams, make_backend
+from vlmrl.testing.scripted_judge import chat_reply, last_user_text
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 16
 
@@ -106,6 +106,15 @@ def test_connection_refused_is_retried_then_reported():
     backend = OpenAIBackend(f"http://127.0.0.1:{port}", model="m", max_retries=1, retry_backoff_s=0.01)
     with pytest.raises(UserError, match=rf"cannot reach http://127.0.0.1:{port}/v1/models .*ConnectError"):
         backend.generate(_requests(["q"]), SamplingParams(), lambda r, c: None)
+
+
+def test_a_server_that_never_answers_names_the_url_and_the_timeout_to_raise(silent_url):
+    backend = OpenAIBackend(silent_url, max_retries=0, timeout_s=0.5)
+    with pytest.raises(UserError) as caught:
+        backend.generate(_requests(["q"]), SamplingParams(), lambda r, c: None)
+    message = str(caught.value)
+    assert f"cannot reach {silent_url}/models" in message
+    assert "no answer within 0.5 s (raise --request-timeout)" in message
 
 
 def test_several_served_models_need_a_name(chat_server):

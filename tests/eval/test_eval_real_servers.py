@@ -13,9 +13,9 @@ import subprocess
 import sys
 
 import pytest
-from eval_chat_server import chat_reply, strict_openai
 
 from real_servers import free_port
+from vlmrl.testing.scripted_judge import chat_reply, strict_openai
 
 PROBLEMS = [
     {"problem": "What is $2 + 3$?", "solution": "5", "answer": "5", "subject": "Algebra", "level": 1,

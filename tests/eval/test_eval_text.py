@@ -9,13 +9,13 @@ import sys
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from eval_chat_server import chat_reply, last_user_text
 from typer.testing import CliRunner
 
 from vlmrl.cli import app
 from vlmrl.errors import UserError
 from vlmrl.eval.results import read_result
 from vlmrl.eval.text import evaluate, rows_to_items
+from vlmrl.testing.scripted_judge import chat_reply, last_user_text
 
 INSTRUCTION = "Respond as <think>\n...\n</think>\n<answer>\n...\n</answer>"
 
@@ -302,7 +302,8 @@ def test_missing_benchmark_file_names_the_benchmark_and_path(tmp_path):
         evaluate("m", ["aime24"], data_paths={"aime24": str(tmp_path / "nope.jsonl")}, out_dir=tmp_path / "o")
 
 
-def test_cli_eval_text_against_a_server(chat_server, tmp_path):
+def test_cli_eval_text_against_a_server(chat_server, tmp_path, monkeypatch):
+    monkeypatch.delenv("COLUMNS", raising=False)  # $COLUMNS would set the table's width
     server = chat_server(_answer_server({"What is 2 + 2?": GOOD}))
     parquet = _write_parquet(tmp_path / "toy.parquet", [_row(0, "What is 2 + 2?", ["4"])])
     out = tmp_path / "cli"
@@ -311,6 +312,10 @@ def test_cli_eval_text_against_a_server(chat_server, tmp_path):
     assert result.exit_code == 0, result.output
     assert re.search(r"toy .*100\.0", result.output)
     assert read_result(out / "results.json")["scores"] == {"toy": 100.0}
+    header = next(line for line in result.stdout.splitlines() if "benchmark" in line)
+    for column in ("problems", "Pass@1", "pass@2", "format", "trunc.", "length", "new/old"):
+        assert column in header, header  # whole, though stdout is not a terminal
+    assert "…" not in result.stdout
 
 
 def test_cli_eval_mm_without_lmms_eval_prints_the_command(tmp_path):

@@ -82,7 +82,7 @@ def test_reward_score_with_verifier(data_dir):
                 str(out),
                 "--verifier-url",
                 judge.url,
-                "--verifier-model",
+                "--verifier-served-model-name",
                 "scripted-judge",
             ],
         )
@@ -180,3 +180,5 @@ def test_reward_score_with_the_verifier_down_warns_naming_the_url(data_dir):
     result = runner.invoke(app, [*args, "--verifier-model", "m", "--verifier-max-retries", "0"])
     assert result.exit_code == 0, result.output
     assert "warning:" in result.stderr and url in result.stderr and "1 of 1" in result.stderr
+    assert "--verifier-model is deprecated; use --verifier-served-model-name" in result.stderr
+    assert "--verifier-timeout-s" in result.stderr  # the setting to change when it is only slow

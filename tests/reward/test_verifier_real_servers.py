@@ -109,6 +109,6 @@ def test_verifier_check_asks_for_a_name_when_the_server_lists_none(transformers_
     seen = len(transformers_server.log())
     result = _cli("verifier", "check", "--url", transformers_server.url)
     assert result.returncode == 1
-    assert "no model listed; pass --model NAME" in result.stdout
+    assert "no model listed; pass --served-model-name NAME" in result.stdout
     assert "(no models listed)" not in result.stdout
     assert "POST /v1/chat/completions" not in transformers_server.log()[seen:]  # no judgement sent

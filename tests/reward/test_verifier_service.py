@@ -10,6 +10,8 @@ import pytest
 from real_servers import free_port, group_alive, port_open
 from vlmrl.errors import UserError
 from vlmrl.reward import verifier_service as sv
+from vlmrl.testing.scripted_judge import Script, ScriptedJudge
+from vlmrl.train.preflight import check_verifier
 
 
 def test_vllm_command_carries_the_settings_and_extra_arguments():
@@ -42,3 +44,22 @@ def test_a_server_that_never_lists_the_model_times_out_and_is_stopped(tmp_path):
         server.stop(grace_s=5)
     assert server.process.returncode is not None
     assert not group_alive(server.pid) and not port_open(port)
+
+
+def test_a_verifier_that_answers_too_slowly_is_named_with_its_url_and_the_setting():
+    # The judge lists its model at once but takes 5 s per judgement; the check waits 0.5 s.
+    with ScriptedJudge(Script(delay_s=5.0)) as judge:
+        report = sv.check_verifier(judge.url, judge.model_name, timeout_s=0.5)
+    assert report.failures == 2
+    for row in report.results[1:]:
+        assert f"no answer from {judge.url}/chat/completions within 0.5 s" in row.got, row.got
+        assert "reward.verifier.timeout_s" in row.got and "--timeout-s" in row.got
+        assert "TimeoutError" not in row.got
+
+
+def test_a_models_list_that_never_comes_names_the_url_and_the_setting(silent_url):
+    url = silent_url
+    report = sv.check_verifier(url, "m", timeout_s=0.5)
+    ok, detail = check_verifier(url, "m", timeout_s=0.5)  # the preflight's check: the same words
+    assert report.results[0].got == f"{url}/models: no answer within 0.5 s (raise --timeout-s)"
+    assert not ok and detail == f"{url}/models: no answer within 0.5 s (raise reward.verifier.timeout_s)"

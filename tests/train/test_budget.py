@@ -69,6 +69,24 @@ def test_prompt_tokens_match_the_real_processor_vision_tokens_included(
     assert budget.verdict()[0] == "ok"
 
 
+def test_data_build_and_inspect_count_prompt_tokens_as_the_budget_does(
+    tiny_vlm_path, tiny_processor, mixed_file
+):
+    # One count of prompt tokens (vlmrl.data.prompt.prompt_text_tokens + the images' vision tokens)
+    # behind the build's length filter, `data inspect` and the pre-flight budget.
+    from vlmrl.data.build import RowChecker
+    from vlmrl.data.images import vision_settings
+    from vlmrl.data.inspect import inspect_parquet
+
+    budget = token_budget(_cfg(tiny_vlm_path, mixed_file, max_prompt_length=4096))
+    totals = [r.total for r in budget.rows]
+    checker = RowChecker(
+        tokenizer=tiny_processor.tokenizer, max_prompt_length=4096, vision=vision_settings(tiny_processor)
+    )
+    assert [checker.prompt_tokens(ex) for ex in _examples()] == totals
+    assert inspect_parquet(mixed_file, tokenizer=str(tiny_vlm_path)).prompt_tokens == totals
+
+
 def test_catches_rows_whose_vision_tokens_overflow(tiny_vlm_path, mixed_file):
     fits = token_budget(_cfg(tiny_vlm_path, mixed_file, max_prompt_length=4096))
     limit = fits.rows[1].total + 10  # the small picture fits, the large one only by its text

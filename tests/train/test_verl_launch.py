@@ -31,6 +31,34 @@ def test_dry_run_prints_command_and_resolved_verl_yaml():
     assert resolved["reward"]["reward_manager"]["name"] == "dapo"
     assert resolved["algorithm"]["filter_groups"]["metric"] == "acc"
     assert resolved["reward"]["custom_reward_function"]["reward_kwargs"]["verifier_model"] == "xVerify-0.5B-I"
+    # veRL's ${oc.select:...} interpolations resolved: the printed config is the one veRL runs.
+    assert "${" not in out
+    assert resolved["actor_rollout_ref"]["rollout"]["prompt_length"] == resolved["data"]["max_prompt_length"]
+
+
+def test_brief_dry_run_is_hydra_overrides_that_veRL_takes_as_pasted():
+    import shlex
+
+    from vlmrl.train.verl_validate import compose
+
+    args = [
+        "train",
+        str(PRESETS_DIR / "multimodal.yaml"),
+        "rollout.n=4",
+        "--dry-run",
+        "--brief",
+        "--no-preflight",
+    ]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    body = [line for line in result.stdout.splitlines() if not line.startswith("#")]
+    assert all(line.endswith(" \\") for line in body[:-1]) and not body[-1].endswith("\\")
+    pasted = shlex.split(" ".join(line.removesuffix(" \\") for line in body))  # as a shell reads them
+    assert "actor_rollout_ref.rollout.n=4" in pasted
+    assert any(a.startswith("+data.mm_processor_kwargs.max_pixels=") for a in pasted)
+    composed = compose(pasted)  # veRL's own Hydra config takes them as they are
+    assert composed.actor_rollout_ref.rollout.n == 4
+    assert composed.data.train_files == ["data/multimodal/train.parquet"]
 
 
 def test_local_plan_is_an_argument_list():

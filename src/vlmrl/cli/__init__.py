@@ -21,11 +21,12 @@ from vlmrl.cli import report as report_cmd
 from vlmrl.cli import reward as reward_cmd
 from vlmrl.cli import train as train_cmd
 from vlmrl.cli import verifier as verifier_cmd
-from vlmrl.cli._common import err_console
+from vlmrl.cli._common import Group, err_console
 from vlmrl.errors import UserError
 
 app = typer.Typer(
     name="vlmrl",
+    cls=Group,
     help=(
         "Train vision-language models to reason about math with RL (GRPO + DAPO tricks).\n\n"
         "Stages, in the order data travels: data -> reward/verifier -> train -> eval -> report. "

@@ -8,16 +8,13 @@ import typer
 from rich.syntax import Syntax
 from rich.table import Table
 
-from vlmrl.cli._common import console
+from vlmrl.cli._common import Command, console, new_group
 
 
 def register(app: typer.Typer) -> None:
-    group = typer.Typer(
-        help="Experiment configs: print a resolved config or the reference of every key.",
-        no_args_is_help=True,
-    )
+    group = new_group("Experiment configs: print a resolved config or the reference of every key.")
 
-    @group.command("show")
+    @group.command("show", cls=Command)
     def show(
         file: Path = typer.Argument(..., help="Experiment config YAML, e.g. configs/train/demo.yaml."),
         overrides: list[str] = typer.Argument(
@@ -38,7 +35,7 @@ def register(app: typer.Typer) -> None:
         else:
             console.print(Syntax(text, "yaml", theme="ansi_dark", background_color="default"))
 
-    @group.command("doc")
+    @group.command("doc", cls=Command)
     def doc(
         prefix: str = typer.Argument("", help="Only keys starting with this, e.g. 'algorithm.' or 'reward'."),
     ) -> None:

@@ -8,7 +8,16 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from vlmrl.cli._common import console, err_console, named_paths
+from vlmrl.cli._common import (
+    Command,
+    console,
+    data_option,
+    deprecated_alias,
+    err_console,
+    named_paths,
+    new_group,
+    prefer,
+)
 
 
 class _RichProgress:
@@ -29,15 +38,12 @@ class _RichProgress:
 
 
 def register(app: typer.Typer) -> None:
-    group = typer.Typer(
-        help=(
-            "Build and inspect training/evaluation parquet files (veRL's row schema).\n\n"
-            "Start with a preset: `vlmrl data build configs/data/text.yaml`."
-        ),
-        no_args_is_help=True,
+    group = new_group(
+        "Build and inspect training/evaluation parquet files (veRL's row schema).\n\n"
+        "Start with a preset: `vlmrl data build configs/data/text.yaml`."
     )
 
-    @group.command("build")
+    @group.command("build", cls=Command)
     def build(
         recipe: Path = typer.Argument(
             ..., help="Recipe YAML: sources and outputs, e.g. configs/data/multimodal.yaml."
@@ -46,12 +52,8 @@ def register(app: typer.Typer) -> None:
             None,
             help="Dotted key=value overrides, e.g. sources.mmk12.path=/data/mmk12 outputs.train.shuffle=false.",
         ),
-        source_path: list[str] = typer.Option(
-            None,
-            "--source-path",
-            "-s",
-            help="NAME=PATH: read source NAME from a local file or directory instead of the hub (repeatable).",
-        ),
+        data: list[str] = data_option("the recipe's source"),
+        source_path: list[str] = deprecated_alias("--data", "--source-path", "-s"),
         workers: int = typer.Option(
             None, "--workers", help="Image worker processes (default: recipe; 0 = all cores)."
         ),
@@ -77,7 +79,8 @@ def register(app: typer.Typer) -> None:
             extra.append(f"workers={workers}")
         if strict:
             extra.append("strict=true")
-        spec = load_recipe(recipe, extra, named_paths(source_path, "--source-path"))
+        data = prefer(data, source_path, "--source-path", "--data")
+        spec = load_recipe(recipe, extra, named_paths(data, "--data"))
         columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()]
         with Progress(*columns, console=err_console, transient=True) as bar:
             report = build_recipe(spec, progress=_RichProgress(bar), only=only or None)
@@ -124,7 +127,7 @@ def register(app: typer.Typer) -> None:
         if contamination.row_count:
             console.print(contamination)
 
-    @group.command("inspect")
+    @group.command("inspect", cls=Command)
     def inspect(
         file: Path = typer.Argument(..., help="A parquet file written by `vlmrl data build`."),
         tokenizer: str = typer.Option(
@@ -180,7 +183,7 @@ def register(app: typer.Typer) -> None:
             )
             console.print(content, markup=False, highlight=False)
 
-    @group.command("sources")
+    @group.command("sources", cls=Command)
     def sources() -> None:
         """List the registered dataset sources (names to use in a recipe's `source:`)."""
         from vlmrl.data.sources import get_source, source_names

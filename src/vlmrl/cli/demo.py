@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from vlmrl.cli._common import console
+from vlmrl.cli._common import Command, console
 
 
 def _describe_model(path: Path) -> None:
@@ -42,6 +42,7 @@ HELP = (
 def register(app: typer.Typer) -> None:
     @app.command(
         "demo",
+        cls=Command,
         help=HELP,
         context_settings={"allow_extra_args": True, "ignore_unknown_options": False},
     )

@@ -9,22 +9,35 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from vlmrl.cli._common import console, err_console, named_paths
+from vlmrl.cli._common import (
+    Command,
+    GpuMemoryUtilization,
+    MaxModelLen,
+    ModelLabel,
+    TensorParallelSize,
+    console,
+    data_option,
+    deprecated_alias,
+    err_console,
+    named_paths,
+    new_group,
+    prefer,
+    served_model_name_option,
+    verifier_name_option,
+    verifier_url_option,
+)
 from vlmrl.errors import UserError
 from vlmrl.eval.benchmarks import LMMS, TEXT
 from vlmrl.eval.benchmarks import benchmarks as declared
 
 
 def register(app: typer.Typer) -> None:
-    group = typer.Typer(
-        help=(
-            "Evaluate a checkpoint: `eval text` (AIME24, MATH-500, GPQA-Diamond; Pass@1 over n samples, "
-            "graded by the training reward) and `eval mm` (lmms-eval: MathVerse, MathVista, MME, MMStar)."
-        ),
-        no_args_is_help=True,
+    group = new_group(
+        "Evaluate a checkpoint: `eval text` (AIME24, MATH-500, GPQA-Diamond; Pass@1 over n samples, "
+        "graded by the training reward) and `eval mm` (lmms-eval: MathVerse, MathVista, MME, MMStar)."
     )
 
-    @group.command("text")
+    @group.command("text", cls=Command)
     def text(
         model: str = typer.Option(
             ...,
@@ -40,9 +53,7 @@ def register(app: typer.Typer) -> None:
         rows: list[str] = typer.Option(
             None, "--rows", help="NAME=FILE.parquet in our row schema (e.g. a held-out split); repeatable."
         ),
-        data: list[str] = typer.Option(
-            None, "--data", help="NAME=PATH: read a registry benchmark from a local file instead of the hub."
-        ),
+        data: list[str] = data_option("registry benchmark"),
         backend: str = typer.Option(
             "auto",
             "--backend",
@@ -84,22 +95,15 @@ def register(app: typer.Typer) -> None:
         limit: int = typer.Option(
             None, "--limit", help="Only the first N problems of each benchmark (smoke tests)."
         ),
-        model_name: str = typer.Option(
-            None, "--model-name", help="Row label in results.json and report tables."
-        ),
+        model_name: ModelLabel = None,
         overwrite: bool = typer.Option(
             False, "--overwrite", help="Discard samples made with other settings."
         ),
-        verifier_url: str = typer.Option(
-            None,
-            "--verifier-url",
-            help="Optional verifier model (OpenAI-compatible URL) for undecided answers.",
-        ),
-        verifier_model: str = typer.Option(
-            None, "--verifier-model", help="Served name of the verifier model."
-        ),
-        served_model_name: str = typer.Option(
-            None, "--served-model-name", help="openai: model name on the server (default: its only model)."
+        verifier_url: str = verifier_url_option(),
+        verifier_name: str = verifier_name_option(),
+        verifier_model: str = deprecated_alias("--verifier-served-model-name", "--verifier-model"),
+        served_model_name: str = served_model_name_option(
+            "openai: the name the server serves the model under (default: its only model)."
         ),
         concurrency: int = typer.Option(32, "--concurrency", help="openai: requests in flight at once."),
         max_retries: int = typer.Option(
@@ -108,11 +112,9 @@ def register(app: typer.Typer) -> None:
         request_timeout: float = typer.Option(
             3600.0, "--request-timeout", help="openai: seconds to wait for one response before retrying."
         ),
-        tensor_parallel_size: int = typer.Option(1, "--tensor-parallel-size", help="vllm: GPUs per model."),
-        gpu_memory_utilization: float = typer.Option(
-            0.85, "--gpu-memory-utilization", help="vllm: KV-cache share."
-        ),
-        max_model_len: int = typer.Option(None, "--max-model-len", help="vllm: context length cap."),
+        tensor_parallel_size: TensorParallelSize = 1,
+        gpu_memory_utilization: GpuMemoryUtilization = 0.85,
+        max_model_len: MaxModelLen = None,
         enforce_eager: bool = typer.Option(
             False, "--enforce-eager", help="vllm: no graph capture / compilation (CPU, quick start-up)."
         ),
@@ -156,8 +158,11 @@ def register(app: typer.Typer) -> None:
                 device=device,
             ),
         )
+        verifier_name = prefer(
+            verifier_name, verifier_model, "--verifier-model", "--verifier-served-model-name"
+        )
         reward_kwargs = {
-            k: v for k, v in {"verifier_url": verifier_url, "verifier_model": verifier_model}.items() if v
+            k: v for k, v in {"verifier_url": verifier_url, "verifier_model": verifier_name}.items() if v
         }
         common = dict(
             backend=kind,
@@ -242,7 +247,7 @@ def register(app: typer.Typer) -> None:
         )
         console.print(f"results: {result.results_path}\nsummary: {result.summary_path}", soft_wrap=True)
 
-    @group.command("mm")
+    @group.command("mm", cls=Command)
     def mm(
         model: str = typer.Option(
             None, "--model", help="Checkpoint dir or hub id, loaded by lmms-eval's vLLM engine."
@@ -255,17 +260,11 @@ def register(app: typer.Typer) -> None:
         out_dir: Path = typer.Option(
             Path("eval/mm"), "--out-dir", "-o", help="Template, lmms-eval output, results.json."
         ),
-        model_name: str = typer.Option(
-            None, "--model-name", help="Row label in results.json and report tables."
-        ),
+        model_name: ModelLabel = None,
         instruction: str = typer.Option(
             None, "--instruction", help="Instruction appended to each user turn (default: the training one)."
         ),
-        data: list[str] = typer.Option(
-            None,
-            "--data",
-            help="TASK=DIR: read TASK from a local copy in its hub layout instead of the hub (repeatable).",
-        ),
+        data: list[str] = data_option("lmms-eval task", " (in its hub layout)"),
         lmms_python: str = typer.Option(
             None,
             "--lmms-python",
@@ -282,11 +281,9 @@ def register(app: typer.Typer) -> None:
         batch_size: int = typer.Option(
             64, "--batch-size", help="lmms-eval --batch_size (prompts per vLLM call)."
         ),
-        tensor_parallel_size: int = typer.Option(1, "--tensor-parallel-size", help="GPUs per model."),
-        gpu_memory_utilization: float = typer.Option(
-            0.85, "--gpu-memory-utilization", help="vLLM KV-cache share."
-        ),
-        max_model_len: int = typer.Option(None, "--max-model-len", help="vLLM context length cap."),
+        tensor_parallel_size: TensorParallelSize = 1,
+        gpu_memory_utilization: GpuMemoryUtilization = 0.85,
+        max_model_len: MaxModelLen = None,
         max_new_tokens: int = typer.Option(
             None,
             "--max-new-tokens",

@@ -8,11 +8,11 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from vlmrl.cli._common import console, err_console
+from vlmrl.cli._common import Command, console, err_console
 
 
 def register(app: typer.Typer) -> None:
-    @app.command("export", context_settings={"help_option_names": ["-h", "--help"]})
+    @app.command("export", cls=Command)
     def export(
         ckpt_dir: Path = typer.Argument(
             ...,

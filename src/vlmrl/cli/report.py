@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from vlmrl.cli._common import console, err_console, parse_named
+from vlmrl.cli._common import Command, console, err_console, new_group, parse_named
 
 
 def _split_named(items: list[str]) -> tuple[list[str], list[str] | None]:
@@ -18,12 +18,9 @@ def _split_named(items: list[str]) -> tuple[list[str], list[str] | None]:
 
 
 def register(app: typer.Typer) -> None:
-    group = typer.Typer(
-        help="Reports: training curves as PNG and one markdown table comparing evaluated models.",
-        no_args_is_help=True,
-    )
+    group = new_group("Reports: training curves as PNG and one markdown table comparing evaluated models.")
 
-    @group.command("curves")
+    @group.command("curves", cls=Command)
     def curves(
         logs: list[str] = typer.Argument(
             ...,
@@ -70,7 +67,7 @@ def register(app: typer.Typer) -> None:
             console.print(f"wrote {png}")
         console.print(f"plotted data: {Path(out_dir) / 'curves.json'}")
 
-    @group.command("table")
+    @group.command("table", cls=Command)
     def table_cmd(
         results: list[str] = typer.Argument(
             ...,

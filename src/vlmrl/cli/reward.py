@@ -11,7 +11,16 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from vlmrl.cli._common import console, err_console
+from vlmrl.cli._common import (
+    Command,
+    console,
+    deprecated_alias,
+    err_console,
+    new_group,
+    prefer,
+    verifier_name_option,
+    verifier_url_option,
+)
 from vlmrl.data.normalize import normalize_answers, parse_answer_list
 from vlmrl.errors import UserError
 from vlmrl.utils.io import iter_jsonl
@@ -82,9 +91,9 @@ def _summary(results: list[dict[str, Any]], n_rows: int) -> Table:
 
 
 def register(app: typer.Typer) -> None:
-    group = typer.Typer(help=_HELP, no_args_is_help=True, rich_markup_mode="rich")
+    group = new_group(_HELP)
 
-    @group.command("score")
+    @group.command("score", cls=Command)
     def score(
         responses: Path = typer.Argument(
             ...,
@@ -97,14 +106,10 @@ def register(app: typer.Typer) -> None:
         incorrect_score: float = typer.Option(-1.0, help="Score of a well-formatted wrong answer."),
         format_score: float = typer.Option(-1.0, help="Score of a response that fails the format gate."),
         rule_timeout_s: float = typer.Option(5.0, help="Hard bound on one math-verify check (seconds)."),
-        verifier_url: str | None = typer.Option(
-            None,
-            help="OpenAI-compatible base URL of the verifier (default $REWARD_MODEL_URL; none = rules only).",
-        ),
-        verifier_model: str | None = typer.Option(
-            None, help="Served verifier model name ($REWARD_MODEL_NAME)."
-        ),
-        verifier_timeout_s: float = typer.Option(30.0, help="Per-request verifier timeout."),
+        verifier_url: str | None = verifier_url_option(),
+        verifier_name: str | None = verifier_name_option(),
+        verifier_model: str | None = deprecated_alias("--verifier-served-model-name", "--verifier-model"),
+        verifier_timeout_s: float = typer.Option(30.0, help="Seconds to wait for one verifier answer."),
         verifier_max_retries: int = typer.Option(2, help="Retries after a failed verifier request."),
         verifier_concurrency: int = typer.Option(64, help="Verifier requests in flight at once."),
         chunk_size: int = typer.Option(256, min=1, help="Responses scored per batch (progress granularity)."),
@@ -118,6 +123,9 @@ def register(app: typer.Typer) -> None:
         from vlmrl.reward import RewardSettings, score_batch
         from vlmrl.utils.io import write_jsonl_atomic
 
+        verifier_model = prefer(
+            verifier_name, verifier_model, "--verifier-model", "--verifier-served-model-name"
+        )
         kwargs: dict[str, Any] = {
             "correct_score": correct_score,
             "incorrect_score": incorrect_score,
@@ -136,7 +144,7 @@ def register(app: typer.Typer) -> None:
         if settings.verifier:
             console.print(f"verifier: {settings.verifier.model} at {settings.verifier.url}")
         else:
-            console.print("verifier: none (rules only; set --verifier-url/--verifier-model to add one)")
+            console.print("verifier: none (rules only; set --verifier-url to add one)")
         results: list[dict[str, Any]] = []
         with Progress(
             TextColumn("scoring"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console
@@ -155,7 +163,8 @@ def register(app: typer.Typer) -> None:
             err_console.print(
                 f"[bold red]warning:[/] the verifier at {escape(settings.verifier.url)} failed on {failed} of "
                 f"{len(items)} responses; their rule verdict stands (verifier_error=1). Is it up? "
-                f"`vlmrl verifier check --url {escape(settings.verifier.url)}`",
+                f"`vlmrl verifier check --url {escape(settings.verifier.url)}`; if it is slow, raise "
+                f"--verifier-timeout-s (now {settings.verifier.timeout_s:g} s)",
                 highlight=False,
                 soft_wrap=True,
             )

@@ -11,7 +11,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from vlmrl.cli._common import console, err_console
+from vlmrl.cli._common import Command, console, err_console
 
 _STATUS_STYLE = {"ok": "green", "info": "cyan", "warn": "yellow", "fail": "bold red"}
 
@@ -129,7 +129,7 @@ def _run_smoke(config: Path, overrides: list[str], out: Path, smoke_model: str |
 def register(app: typer.Typer) -> None:
     @app.command(
         "train",
-        context_settings={"help_option_names": ["-h", "--help"]},
+        cls=Command,
         epilog=(
             "Examples:\n\n"
             "  vlmrl train configs/train/mixed.yaml --dry-run\n\n"
@@ -151,7 +151,10 @@ def register(app: typer.Typer) -> None:
             "resolved veRL config (YAML); start nothing.",
         ),
         brief: bool = typer.Option(
-            False, "--brief", help="With --dry-run: print only the keys vlmrl sets (as veRL resolved them)."
+            False,
+            "--brief",
+            help="With --dry-run: instead of the whole veRL config, the keys vlmrl sets as Hydra overrides "
+            "with the values veRL resolved, shell-quoted, ready to paste after `python -m verl.trainer.main_ppo`.",
         ),
         address: str = typer.Option(
             None,

@@ -13,7 +13,18 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from vlmrl.cli._common import console, err_console
+from vlmrl.cli._common import (
+    Command,
+    GpuMemoryUtilization,
+    MaxModelLen,
+    TensorParallelSize,
+    console,
+    deprecated_alias,
+    err_console,
+    new_group,
+    prefer,
+    served_model_name_option,
+)
 from vlmrl.errors import UserError
 
 _HELP = """Serve or health-check the verifier model (e.g. xVerify on vLLM).
@@ -29,9 +40,11 @@ def _interrupt(signum: int, frame: object) -> None:
 
 
 def register(app: typer.Typer) -> None:
-    group = typer.Typer(help=_HELP, no_args_is_help=True, rich_markup_mode="rich")
+    group = new_group(_HELP)
 
-    @group.command("serve", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+    @group.command(
+        "serve", cls=Command, context_settings={"allow_extra_args": True, "ignore_unknown_options": True}
+    )
     def serve(
         ctx: typer.Context,
         model: str = typer.Option(
@@ -42,12 +55,12 @@ def register(app: typer.Typer) -> None:
             help="Interface to listen on (0.0.0.0 = reachable from workers, 127.0.0.1 = this host).",
         ),
         port: int = typer.Option(8888, help="Port of the OpenAI-compatible API."),
-        served_model_name: str | None = typer.Option(
-            None, help="Name clients send as `model` (default: the model directory's name)."
+        served_model_name: str | None = served_model_name_option(
+            "Name the model is served under, which clients send as `model` (default: the model directory's name)."
         ),
-        max_model_len: int = typer.Option(8192, help="Context length; prompt + answer must fit."),
-        gpu_memory_utilization: float = typer.Option(0.9, help="Share of GPU memory vLLM may take."),
-        tensor_parallel_size: int = typer.Option(1, help="GPUs to shard the verifier over."),
+        max_model_len: MaxModelLen = 8192,
+        gpu_memory_utilization: GpuMemoryUtilization = 0.9,
+        tensor_parallel_size: TensorParallelSize = 1,
         dtype: str = typer.Option("auto", help="Weights dtype (auto, bfloat16, float16, float32)."),
         ready_timeout: float = typer.Option(
             900.0, help="Seconds to wait for the server to list the model before giving up."
@@ -115,23 +128,24 @@ def register(app: typer.Typer) -> None:
         if code:
             raise UserError(f"vLLM exited with code {code}" + (f"; see {log_file}" if log_file else ""))
 
-    @group.command("check")
+    @group.command("check", cls=Command)
     def check(
         url: str | None = typer.Option(
             None, help="Verifier base URL, e.g. http://host:8888/v1 (default $REWARD_MODEL_URL)."
         ),
-        model: str | None = typer.Option(
-            None,
-            help="Served model name (default $REWARD_MODEL_NAME, else the one model the server lists).",
+        served_model_name: str | None = served_model_name_option(
+            "Name the verifier is served under (default $REWARD_MODEL_NAME, else the one model the server lists)."
         ),
-        timeout_s: float = typer.Option(30.0, help="Per-request timeout."),
+        model: str | None = deprecated_alias("--served-model-name", "--model"),
+        timeout_s: float = typer.Option(30.0, help="Seconds to wait for each answer."),
     ) -> None:
         """Health check plus one known-correct and one known-wrong judgement; exit 1 if any fails.
 
-        Example: vlmrl verifier check --url http://host:8888/v1 --model xVerify-0.5B-I
+        Example: vlmrl verifier check --url http://host:8888/v1 --served-model-name xVerify-0.5B-I
         """
         from vlmrl.reward.verifier_service import check_verifier
 
+        model = prefer(served_model_name, model, "--model", "--served-model-name")
         report = check_verifier(url, model, timeout_s)
         table = Table(title=f"verifier check: {report.url}")
         for col in ("check", "expected", "got", "result"):

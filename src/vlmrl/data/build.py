@@ -29,15 +29,16 @@ from vlmrl.data.decontam import Decontaminator, EvalIndex, dedup_key
 from vlmrl.data.example import Example
 from vlmrl.data.images import (
     ImageOptions,
+    VisionSettings,
     blank_image,
     image_size,
     prepare_images,
     target_size,
-    vision_tokens,
+    vision_settings,
 )
-from vlmrl.data.prompt import DEFAULT_INSTRUCTION, placeholder_mismatch, prompt_text, strip_placeholders
+from vlmrl.data.prompt import DEFAULT_INSTRUCTION, load_processor, placeholder_mismatch, prompt_text_tokens
 from vlmrl.data.recipe import Recipe, load_recipe
-from vlmrl.data.rows import example_to_row, row_schema
+from vlmrl.data.rows import example_to_row, row_from_example, row_schema
 from vlmrl.data.sources import get_source, load_examples
 from vlmrl.data.writer import ParquetChunkWriter
 from vlmrl.errors import UserError
@@ -146,6 +147,7 @@ class RowChecker:
         image_options: ImageOptions = ImageOptions(),
         blank: bytes | None = None,
         strict: bool = False,
+        vision: VisionSettings | None = None,
     ):
         self.strict = strict
         self.dedup = dedup
@@ -155,6 +157,7 @@ class RowChecker:
         self.max_prompt_length = max_prompt_length
         self.instruction = instruction
         self.image_options = image_options
+        self.vision = vision or VisionSettings(image_options.min_pixels, image_options.max_pixels)
         self.blank = blank
 
     def check(self, ex: Example) -> tuple[str, str] | None:
@@ -195,23 +198,15 @@ class RowChecker:
         return None
 
     def prompt_tokens(self, ex: Example) -> int | None:
-        """Chat-templated text tokens plus the vision tokens each (resized) image will cost."""
-        images = list(ex.images)
-        if not images and self.blank is not None:
-            images = [self.blank]
-        text = prompt_text(strip_placeholders(ex.question), self.instruction)
-        ids = self.tokenizer.apply_chat_template(
-            [{"role": "user", "content": text}], tokenize=True, add_generation_prompt=True
-        )
-        if isinstance(ids, dict) or hasattr(ids, "keys"):
-            ids = ids["input_ids"]
-        total = len(ids)
-        for data in images:
+        """Tokens of the row's chat-templated prompt plus the vision tokens each (resized) image will cost."""
+        row = row_from_example(ex, instruction=self.instruction, blank_image=self.blank)
+        total = prompt_text_tokens(self.tokenizer, row.prompt)
+        for data in row.images:
             try:
                 w, h = target_size(*image_size(data), self.image_options)
             except Exception:
                 return None  # undecodable: the image stage rejects it with the real reason
-            total += vision_tokens(w, h) + 2  # <|vision_start|> ... <|vision_end|>
+            total += self.vision.tokens(w, h)
         return total
 
 
@@ -520,15 +515,6 @@ def _select(
     return dict.fromkeys(keys)
 
 
-def _load_tokenizer(name: str) -> Any:
-    from transformers import AutoTokenizer
-
-    try:
-        return AutoTokenizer.from_pretrained(name)
-    except Exception as exc:
-        raise UserError(f"tokenizer {name!r} cannot be loaded ({exc}); give a local model directory") from exc
-
-
 def build_recipe(
     recipe: Recipe | str | os.PathLike[str],
     overrides: list[str] | tuple[str, ...] = (),
@@ -544,7 +530,11 @@ def build_recipe(
     if not isinstance(recipe, Recipe):
         recipe = load_recipe(recipe, overrides, source_paths)
     image_options = recipe.images.options()
-    tokenizer = _load_tokenizer(recipe.tokenizer) if recipe.tokenizer and recipe.max_prompt_length else None
+    processor, tokenizer = (
+        load_processor(recipe.tokenizer) if recipe.tokenizer and recipe.max_prompt_length else (None, None)
+    )
+    # Vision tokens as the model's processor counts them; without one, in the bounds images are resized into.
+    vision = vision_settings(processor, VisionSettings(image_options.min_pixels, image_options.max_pixels))
     indexes = []
     for name in recipe.decontamination.against:
         questions = (ex.question for ex in _source_examples(recipe, name))
@@ -570,6 +560,7 @@ def build_recipe(
                 max_prompt_length=recipe.max_prompt_length,
                 instruction=recipe.instruction,
                 image_options=image_options,
+                vision=vision,
                 blank=blank,
                 strict=recipe.strict,
             )

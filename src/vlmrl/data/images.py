@@ -140,10 +140,16 @@ def blank_image(size: int = PATCH_FACTOR, color: tuple[int, int, int] = (255, 25
 
 
 def vision_tokens(
-    width: int, height: int, min_pixels: int = QWEN_MIN_PIXELS, max_pixels: int = QWEN_MAX_PIXELS
+    width: int,
+    height: int,
+    min_pixels: int = QWEN_MIN_PIXELS,
+    max_pixels: int = QWEN_MAX_PIXELS,
+    patch: int = 14,
+    merge: int = 2,
 ) -> int:
-    """Vision tokens Qwen2.5-VL's processor spends on an image (its smart_resize, then 28x28 per token)."""
-    factor = PATCH_FACTOR
+    """Vision tokens Qwen2.5-VL's processor spends on an image: its smart_resize to multiples of
+    patch x merge within [min_pixels, max_pixels], then one token per (patch x merge)^2 pixels."""
+    factor = patch * merge
     h_bar = round(height / factor) * factor
     w_bar = round(width / factor) * factor
     if h_bar * w_bar > max_pixels:
@@ -155,3 +161,34 @@ def vision_tokens(
         h_bar = math.ceil(height * beta / factor) * factor
         w_bar = math.ceil(width * beta / factor) * factor
     return (h_bar // factor) * (w_bar // factor)
+
+
+@dataclass(frozen=True)
+class VisionSettings:
+    """How a processor turns an image into vision tokens: pixel bounds, patch size, merge size."""
+
+    min_pixels: int
+    max_pixels: int
+    patch: int = 14
+    merge: int = 2
+
+    def tokens(self, width: int, height: int) -> int:
+        return vision_tokens(width, height, self.min_pixels, self.max_pixels, self.patch, self.merge)
+
+
+#: Qwen2VLImageProcessor's own defaults (what the engines use when nothing narrows the bounds).
+PROCESSOR_DEFAULTS = VisionSettings(56 * 56, 28 * 28 * 16384)
+
+
+def vision_settings(processor: object, default: VisionSettings = PROCESSOR_DEFAULTS) -> VisionSettings:
+    """The settings of a (Qwen2-VL style) processor's image processor; `default` for what it lacks."""
+    ip = getattr(processor, "image_processor", None)
+    if ip is None:
+        return default
+    size = getattr(ip, "size", None) or {}
+    return VisionSettings(
+        int(getattr(ip, "min_pixels", None) or size.get("shortest_edge") or default.min_pixels),
+        int(getattr(ip, "max_pixels", None) or size.get("longest_edge") or default.max_pixels),
+        int(getattr(ip, "patch_size", None) or default.patch),
+        int(getattr(ip, "merge_size", None) or default.merge),
+    )

@@ -15,8 +15,8 @@ from typing import Any
 import numpy as np
 import pyarrow.parquet as pq
 
-from vlmrl.data.images import QWEN_MAX_PIXELS, QWEN_MIN_PIXELS, image_size, vision_tokens
-from vlmrl.data.prompt import count_placeholders, strip_placeholders
+from vlmrl.data.images import QWEN_MAX_PIXELS, QWEN_MIN_PIXELS, VisionSettings, image_size, vision_settings
+from vlmrl.data.prompt import count_placeholders, load_processor, prompt_text_tokens
 from vlmrl.errors import UserError
 
 
@@ -52,29 +52,6 @@ class Inspection:
         }
 
 
-def _pixel_bounds(processor: Any) -> tuple[int, int]:
-    ip = getattr(processor, "image_processor", None)
-    if ip is None:
-        return QWEN_MIN_PIXELS, QWEN_MAX_PIXELS
-    lo = getattr(ip, "min_pixels", None) or (getattr(ip, "size", None) or {}).get("shortest_edge")
-    hi = getattr(ip, "max_pixels", None) or (getattr(ip, "size", None) or {}).get("longest_edge")
-    return int(lo or QWEN_MIN_PIXELS), int(hi or QWEN_MAX_PIXELS)
-
-
-def _load_processor(name: str) -> tuple[Any, Any]:
-    from transformers import AutoProcessor, AutoTokenizer
-
-    try:
-        processor = AutoProcessor.from_pretrained(name)
-    except Exception:
-        processor = None
-    try:
-        tokenizer = getattr(processor, "tokenizer", None) or AutoTokenizer.from_pretrained(name)
-    except Exception as exc:
-        raise UserError(f"tokenizer {name!r} cannot be loaded ({exc}); give a local model directory") from exc
-    return processor, tokenizer
-
-
 def _size_or_none(image: Any) -> tuple[int, int] | None:
     try:
         return image_size(image["bytes"])
@@ -100,8 +77,9 @@ def inspect_parquet(
     for col in ("data_source", "prompt", "reward_model"):
         if col not in pf.schema_arrow.names:
             raise UserError(f"{p}: missing column {col!r}; is it a file from `vlmrl data build`?")
-    processor, tok = _load_processor(tokenizer) if tokenizer else (None, None)
-    min_pixels, max_pixels = _pixel_bounds(processor)
+    processor, tok = load_processor(tokenizer) if tokenizer else (None, None)
+    # Without a processor: the bounds `vlmrl data build` resizes into.
+    vision = vision_settings(processor, VisionSettings(QWEN_MIN_PIXELS, QWEN_MAX_PIXELS))
     info = Inspection(path=str(p), has_images_column="images" in pf.schema_arrow.names)
     for batch in pf.iter_batches(batch_size=256):
         for row in batch.to_pylist():
@@ -121,8 +99,8 @@ def inspect_parquet(
                 except Exception:
                     info.undecodable_images += 1
                     continue
-                n = vision_tokens(w, h, min_pixels, max_pixels)
-                row_vision += n + 2
+                n = vision.tokens(w, h)
+                row_vision += n
                 if blank:
                     info.blank_images += 1
                     info.blank_vision_tokens.append(n)
@@ -131,13 +109,7 @@ def inspect_parquet(
                     info.image_heights.append(h)
                     info.vision_tokens.append(n)
             if tok is not None:
-                text = strip_placeholders("".join(m["content"] for m in row["prompt"]))
-                ids = tok.apply_chat_template(
-                    [{"role": "user", "content": text}], tokenize=True, add_generation_prompt=True
-                )
-                if hasattr(ids, "keys"):
-                    ids = ids["input_ids"]
-                info.prompt_tokens.append(len(ids) + row_vision)
+                info.prompt_tokens.append(prompt_text_tokens(tok, row["prompt"]) + row_vision)
             if len(info.samples) < samples:
                 info.samples.append(
                     {

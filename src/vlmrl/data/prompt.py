@@ -6,8 +6,11 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
 IMAGE_PLACEHOLDER = "<image>"
+#: What each `<image>` becomes in Qwen2.5-VL's prompt: its markers, the pad expanded to the vision tokens.
+VISION_MARKERS = "<|vision_start|><|image_pad|><|vision_end|>"
 
 DEFAULT_INSTRUCTION = (
     "You first think about the reasoning process as an internal monologue and then provide the user "
@@ -62,3 +65,39 @@ def split_on_images(text: str) -> list[dict[str, str]]:
         if segment:
             parts.append({"type": "text", "text": segment})
     return parts
+
+
+def prompt_text_tokens(tokenizer: Any, messages: list[dict[str, Any]]) -> int:
+    """Tokens of a prompt (veRL's `prompt` column, `<image>` placeholders kept) after the chat template
+    with the generation prompt, every token but the images' own: each image counts its two markers
+    here, and its vision tokens (`vlmrl.data.images.vision_tokens`) on top make the prompt's length.
+
+    The one place prompt tokens are counted (data build's length filter, `data inspect`, the
+    pre-flight budget).
+    """
+    chat = [
+        {"role": m["role"], "content": str(m["content"]).replace(IMAGE_PLACEHOLDER, VISION_MARKERS)}
+        for m in messages
+    ]
+    text = tokenizer.apply_chat_template(chat, tokenize=False, add_generation_prompt=True)
+    n_images = sum(count_placeholders(str(m["content"])) for m in messages)
+    # each <|image_pad|> is replaced by the image's vision tokens, counted apart
+    return len(tokenizer(text, add_special_tokens=False)["input_ids"]) - n_images
+
+
+def load_processor(name: str) -> tuple[Any, Any]:
+    """(the model's processor, or None for a text-only tokenizer; its tokenizer) from a model
+    directory or hub id, for counting prompt tokens."""
+    from transformers import AutoProcessor, AutoTokenizer
+
+    from vlmrl.errors import UserError
+
+    try:
+        processor = AutoProcessor.from_pretrained(name)
+    except Exception:
+        processor = None
+    try:
+        tokenizer = getattr(processor, "tokenizer", None) or AutoTokenizer.from_pretrained(name)
+    except Exception as exc:
+        raise UserError(f"tokenizer {name!r} cannot be loaded ({exc}); give a local model directory") from exc
+    return processor, tokenizer

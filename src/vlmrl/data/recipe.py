@@ -134,12 +134,26 @@ def load_recipe(
     for name, src_path in (source_paths or {}).items():
         if name not in (data.get("sources") or {}):
             known = ", ".join(data.get("sources") or {}) or "none"
-            raise UserError(f"--source-path {name}=...: no source {name!r} in {where} (sources: {known})")
+            raise UserError(f"--data {name}=...: no source {name!r} in {where} (sources: {known})")
         data["sources"][name]["path"] = src_path
     try:
         return Recipe.model_validate(data)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or '(top)'}: {err['msg']}" for err in exc.errors()
-        )
+        problems = "; ".join(_problem(err) for err in exc.errors())
         raise UserError(f"{where}: {problems}") from exc
+
+
+def _problem(err: Any) -> str:
+    """One validation error as `dotted.key: what to do`."""
+    loc = [str(p) for p in err["loc"]]
+    key = ".".join(loc) or "(top)"
+    if err["type"] == "extra_forbidden" and len(loc) == 3 and loc[0] == "sources":
+        name, option = loc[1], loc[2]
+        return (
+            f"{key}: {option!r} is not a key of a source entry ({', '.join(SourceSpec.model_fields)}); "
+            f"source-specific settings, such as the `generic` source's column keys, go under `options:` "
+            f"-- move it to sources.{name}.options.{option}"
+        )
+    if err["type"] == "extra_forbidden":
+        return f"{key}: unknown key"
+    return f"{key}: {err['msg']}"

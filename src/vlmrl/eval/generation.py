@@ -254,6 +254,8 @@ class OpenAIBackend:
                 response = await client.get(f"{self.base_url}/models", headers=self._headers())
             except httpx.TransportError as exc:
                 last = _transport_detail(exc)
+                if isinstance(exc, httpx.TimeoutException):
+                    last += f": no answer within {self.timeout_s:g} s (raise --request-timeout)"
                 continue
             if response.status_code == 429:
                 last = "HTTP 429"

@@ -283,6 +283,11 @@ def probe_judge(
             headers={"Authorization": f"Bearer {env.get('OPENAI_API_KEY', '')}"},
             timeout=timeout_s,
         )
+    except httpx.TimeoutException:
+        return [
+            f"the judge at OPENAI_API_URL={url} did not answer {base}/models within {timeout_s:g} s; start "
+            "it first, or pass --no-judge-check if it is only slow"
+        ]
     except httpx.HTTPError as exc:
         return [f"the judge at OPENAI_API_URL={url} is unreachable ({type(exc).__name__}); start it first"]
     if response.status_code != 200:

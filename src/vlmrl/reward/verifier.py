@@ -274,7 +274,7 @@ async def _post_once(state: _LoopState, settings: VerifierSettings, prompt: str)
             raise _Retryable(f"HTTP {resp.status}")
         text = await resp.text(errors="replace")
     if resp.status >= 400:
-        return Judgement(None, True, f"HTTP {resp.status}: {text[:200]}")
+        return Judgement(None, True, f"{chat_url(settings.url)}: HTTP {resp.status}: {text[:200]}")
     try:
         content = json.loads(text)["choices"][0]["message"]["content"]
     except (ValueError, KeyError, IndexError, TypeError) as exc:
@@ -287,10 +287,36 @@ class _Retryable(Exception):
     pass
 
 
+#: Where the verifier's per-request timeout is set, for messages.
+TIMEOUT_SETTING = "reward.verifier.timeout_s (on the command line --verifier-timeout-s, or --timeout-s of `vlmrl verifier check`)"
+
+
+def failure_detail(exc: BaseException, settings: VerifierSettings) -> str:
+    """What went wrong with one verifier request, naming the URL (and, for a timeout, the setting).
+
+    A timeout's own message is empty (`TimeoutError()`), so it is spelled out here.
+    """
+    url = chat_url(settings.url)
+    if isinstance(exc, (asyncio.TimeoutError, aiohttp.ServerTimeoutError)):
+        return (
+            f"no answer from {url} within {settings.timeout_s:g} s; raise the verifier timeout, "
+            f"{TIMEOUT_SETTING}, or check the server is not overloaded"
+        )
+    text = " ".join(str(exc).split())[:200]
+    if isinstance(exc, _Retryable):
+        return f"{url}: {text}"
+    return f"{url}: {type(exc).__name__}" + (f": {text}" if text else "")
+
+
 async def _judge_uncached(state: _LoopState, settings: VerifierSettings, prompt: str) -> Judgement:
     breaker = breaker_for(settings.url)
     if not breaker.allow():
-        return Judgement(None, True, "circuit open")
+        return Judgement(
+            None,
+            True,
+            f"circuit open: {chat_url(settings.url)} failed {breaker.threshold} times in a row, so it is "
+            f"not asked again for {breaker.cooldown_s:g} s (is the server up? `vlmrl verifier check`)",
+        )
     last = ""
     recorded = False
     try:
@@ -305,7 +331,7 @@ async def _judge_uncached(state: _LoopState, settings: VerifierSettings, prompt:
                 breaker.record(not result.error)
                 return result
             except (_Retryable, aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
-                last = f"{type(exc).__name__}: {exc}"[:200]
+                last = failure_detail(exc, settings)
         recorded = True
         breaker.record(False)
         return Judgement(None, True, last)

@@ -100,12 +100,40 @@ def client_url(host: str, port: int) -> str:
     return f"http://{reach}:{port}/v1"
 
 
+def models_url(url: str) -> str:
+    """<base>/models of an OpenAI-compatible server given as .../v1 (or its root, or its chat URL)."""
+    return vf.chat_url(url).rsplit("/chat/completions", 1)[0] + "/models"
+
+
 def served_models(url: str, timeout_s: float = 5.0) -> list[str]:
     """Model ids a server lists at <url>/models; raises `httpx.HTTPError` or ValueError when it does not answer."""
-    base = vf.chat_url(url).rsplit("/chat/completions", 1)[0]
-    response = httpx.get(f"{base}/models", timeout=timeout_s)
+    response = httpx.get(models_url(url), timeout=timeout_s)
     response.raise_for_status()
-    return [m.get("id") for m in response.json().get("data", []) if isinstance(m, dict)]
+    payload = response.json()
+    if not isinstance(payload, dict) or not isinstance(payload.get("data", []), list):
+        raise ValueError("answered, but not with an OpenAI model list")
+    return [m.get("id") for m in payload.get("data", []) if isinstance(m, dict)]
+
+
+def probe_models(url: str, timeout_s: float, timeout_setting: str) -> tuple[list[str] | None, str]:
+    """(the models <url>/models lists, or None, and a line saying what answered or what went wrong).
+
+    A failure names the URL, and a timeout also the seconds waited and `timeout_setting`, the
+    setting that raises them.
+    """
+    target = models_url(url)
+    try:
+        listed = served_models(url, timeout_s)
+    except httpx.HTTPStatusError as exc:
+        return None, f"{target}: HTTP {exc.response.status_code}"
+    except httpx.TimeoutException:
+        return None, f"{target}: no answer within {timeout_s:g} s (raise {timeout_setting})"
+    except httpx.HTTPError as exc:
+        text = " ".join(str(exc).split())
+        return None, f"{target}: no answer ({type(exc).__name__}" + (f": {text})" if text else ")")
+    except ValueError as exc:
+        return None, f"{target}: {exc}"
+    return listed, f"{target}: serving {', '.join(listed) or 'no model'}"
 
 
 @dataclass
@@ -270,16 +298,9 @@ def check_verifier(url: str | None, model: str | None = None, timeout_s: float =
         raise UserError("no verifier URL: pass --url http://HOST:PORT/v1 or set $REWARD_MODEL_URL")
     model = model or os.environ.get("REWARD_MODEL_NAME") or None
     report = VerifierCheck(url, model)
-    base = vf.chat_url(url).rsplit("/chat/completions", 1)[0]
-    try:
-        listed = served_models(url, timeout_s)
-    except httpx.HTTPStatusError as exc:
-        report.results.append(ProbeResult("GET /models", "200", f"HTTP {exc.response.status_code}", False))
-        return report
-    except (httpx.HTTPError, ValueError) as exc:
-        report.results.append(
-            ProbeResult("GET /models", "200", f"{base}: {type(exc).__name__}: {exc}", False)
-        )
+    listed, detail = probe_models(url, timeout_s, "--timeout-s")
+    if listed is None:
+        report.results.append(ProbeResult("GET /models", "200", detail, False))
         return report
     report.results.append(
         ProbeResult("GET /models", "200", ", ".join(listed) or "200, no models listed", True)
@@ -289,7 +310,10 @@ def check_verifier(url: str | None, model: str | None = None, timeout_s: float =
             what = "no model" if not listed else f"{len(listed)} models ({', '.join(listed)})"
             report.results.append(
                 ProbeResult(
-                    "served model", "one listed, or --model", f"{what} listed; pass --model NAME", False
+                    "served model",
+                    "one listed, or --served-model-name",
+                    f"{what} listed; pass --served-model-name NAME",
+                    False,
                 )
             )
             return report

@@ -1,11 +1,15 @@
-"""A scripted OpenAI-compatible judge on loopback, for tests and benchmarks of the verifier client.
+"""Scripted OpenAI-compatible servers on loopback, for tests and benchmarks of our HTTP clients.
 
-It speaks real HTTP (`/v1/models`, `/v1/chat/completions`) and can be slow, fail with 500s, drop
-connections or reply garbage -- the faults a real vLLM server cannot be made to show on demand.
+One server (`ChatServer`: real HTTP, `/v1/models` and `/v1/chat/completions`, every request body
+recorded) answers with whatever a responder function decides; `ScriptedJudge` is that server playing
+a verifier model that can be slow, fail with 500s, drop connections or reply garbage -- the faults a
+real vLLM server cannot be made to show on demand. `strict_openai` refuses request fields outside
+OpenAI's published schema, as api.openai.com does.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import socket
@@ -14,6 +18,186 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+#: A responder's reply that closes the connection without answering.
+DROP = object()
+#: respond(body) -> (HTTP status, reply): a dict is sent as JSON, bytes as they are, `DROP` closes.
+Responder = Callable[[dict[str, Any]], tuple[int, Any]]
+
+
+class ChatServer:
+    """An OpenAI-compatible chat server on 127.0.0.1 whose answers `respond(body)` decides.
+
+    Every chat request body is kept in `bodies`; `max_in_flight` is the most handled at once. With
+    `serialize` (the default) the responder runs under the server's lock, so it may keep state freely.
+    `url` is the server's root (clients add `/v1`).
+    """
+
+    def __init__(
+        self,
+        respond: Responder,
+        delay_s: float = 0.0,
+        models: tuple[str, ...] = ("served-model",),
+        *,
+        serialize: bool = True,
+    ):
+        self.respond = respond
+        self.delay_s = delay_s
+        self.models = models
+        self.serialize = serialize
+        self.owned_by = "scripted"  # what /v1/models says served each model (vLLM says "vllm")
+        self.bodies: list[dict[str, Any]] = []
+        self.lock = threading.Lock()
+        self.in_flight = 0
+        self.max_in_flight = 0
+        self.httpd = _Server(("127.0.0.1", 0), _Handler)
+        self.httpd.chat = self
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        self.thread = threading.Thread(
+            target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
+        self.thread.start()
+
+    def answer(self, body: dict[str, Any]) -> tuple[int, Any]:
+        with self.lock:
+            self.bodies.append(body)
+            self.in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        try:
+            if self.delay_s:
+                time.sleep(self.delay_s)
+            if not self.serialize:
+                return self.respond(body)
+            with self.lock:
+                return self.respond(body)
+        finally:
+            with self.lock:
+                self.in_flight -= 1
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+    def __enter__(self) -> ChatServer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: _Server
+    protocol_version = "HTTP/1.1"
+
+    def setup(self) -> None:
+        super().setup()
+        # Headers and body go out in two writes; without this, Nagle + delayed ACK add ~40 ms to
+        # every keep-alive request (uvicorn, under vLLM, sets it too).
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - stdlib signature
+        pass
+
+    def _send(self, status: int, reply: Any) -> None:
+        if reply is DROP:
+            self.close_connection = True
+            self.connection.close()
+            return
+        is_json = not isinstance(reply, bytes)
+        body = json.dumps(reply).encode() if is_json else reply
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json" if is_json else "text/html")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_GET(self) -> None:
+        chat = self.server.chat
+        if self.path.rstrip("/").endswith("/models"):
+            models = [{"id": m, "object": "model", "owned_by": chat.owned_by} for m in chat.models]
+            self._send(200, {"object": "list", "data": models})
+        else:
+            self._send(404, {"error": "not found"})
+
+    def do_POST(self) -> None:
+        raw = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+        if not self.path.rstrip("/").endswith("/chat/completions"):
+            self._send(404, {"error": "not found"})
+            return
+        try:
+            body = json.loads(raw)
+        except ValueError:
+            self._send(400, {"error": "bad request"})
+            return
+        # OSError: the client gave up (timeout) and closed the connection.
+        with contextlib.suppress(OSError):
+            self._send(*self.server.chat.answer(body))
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 1024
+    chat: ChatServer
+
+
+def chat_reply(
+    text: str, completion_tokens: int = 7, finish_reason: str = "stop"
+) -> tuple[int, dict[str, Any]]:
+    """A chat-completions answer holding `text`, with usage counts."""
+    return 200, {
+        "choices": [
+            {"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": finish_reason}
+        ],
+        "usage": {
+            "prompt_tokens": 5,
+            "completion_tokens": completion_tokens,
+            "total_tokens": 5 + completion_tokens,
+        },
+    }
+
+
+def last_user_text(body: dict[str, Any]) -> str:
+    """The text of a request's last message (plain, or the last text part)."""
+    content = body["messages"][-1]["content"]
+    return content if isinstance(content, str) else content[-1]["text"]
+
+
+# The request fields of OpenAI's chat-completions API (its published reference); anything else is
+# refused the way api.openai.com refuses it.
+OPENAI_CHAT_FIELDS = frozenset(
+    {
+        "model", "messages", "audio", "frequency_penalty", "function_call", "functions", "logit_bias",
+        "logprobs", "max_completion_tokens", "max_tokens", "metadata", "modalities", "n",
+        "parallel_tool_calls", "prediction", "presence_penalty", "prompt_cache_key", "reasoning_effort",
+        "response_format", "safety_identifier", "seed", "service_tier", "stop", "store", "stream",
+        "stream_options", "temperature", "tool_choice", "tools", "top_logprobs", "top_p", "user",
+        "verbosity", "web_search_options",
+    }
+)  # fmt: skip
+
+
+def strict_openai(respond: Responder) -> Responder:
+    """Wrap `respond` with OpenAI's schema check: 400 "Unrecognized request argument" on unknown fields."""
+
+    def check(body: dict[str, Any]) -> tuple[int, Any]:
+        for key in body:
+            if key not in OPENAI_CHAT_FIELDS:
+                return 400, {
+                    "error": {
+                        "message": f"Unrecognized request argument supplied: {key}",
+                        "type": "invalid_request_error",
+                        "param": None,
+                        "code": None,
+                    }
+                }
+        return respond(body)
+
+    return check
+
+
+# ---------------------------------------------------------------------------
+# The judge
 
 _OUTPUT_RE = re.compile(r'Output sentence: """(.*?)"""', re.DOTALL)
 _ANSWER_RE = re.compile(r"Correct answer: (.*?)\n\nJudgement:", re.DOTALL)
@@ -31,7 +215,7 @@ def substring_judge(prompt: str) -> str:
 
 @dataclass
 class Script:
-    """What the server does next: `mode` is ok | error500 | drop | garbage | undecided."""
+    """What the judge does next: `mode` is ok | error500 | drop | garbage | undecided."""
 
     mode: str = "ok"
     delay_s: float = 0.0
@@ -39,113 +223,60 @@ class Script:
     fail_first: int = 0  # the first N chat requests fail with 500, later ones follow `mode`
     requests: int = 0
     inflight: int = 0
-    max_inflight: int = 0  # most chat requests the server was handling at once
+    max_inflight: int = 0  # most chat requests the judge was handling at once
     prompts: list[str] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
-
-class _Handler(BaseHTTPRequestHandler):
-    server: _Server
-    protocol_version = "HTTP/1.1"
-
-    def setup(self) -> None:
-        super().setup()
-        # Headers and body go out in two writes; without this, Nagle + delayed ACK add ~40 ms to
-        # every keep-alive request (uvicorn, under vLLM, sets it too).
-        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - stdlib signature
-        pass
-
-    def _send(self, status: int, body: bytes, content_type: str = "application/json") -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def do_GET(self) -> None:
-        if self.path.rstrip("/").endswith("/models"):
-            body = {"object": "list", "data": [{"id": self.server.model_name, "object": "model"}]}
-            self._send(200, json.dumps(body).encode())
-        else:
-            self._send(404, b'{"error": "not found"}')
-
-    def do_POST(self) -> None:
-        length = int(self.headers.get("Content-Length", "0"))
-        raw = self.rfile.read(length)
-        script = self.server.script
-        with script.lock:
-            script.requests += 1
-            n = script.requests
-        if not self.path.rstrip("/").endswith("/chat/completions"):
-            self._send(404, b'{"error": "not found"}')
-            return
+    def respond(self, body: dict[str, Any], model_name: str) -> tuple[int, Any]:
+        with self.lock:
+            self.requests += 1
+            n = self.requests
         try:
-            prompt = json.loads(raw)["messages"][-1]["content"]
-        except (ValueError, KeyError, IndexError, TypeError):
-            self._send(400, b'{"error": "bad request"}')
-            return
-        with script.lock:
-            script.prompts.append(prompt)
-            script.inflight += 1
-            script.max_inflight = max(script.max_inflight, script.inflight)
+            prompt = body["messages"][-1]["content"]
+        except (KeyError, IndexError, TypeError):
+            return 400, {"error": "bad request"}
+        with self.lock:
+            self.prompts.append(prompt)
+            self.inflight += 1
+            self.max_inflight = max(self.max_inflight, self.inflight)
         try:
-            self._reply(script, n, prompt)
-        except OSError:
-            pass  # the client gave up (timeout) and closed the connection
-        finally:
-            with script.lock:
-                script.inflight -= 1
-
-    def _reply(self, script: Script, n: int, prompt: str) -> None:
-        if script.delay_s:
-            time.sleep(script.delay_s)
-        mode = "error500" if n <= script.fail_first else script.mode
-        if mode == "error500":
-            self._send(500, b'{"error": "internal"}')
-        elif mode == "drop":
-            self.close_connection = True
-            self.connection.close()
-        elif mode == "garbage":
-            self._send(200, b"<html>\x00\xff not json", "text/html")
-        else:
-            content = "maybe, it depends" if mode == "undecided" else script.judge(prompt)
-            body = {
+            if self.delay_s:
+                time.sleep(self.delay_s)
+            mode = "error500" if n <= self.fail_first else self.mode
+            if mode == "error500":
+                return 500, {"error": "internal"}
+            if mode == "drop":
+                return 0, DROP
+            if mode == "garbage":
+                return 200, b"<html>\x00\xff not json"
+            content = "maybe, it depends" if mode == "undecided" else self.judge(prompt)
+            return 200, {
                 "id": f"chatcmpl-{n}",
                 "object": "chat.completion",
-                "model": self.server.model_name,
+                "model": model_name,
                 "choices": [{"index": 0, "message": {"role": "assistant", "content": content}}],
             }
-            self._send(200, json.dumps(body).encode())
-
-
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    request_queue_size = 1024
-    script: Script
-    model_name: str
+        finally:
+            with self.lock:
+                self.inflight -= 1
 
 
 class ScriptedJudge:
-    """Run with `with ScriptedJudge() as judge:`; `judge.url` is the base URL (…/v1)."""
+    """A verifier model played by a `ChatServer`: `with ScriptedJudge() as judge:`; `judge.url` is …/v1."""
 
     def __init__(self, script: Script | None = None, model_name: str = "scripted-judge") -> None:
         self.script = script or Script()
-        self._server = _Server(("127.0.0.1", 0), _Handler)
-        self._server.script = self.script
-        self._server.model_name = model_name
         self.model_name = model_name
-        self.url = f"http://127.0.0.1:{self._server.server_address[1]}/v1"
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._server = ChatServer(
+            lambda body: self.script.respond(body, model_name), models=(model_name,), serialize=False
+        )
+        self.url = f"{self._server.url}/v1"
 
     def __enter__(self) -> ScriptedJudge:
-        self._thread.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        self._server.close()
 
 
 def main() -> None:

@@ -12,6 +12,7 @@ Both are estimates for a launch decision, not allocator traces: they err on the 
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import math
 import os
@@ -20,15 +21,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from vlmrl.data.images import PROCESSOR_DEFAULTS, vision_settings
+from vlmrl.data.prompt import IMAGE_PLACEHOLDER, VISION_MARKERS, prompt_text_tokens
 from vlmrl.errors import UserError
 from vlmrl.train.config import ExperimentConfig
 
 GIB = 1024**3
-# Qwen2VLImageProcessor's defaults, for a model whose processor is not on this machine.
-QWEN_PATCH, QWEN_MERGE = 14, 2
-PROCESSOR_MIN_PIXELS, PROCESSOR_MAX_PIXELS = 56 * 56, 28 * 28 * 16384
-VISION_MARKERS = "<|vision_start|><|image_pad|><|vision_end|>"
-IMAGE_TAG = "<image>"
 
 # Published Qwen2.5-VL configs (config.json on the hub), for hub ids that are not on this machine.
 KNOWN_ARCHS: dict[str, dict[str, int | bool]] = {
@@ -42,14 +40,6 @@ QWEN_VISION = dict(depth=32, hidden=1280, intermediate=3420)  # the same tower f
 
 # ---------------------------------------------------------------------------
 # Tokens
-
-
-def vision_tokens(width: int, height: int, min_pixels: int, max_pixels: int, patch: int, merge: int) -> int:
-    """Tokens one image becomes in the LLM: Qwen's own resize rule, then patch x patch, merged merge x merge."""
-    from transformers.models.qwen2_vl.image_processing_qwen2_vl import smart_resize
-
-    h, w = smart_resize(height, width, factor=patch * merge, min_pixels=min_pixels, max_pixels=max_pixels)
-    return (h // patch) * (w // patch) // (merge * merge)
 
 
 @dataclass
@@ -71,7 +61,7 @@ class TokenBudget:
     rows: list[RowTokens] = field(default_factory=list)
     rows_total: int = 0  # rows in the files (rows may be a sample of them)
     exact_text: bool = True  # False: no tokenizer on this machine, text tokens estimated from bytes
-    pixels: tuple[int, int] = (PROCESSOR_MIN_PIXELS, PROCESSOR_MAX_PIXELS)
+    pixels: tuple[int, int] = (PROCESSOR_DEFAULTS.min_pixels, PROCESSOR_DEFAULTS.max_pixels)
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -138,19 +128,15 @@ def token_budget(cfg: ExperimentConfig, max_rows: int = 2000, processor: Any = N
     d = cfg.data
     if processor is None:
         processor = _load_processor(cfg.model.path)
-    patch, merge = QWEN_PATCH, QWEN_MERGE
-    min_px, max_px = PROCESSOR_MIN_PIXELS, PROCESSOR_MAX_PIXELS
-    tokenizer = None
-    if processor is not None:
-        tokenizer = getattr(processor, "tokenizer", processor)
-        ip = getattr(processor, "image_processor", None)
-        if ip is not None:
-            patch, merge = ip.patch_size, ip.merge_size
-            size = getattr(ip, "size", None) or {}
-            min_px = getattr(ip, "min_pixels", None) or size.get("shortest_edge") or min_px
-            max_px = getattr(ip, "max_pixels", None) or size.get("longest_edge") or max_px
-    min_px, max_px = d.min_pixels or min_px, d.max_pixels or max_px
-    budget = TokenBudget(d.max_prompt_length, d.filter_overlong_prompts, pixels=(min_px, max_px))
+    tokenizer = getattr(processor, "tokenizer", processor) if processor is not None else None
+    # The processor's settings (Qwen2VLImageProcessor's defaults without one), narrowed by the config's bounds.
+    vision = vision_settings(processor)
+    vision = dataclasses.replace(
+        vision, min_pixels=d.min_pixels or vision.min_pixels, max_pixels=d.max_pixels or vision.max_pixels
+    )
+    budget = TokenBudget(
+        d.max_prompt_length, d.filter_overlong_prompts, pixels=(vision.min_pixels, vision.max_pixels)
+    )
     budget.exact_text = tokenizer is not None and getattr(tokenizer, "chat_template", None) is not None
     if not budget.exact_text:
         budget.notes.append(
@@ -168,20 +154,17 @@ def token_budget(cfg: ExperimentConfig, max_rows: int = 2000, processor: Any = N
             for raw in batch.to_pylist():
                 if index % stride == 0:
                     budget.rows.append(
-                        _row_tokens(
-                            raw, d.prompt_key, d.image_key, str(f), index, tokenizer, budget, patch, merge
-                        )
+                        _row_tokens(raw, d.prompt_key, d.image_key, str(f), index, tokenizer, budget, vision)
                     )
                 index += 1
     return budget
 
 
-def _row_tokens(raw, prompt_key, image_key, file, index, tokenizer, budget, patch, merge) -> RowTokens:
+def _row_tokens(raw, prompt_key, image_key, file, index, tokenizer, budget, vision) -> RowTokens:
     from PIL import Image
 
     messages = raw[prompt_key]
-    n_tags = sum(str(m.get("content", "")).count(IMAGE_TAG) for m in messages)
-    vision = 0
+    n_vision = 0
     for k, image in enumerate(raw.get(image_key) or []):
         data = image.get("bytes") if isinstance(image, dict) else image
         if isinstance(data, (bytes, bytearray)):
@@ -196,17 +179,13 @@ def _row_tokens(raw, prompt_key, image_key, file, index, tokenizer, budget, patc
                 f"{file} row {index}: image {k} is not a readable image ({exc}); rebuild the file with "
                 "`vlmrl data build`"
             ) from None
-        vision += vision_tokens(width, height, budget.pixels[0], budget.pixels[1], patch, merge)
-    chat = [
-        {"role": m["role"], "content": str(m["content"]).replace(IMAGE_TAG, VISION_MARKERS)} for m in messages
-    ]
+        n_vision += vision.tokens(width, height)
     if budget.exact_text:
-        text = tokenizer.apply_chat_template(chat, tokenize=False, add_generation_prompt=True)
-        # each <|image_pad|> placeholder is replaced by the image's vision tokens
-        n_text = len(tokenizer(text, add_special_tokens=False)["input_ids"]) - n_tags
+        n_text = prompt_text_tokens(tokenizer, messages)
     else:
-        n_text = math.ceil(sum(len(str(m["content"]).encode()) for m in chat) / 3.5) + 5 * len(chat)
-    return RowTokens(file, index, n_text, vision)
+        chat = [str(m["content"]).replace(IMAGE_PLACEHOLDER, VISION_MARKERS) for m in messages]
+        n_text = math.ceil(sum(len(c.encode()) for c in chat) / 3.5) + 5 * len(chat)
+    return RowTokens(file, index, n_text, n_vision)
 
 
 # ---------------------------------------------------------------------------

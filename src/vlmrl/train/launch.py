@@ -4,7 +4,6 @@ text or the launch; TRL = the run (or its dry-run text). The CLI only prints wha
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,8 +20,9 @@ class VerlRun:
     preflight: PreflightReport
 
     def dry_run_text(self, brief: bool = False) -> str:
-        """The command and the resolved veRL config (or, `brief`, only the keys vlmrl sets) as YAML;
-        the command and runtime env ride along as comments so the text stays valid YAML."""
+        """The command and the resolved veRL config as YAML (the command and runtime env ride along as
+        comments, so the text stays valid YAML); `brief`: instead of the config, the keys vlmrl sets
+        as Hydra overrides with their resolved values, ready to paste."""
         from omegaconf import OmegaConf
 
         from vlmrl.train.verl_validate import to_yaml
@@ -39,14 +39,17 @@ class VerlRun:
                 f"#   {line}" for line in OmegaConf.to_yaml(OmegaConf.create(launch.runtime_env)).splitlines()
             ]
         if brief:
-            lines.append("# resolved veRL values of the keys vlmrl sets:")
-            for o in launch.overrides:
-                value = OmegaConf.select(launch.verl_config, o.key)
-                if OmegaConf.is_config(value):
-                    value = OmegaConf.to_container(value, resolve=True)
-                lines.append(f"{o.key}: {json.dumps(value)}")
-            return "\n".join(lines) + "\n"
-        lines.append("# resolved veRL config:")
+            import shlex
+
+            from vlmrl.train.verl_validate import resolved_overrides
+
+            lines.append(
+                "# the keys vlmrl sets, with the values veRL resolved: Hydra overrides, shell-quoted, to paste "
+                "after `python -m verl.trainer.main_ppo`:"
+            )
+            args = [shlex.quote(a) for a in resolved_overrides(launch.verl_config, launch.overrides)]
+            return "\n".join(lines + [a + " \\" for a in args[:-1]] + args[-1:]) + "\n"
+        lines.append("# resolved veRL config (its interpolations resolved to the values veRL will use):")
         return "\n".join(lines) + "\n" + to_yaml(launch.verl_config)
 
     def start(self) -> int:

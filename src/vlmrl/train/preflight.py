@@ -178,22 +178,14 @@ def _check_reward_entry(reward_path: str, report: PreflightReport, cluster: bool
 
 def check_verifier(url: str, model: str | None, timeout_s: float = 5.0) -> tuple[bool, str]:
     """GET {url}/models on an OpenAI-compatible server; (reachable and serving `model`, detail)."""
-    import httpx
+    from vlmrl.reward.verifier_service import models_url, probe_models
 
-    target = url.rstrip("/") + "/models"
-    try:
-        resp = httpx.get(target, timeout=timeout_s)
-    except httpx.HTTPError as exc:
-        return False, f"{target}: no answer ({type(exc).__name__}: {exc})"
-    if resp.status_code != 200:
-        return False, f"{target}: HTTP {resp.status_code}"
-    try:
-        served = [m.get("id") for m in resp.json().get("data", [])]
-    except (ValueError, AttributeError):
-        return False, f"{target}: answered, but not with an OpenAI model list"
+    served, detail = probe_models(url, timeout_s, "reward.verifier.timeout_s")
+    if served is None:
+        return False, detail
     if model and model not in served:
-        return False, f"{target}: serves {served}, not {model!r} (reward.verifier.model)"
-    return True, f"{target}: serving {served}"
+        return False, f"{models_url(url)}: serves {served}, not {model!r} (reward.verifier.model)"
+    return True, detail
 
 
 def _check_verifier(cfg: ExperimentConfig, report: PreflightReport) -> None:

@@ -155,25 +155,11 @@ def reward_function_path() -> str:
 
 
 def build_overrides(cfg: ExperimentConfig, reward_path: str | None = None) -> list[Override]:
-    """The structured overrides for `cfg`, in the order they are passed (extra_overrides not included)."""
-    if cfg.rollout.engine not in ("vllm", "sglang"):
-        raise ConfigError(
-            f"rollout.engine={cfg.rollout.engine!r}: veRL 0.9.1 rolls out with 'vllm' or 'sglang' only "
-            "('hf' generation is for backend=trl)"
-        )
-    if cfg.trainer.n_gpus_per_node < 1:
-        raise ConfigError("trainer.n_gpus_per_node must be at least 1 for backend=verl (veRL needs GPUs)")
-    if cfg.model.freeze_vision_tower:
-        raise ConfigError(
-            "model.freeze_vision_tower=true is not available on veRL 0.9.1: its "
-            "actor_rollout_ref.actor.freeze_vision_tower is never read, so the tower would still train; "
-            "use backend=trl or leave it false"
-        )
-    if cfg.reward.overlong.enable and cfg.reward.manager != "dapo":
-        raise ConfigError(
-            f"reward.overlong.enable=true needs reward.manager=dapo (got {cfg.reward.manager!r}); "
-            "veRL's naive manager has no overlong buffer"
-        )
+    """The structured overrides for `cfg`, in the order they are passed (extra_overrides not included).
+
+    What veRL cannot run (an `hf` rollout, no GPUs, a frozen vision tower, the overlong penalty without
+    the dapo manager) was refused when `cfg` was loaded (`vlmrl.train.backends.SUPPORT`).
+    """
     a, d, m, r, t, rw = cfg.algorithm, cfg.data, cfg.model, cfg.rollout, cfg.trainer, cfg.reward
     actor = "actor_rollout_ref.actor"
     rollout = "actor_rollout_ref.rollout"

@@ -104,7 +104,22 @@ def validate(hydra_args: list[str], overrides: list[Override] | None = None, ext
 
 
 def to_yaml(cfg) -> str:
-    """The composed veRL config as YAML (interpolations left as written, like veRL prints it)."""
+    """The composed veRL config as YAML with every `${...}` interpolation resolved against veRL's own
+    values, so what is printed is what veRL runs (`???` marks a value veRL itself leaves unset)."""
     from omegaconf import OmegaConf
 
-    return OmegaConf.to_yaml(cfg)
+    return OmegaConf.to_yaml(cfg, resolve=True)
+
+
+def resolved_overrides(cfg, overrides: list[Override]) -> list[str]:
+    """Each of `overrides` as a Hydra override (`key=value`, `+key=value`) holding the value veRL
+    resolved for it in the composed `cfg`: lines that can be passed to `main_ppo` as they are."""
+    from omegaconf import OmegaConf
+
+    out = []
+    for o in overrides:
+        value = OmegaConf.select(cfg, o.key)
+        if OmegaConf.is_config(value):
+            value = OmegaConf.to_container(value, resolve=True)
+        out.append(Override(o.key, value, o.plus).render())
+    return out
