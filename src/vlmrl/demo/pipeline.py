@@ -202,9 +202,9 @@ def run_demo(settings: DemoSettings, progress: Progress | None = None) -> DemoRe
         if settings.warmup_steps > 0:
             rows = list(to_trl_dataset([data_dir / "train.parquet"]))
             by_index = {ex.index: ex for ex in train_examples}
-            # A sloppy teacher: a share of the worked solutions is one too high. The warmed model learns the
-            # format and a partial skill (its samples are right about half the time), so GRPO's groups mix
-            # right and wrong answers, and only the reward can tell which is which.
+            # A sloppy teacher: a share of the worked solutions is wrong (the next digit, the next colour).
+            # The warmed model learns the format and a partial skill (its samples are right about half
+            # the time), so GRPO's groups mix right and wrong answers, and only the reward can tell which.
             slips = random.Random(f"{settings.seed}-slip")
             responses = [
                 formatted_solution(

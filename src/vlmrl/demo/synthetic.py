@@ -42,6 +42,16 @@ def _png(image) -> bytes:
     return buf.getvalue()
 
 
+def _fill(draw, kind: str, box: tuple[int, int, int, int], colour: tuple[int, int, int]) -> None:
+    x0, y0, x1, y1 = box
+    if kind == "circle":
+        draw.ellipse(box, fill=colour)
+    elif kind == "square":
+        draw.rectangle(box, fill=colour)
+    else:
+        draw.polygon([((x0 + x1) // 2, y0), (x1, y1), (x0, y1)], fill=colour)
+
+
 def draw_shape(
     kind: str, colour: tuple[int, int, int], rng: random.Random, side: int = COLOUR_IMAGE_SIDE
 ) -> bytes:
@@ -52,13 +62,7 @@ def draw_shape(
     draw = ImageDraw.Draw(image)
     size = rng.randint(side // 2, side * 7 // 8)
     x0, y0 = rng.randint(0, side - size), rng.randint(0, side - size)
-    x1, y1 = x0 + size, y0 + size
-    if kind == "circle":
-        draw.ellipse((x0, y0, x1, y1), fill=colour)
-    elif kind == "square":
-        draw.rectangle((x0, y0, x1, y1), fill=colour)
-    else:
-        draw.polygon([((x0 + x1) // 2, y0), (x1, y1), (x0, y1)], fill=colour)
+    _fill(draw, kind, (x0, y0, x0 + size, y0 + size), colour)
     return _png(image)
 
 
@@ -73,14 +77,7 @@ def draw_shapes(counts: dict[str, int], rng: random.Random, side: int = IMAGE_SI
     kinds = [shape for shape, n in counts.items() for _ in range(n)]
     for (row, col), kind in zip(slots, kinds, strict=True):
         x0, y0 = col * cell + 3, row * cell + 3
-        x1, y1 = x0 + cell - 6, y0 + cell - 6
-        colour = rng.choice(list(COLOURS.values()))
-        if kind == "circle":
-            draw.ellipse((x0, y0, x1, y1), fill=colour)
-        elif kind == "square":
-            draw.rectangle((x0, y0, x1, y1), fill=colour)
-        else:
-            draw.polygon([((x0 + x1) // 2, y0), (x1, y1), (x0, y1)], fill=colour)
+        _fill(draw, kind, (x0, y0, x0 + cell - 6, y0 + cell - 6), rng.choice(list(COLOURS.values())))
     return _png(image)
 
 

@@ -1,7 +1,9 @@
-"""Format warm-up for the demo: a few supervised steps so the random tiny model writes `<think>/<answer>`.
+"""Warm-up for the demo: supervised steps so the random tiny model writes `<think>/<answer>` and partly solves.
 
 A randomly initialised model never passes the reward's format gate, so every GRPO group would score
 alike and carry no signal; after the warm-up, answers vary in correctness and GRPO has something to learn.
+The answer's tokens can weigh more than the format's (`answer_weight`): the format is learned in a few
+steps, and under a plain token mean the one-token answer gets a small share of every step's gradient.
 """
 
 from __future__ import annotations
