@@ -34,7 +34,7 @@ HELP = (
     "answers wrong); evaluates the held-out split; trains GRPO with TRL and the real reward "
     "(configs/train/demo.yaml); draws reward, length, accuracy and format-rate curves; evaluates again; "
     "prints the before/after table (overall, text, image) and every artifact's path. "
-    "About 3-4 minutes on 2 shared CPU cores.\n\n"
+    "About 2-3 minutes on 2 shared CPU cores.\n\n"
     "Extra key=value arguments override the training preset, e.g. `vlmrl demo rollout.n=4 algorithm.lr=1e-4`."
 )
 
