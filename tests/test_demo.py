@@ -75,3 +75,31 @@ def test_demo_runs_end_to_end_at_reduced_size(tmp_path, tiny_vlm_path):
     for path in summary["artifacts"].values():
         for one in path.split(", "):
             assert Path(one).exists(), one
+
+
+def test_demo_verl_stage_config_passes_verls_own_validation(tmp_path, tiny_vlm_path):
+    """The config `vlmrl demo --backend verl` hands veRL, composed and checked by veRL's own Hydra config
+    and `validate_config` with the CPU settings (no veRL run: the demo itself is timed by hand, and
+    veRL's trainer runs on CPU in tests/train/test_verl_cpu_e2e.py)."""
+    from vlmrl.demo.pipeline import VERL_DEMO_STEPS, DemoSettings, default_config_path, verl_demo_config
+    from vlmrl.train.verl_launch import plan
+
+    overrides = [
+        f"model.path={tiny_vlm_path}",
+        f"data.train_files=[{tmp_path / 'train.parquet'}]",
+        f"trainer.output_dir={tmp_path / 'train'}",
+    ]
+    cfg = verl_demo_config(default_config_path(), overrides, DemoSettings())
+    assert cfg.backend == "verl" and VERL_DEMO_STEPS >= 2
+    c = plan(cfg, on_cpu=True).verl_config
+    assert c.trainer.total_training_steps == VERL_DEMO_STEPS
+    assert c.trainer.save_freq == VERL_DEMO_STEPS  # the checkpoint the after-eval exports
+    assert c.trainer.device == "cpu" and c.actor_rollout_ref.rollout.name == "vllm"
+    # no validation set: veRL gets a placeholder file it never reads (test_freq -1, none before training)
+    assert c.trainer.test_freq == -1 and c.trainer.val_before_train is False
+    # the same GRPO recipe as the TRL stage: prompts, group size, response length
+    assert c.data.train_batch_size == cfg.data.train_batch_size == 4
+    assert c.actor_rollout_ref.rollout.n == cfg.rollout.n
+    assert c.actor_rollout_ref.rollout.response_length == cfg.rollout.max_response_length
+    steps = verl_demo_config(default_config_path(), overrides, DemoSettings(steps=2))
+    assert plan(steps, on_cpu=True).verl_config.trainer.total_training_steps == 2

@@ -23,25 +23,31 @@ ROOT = Path(__file__).resolve().parents[2]
 TEST_REWARD = Path(__file__).with_name("verl_test_reward.py")
 STEPS = 6
 
-# (kind, ground truth) in dataloader order. veRL's dynamic sampling keeps a batch of prompts in
-# flight, replaces an evicted group with the next prompt and drops surplus finished groups, so steps
-# follow this order only roughly: a run gave text, mixed, image, mixed, mixed, text (epoch 2).
+# (kind, ground truth) in dataloader order, two prompts a step. veRL's sync dynamic sampling
+# (trainer/ppo/v1/replay_buffer.py) fetches prompts one at a time: a step whose pair holds no constant
+# group trains on exactly that pair; a step with one `evict` row refills 2 prompts per evicted group,
+# so it fetches the next two rows and trains on 2 of the 3 kept groups (which 2 is up to the order
+# of a set) and discards the third. Every such trio below is of one kind, so the kind of every step
+# is fixed: text, text, image, image, mixed, mixed.
 ORDER = [
-    ("text", "1001"),
-    ("text", "1002"),
+    ("text", "1001"),  # step 1: 2 of 1001-1003, `evict` evicted
     ("text", "evict"),
+    ("text", "1002"),
     ("text", "1003"),
-    ("text", "1004"),
+    ("text", "1004"),  # step 2
+    ("text", "1005"),
+    ("image", "evict"),  # step 3: 2 of 2001-2003
     ("image", "2001"),
     ("image", "2002"),
-    ("text", "evict"),
     ("image", "2003"),
-    ("image", "2004"),
-    ("text", "1005"),
+    ("image", "2004"),  # step 4
     ("image", "2005"),
-    ("text", "1006"),
+    ("text", "1006"),  # step 5
     ("image", "2006"),
+    ("image", "2007"),  # step 6
+    ("text", "1007"),
 ]
+STEP_KINDS = ["text", "text", "image", "image", "mixed", "mixed"]
 
 
 def _rows(path: Path) -> None:
@@ -137,9 +143,7 @@ def test_text_image_and_mixed_steps_each_train_with_signal(smoke_run):
         m = metrics[step]
         assert m["actor/grad_norm"] > 0, f"step {step}: zero gradient"
         assert m["critic/advantages/max"] > 0 > m["critic/advantages/min"], f"step {step}: no advantage"
-    counts = {k: sum(1 for v in kinds.values() if v == k) for k in ("text", "image", "mixed")}
-    assert all(n >= 1 for n in counts.values()), kinds
-    assert counts["text"] + counts["mixed"] >= 2 and counts["image"] + counts["mixed"] >= 2, kinds
+    assert [kinds[step] for step in range(1, STEPS + 1)] == STEP_KINDS, kinds
 
 
 def test_dynamic_sampling_evicts_constant_groups(smoke_run):
@@ -147,6 +151,11 @@ def test_dynamic_sampling_evicts_constant_groups(smoke_run):
     rows = _rows_of(result.details["train_metrics"])
     evicted = sum(v for r in rows for k, v in r.items() if k.endswith("filter_groups/evicted_samples"))
     assert evicted >= 2, "both `evict` groups must be evicted"
+    # each eviction refilled two prompts: one group too many per eviction, discarded
+    surplus = sum(
+        v for r in rows for k, v in r.items() if k.endswith("filter_groups/discarded_surplus_samples")
+    )
+    assert surplus == evicted, rows
 
 
 def test_resume_continues_at_next_step_with_real_reward_and_overlong_penalty(smoke_run):

@@ -92,14 +92,16 @@ def _eval_metrics(results, name: str) -> dict[str, Any]:
 VERL_DEMO_STEPS = 4
 
 
-def _grpo_on_verl(config_path: Path, overrides: list[str], settings: DemoSettings, out: Path):
-    """The demo's GRPO stage through veRL's `main_ppo` (vlmrl.train.verl_smoke.train_here)."""
+def verl_demo_config(config_path: Path, overrides: list[str], settings: DemoSettings):
+    """The experiment config of the demo's GRPO stage on veRL: the demo config turned to backend verl.
+
+    Rolls out with vLLM, one training rank, `settings.steps` (default `VERL_DEMO_STEPS`) steps and a
+    checkpoint at the last one (the model the after-eval loads), no validation set.
+    """
     from vlmrl.train.config import load_config
-    from vlmrl.train.trl_backend import TrainSummary
-    from vlmrl.train.verl_smoke import train_here
 
     steps = settings.steps or VERL_DEMO_STEPS
-    cfg = load_config(
+    return load_config(
         config_path,
         [
             *overrides,
@@ -113,6 +115,14 @@ def _grpo_on_verl(config_path: Path, overrides: list[str], settings: DemoSetting
             "data.val_files=[]",
         ],
     )
+
+
+def _grpo_on_verl(config_path: Path, overrides: list[str], settings: DemoSettings, out: Path):
+    """The demo's GRPO stage through veRL's `main_ppo` (vlmrl.train.verl_smoke.train_here)."""
+    from vlmrl.train.trl_backend import TrainSummary
+    from vlmrl.train.verl_smoke import train_here
+
+    cfg = verl_demo_config(config_path, overrides, settings)
     t = time.perf_counter()
     run = train_here(cfg, out / "train")
     if run.error or run.final_model_dir is None:
