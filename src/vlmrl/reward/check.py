@@ -12,13 +12,13 @@ import enum
 import os
 import re
 import threading
-from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from vlmrl.reward import choice
 from vlmrl.reward import extract as ex
 from vlmrl.reward.pool import WORKER_START_TIMEOUT_S, get_pool
+from vlmrl.utils.lru import LRU
 
 
 class Outcome(enum.Enum):
@@ -265,33 +265,9 @@ def rule_check(
     return math_verify_check(question, timeout_s, workers)
 
 
-class _ResultCache:
-    """LRU of math-verify verdicts: GRPO groups repeat the same answers to the same question."""
-
-    def __init__(self, size: int = 65536) -> None:
-        self.size = size
-        self._data: OrderedDict[Question, RuleResult] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def get(self, key: Question) -> RuleResult | None:
-        with self._lock:
-            value = self._data.get(key)
-            if value is not None:
-                self._data.move_to_end(key)
-            return value
-
-    def put(self, key: Question, value: RuleResult) -> None:
-        with self._lock:
-            self._data[key] = value
-            while len(self._data) > self.size:
-                self._data.popitem(last=False)
-
-    def clear(self) -> None:
-        with self._lock:
-            self._data.clear()
-
-
-_cache = _ResultCache()
+#: math-verify verdicts: GRPO groups repeat the same answers to the same question.
+CACHE_SIZE = 65536
+_cache: LRU[Question, RuleResult] = LRU(CACHE_SIZE)
 _inflight: dict[Question, concurrent.futures.Future[RuleResult]] = {}
 _inflight_lock = threading.Lock()
 _executor: concurrent.futures.ThreadPoolExecutor | None = None  # for `submit_check`
@@ -301,7 +277,7 @@ def _forget_after_fork() -> None:
     """A forked child starts with fresh locks (a parent thread may have held one at the fork), no
     checks in flight and no threads (those were its parent's)."""
     global _cache, _inflight_lock, _executor
-    _cache = _ResultCache()
+    _cache = LRU(CACHE_SIZE)
     _inflight_lock = threading.Lock()
     _inflight.clear()
     _executor = None

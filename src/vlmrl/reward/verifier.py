@@ -17,10 +17,11 @@ import ssl
 import threading
 import time
 import weakref
-from collections import OrderedDict
 from dataclasses import dataclass
 
 import aiohttp
+
+from vlmrl.utils.lru import LRU
 
 # xVerify's published judge prompt (IAAR-Shanghai/xVerify, src/xVerify/prompts/judge_prompt.py,
 # https://github.com/IAAR-Shanghai/xVerify): the model was fine-tuned on exactly this input and
@@ -111,31 +112,6 @@ def chat_url(base_url: str) -> str:
 # --- process-wide state: cache and circuit breaker (shared by every loop and thread) ------------
 
 
-class _LRU:
-    def __init__(self, size: int) -> None:
-        self.size = size
-        self._data: OrderedDict[str, str] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def get(self, key: str) -> str | None:
-        with self._lock:
-            value = self._data.get(key)
-            if value is not None:
-                self._data.move_to_end(key)
-            return value
-
-    def put(self, key: str, value: str) -> None:
-        with self._lock:
-            self._data[key] = value
-            self._data.move_to_end(key)
-            while len(self._data) > self.size:
-                self._data.popitem(last=False)
-
-    def clear(self) -> None:
-        with self._lock:
-            self._data.clear()
-
-
 class CircuitBreaker:
     """Open after `threshold` consecutive failures; after `cooldown_s` let one probe through."""
 
@@ -172,7 +148,7 @@ class CircuitBreaker:
         return self._opened_at is not None
 
 
-_cache = _LRU(CACHE_SIZE)
+_cache: LRU[str, str] = LRU(CACHE_SIZE)
 _breakers: dict[str, CircuitBreaker] = {}
 _breakers_lock = threading.Lock()
 
@@ -181,7 +157,7 @@ def _forget_after_fork() -> None:
     """A forked child starts with no judgements, circuits or clients of its parent (whose locks a
     parent thread may have held at the fork, and whose sockets are the parent's)."""
     global _cache, _breakers_lock
-    _cache = _LRU(CACHE_SIZE)
+    _cache = LRU(CACHE_SIZE)
     _breakers_lock = threading.Lock()
     _breakers.clear()
     _loop_states.clear()
