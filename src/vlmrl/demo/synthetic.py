@@ -15,6 +15,7 @@ import random
 from collections.abc import Collection
 
 from vlmrl.data.example import Example
+from vlmrl.data.prompt import IMAGE_PLACEHOLDER
 
 SHAPES = ("circle", "square", "triangle")
 # The image task's colours, numbered in this order in the question (answers 1..4).
@@ -26,8 +27,10 @@ COLOURS = {
 }
 IMAGE_SIDE = 112  # 16 vision tokens for Qwen2.5-VL's 28-pixel merged patches: cheap on a CPU
 COLOUR_IMAGE_SIDE = 56  # the colour task's pictures: 4 vision tokens (the tiny processor's minimum)
-COLOUR_QUESTION = "<image>What colour is the shape? " + ", ".join(
-    f"{i} = {name}" for i, name in enumerate(COLOURS, start=1)
+COLOUR_QUESTION = (
+    IMAGE_PLACEHOLDER
+    + "What colour is the shape? "
+    + ", ".join(f"{i} = {name}" for i, name in enumerate(COLOURS, start=1))
 )
 # The demo's prompts carry no reasoning instruction: the tiny model cannot read one, it learns the
 # format from the warm-up, and every prompt token costs CPU time in every stage.
