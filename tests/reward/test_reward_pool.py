@@ -245,3 +245,29 @@ def test_concurrent_async_scores_of_one_answer_share_one_check(monkeypatch):
     results = asyncio.run(group())
     assert [r["acc"] for r in results] == [1] * 16
     assert len(calls) == 1
+
+
+def test_concurrent_sync_scores_of_one_answer_share_one_check(monkeypatch):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from vlmrl.reward import check
+    from vlmrl.reward.score import compute_score
+
+    calls = []
+    real = MathVerifyPool.check
+
+    def counted(self, golds, pred, timeout_s):
+        calls.append(pred)
+        return real(self, golds, pred, timeout_s)
+
+    monkeypatch.setattr(MathVerifyPool, "check", counted)
+    check._cache.clear()
+    response = "<think>\nroots\n</think>\n<answer>\n\\sqrt{8}\n</answer>"
+    with ThreadPoolExecutor(8) as threads:  # veRL's thread-pooled sync scorers
+        results = list(
+            threads.map(
+                lambda _: compute_score("s", response, ["2\\sqrt{2}"], None, rule_timeout_s=30), range(16)
+            )
+        )
+    assert [r["acc"] for r in results] == [1] * 16
+    assert len(calls) == 1
