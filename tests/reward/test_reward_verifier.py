@@ -150,7 +150,7 @@ def test_batch_calls_run_concurrently_within_the_limit():
         results = score_batch(items, **kw(judge, verifier_concurrency=6))
     assert len(results) == 24 and all(r["verdict"] == "verifier" for r in results)
     assert judge.script.requests == 24
-    assert 1 < judge.script.max_inflight <= 6
+    assert 1 < judge.max_in_flight <= 6
 
 
 def test_async_variant_survives_event_loop_changes():
