@@ -269,12 +269,13 @@ class _Retryable(Exception):
 TIMEOUT_SETTING = "reward.verifier.timeout_s (on the command line --verifier-timeout-s, or --timeout-s of `vlmrl verifier check`)"
 
 
-def failure_detail(exc: BaseException, settings: VerifierSettings) -> str:
-    """What went wrong with one verifier request, naming the URL (and, for a timeout, the setting).
+def failure_detail(exc: BaseException, settings: VerifierSettings, url: str | None = None) -> str:
+    """What went wrong with one verifier request to `url` (default: the chat URL), naming it (and,
+    for a timeout, the setting).
 
     A timeout's own message is empty (`TimeoutError()`), so it is spelled out here.
     """
-    url = chat_url(settings.url)
+    url = url or chat_url(settings.url)
     if isinstance(exc, (asyncio.TimeoutError, aiohttp.ServerTimeoutError)):
         return (
             f"no answer from {url} within {settings.timeout_s:g} s; raise the verifier timeout, "
@@ -396,7 +397,7 @@ async def health(settings: VerifierSettings) -> Health:
                 raise ValueError(f"HTTP {resp.status}")
             listed = [m.get("id") for m in json.loads(text).get("data", []) if isinstance(m, dict)]
         except Exception as exc:
-            checks.append((f"GET {base}/models", False, failure_detail(exc, settings)))
+            checks.append((f"GET {base}/models", False, failure_detail(exc, settings, f"{base}/models")))
             return Health(False, tuple(checks))
         served = settings.model in listed
         checks.append(
