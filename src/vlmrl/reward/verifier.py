@@ -231,6 +231,11 @@ class VerifierSettings:
     prompt_template: str = XVERIFY_PROMPT
     api_key: str | None = None
 
+    @property
+    def headers(self) -> dict[str, str]:
+        """The HTTP headers of every request to the verifier (its API key, when one is set)."""
+        return {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
+
 
 _RETRY_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
 
@@ -243,10 +248,9 @@ async def _post_once(state: _LoopState, settings: VerifierSettings, prompt: str)
         "top_p": TOP_P,
         "max_tokens": MAX_TOKENS,
     }
-    headers = {"Authorization": f"Bearer {settings.api_key}"} if settings.api_key else {}
     timeout = aiohttp.ClientTimeout(total=settings.timeout_s)
     async with state.session.post(
-        chat_url(settings.url), json=body, headers=headers, timeout=timeout
+        chat_url(settings.url), json=body, headers=settings.headers, timeout=timeout
     ) as resp:
         if resp.status in _RETRY_STATUS:
             raise _Retryable(f"HTTP {resp.status}")
@@ -387,10 +391,11 @@ async def health(settings: VerifierSettings) -> Health:
     base = chat_url(settings.url).rsplit("/chat/completions", 1)[0]
     state = _LoopState(len(PROBES))
     try:
-        headers = {"Authorization": f"Bearer {settings.api_key}"} if settings.api_key else {}
         try:
             async with state.session.get(
-                base + "/models", headers=headers, timeout=aiohttp.ClientTimeout(total=settings.timeout_s)
+                base + "/models",
+                headers=settings.headers,
+                timeout=aiohttp.ClientTimeout(total=settings.timeout_s),
             ) as resp:
                 text = await resp.text(errors="replace")
             if resp.status != 200:
