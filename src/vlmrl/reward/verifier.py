@@ -109,6 +109,11 @@ def chat_url(base_url: str) -> str:
     return base + "/chat/completions"
 
 
+def models_url(url: str) -> str:
+    """<base>/models of an OpenAI-compatible server given as .../v1 (or its root, or its chat URL)."""
+    return chat_url(url).rsplit("/chat/completions", 1)[0] + "/models"
+
+
 # --- process-wide state: cache and circuit breaker (shared by every loop and thread) ------------
 
 
@@ -388,12 +393,12 @@ async def health(settings: VerifierSettings) -> Health:
     raises; bypasses the judgement cache and the circuit breaker (it is how one learns the server
     is back), and sends no retries."""
     checks: list[tuple[str, bool, str]] = []
-    base = chat_url(settings.url).rsplit("/chat/completions", 1)[0]
+    listing = models_url(settings.url)
     state = _LoopState(len(PROBES))
     try:
         try:
             async with state.session.get(
-                base + "/models",
+                listing,
                 headers=settings.headers,
                 timeout=aiohttp.ClientTimeout(total=settings.timeout_s),
             ) as resp:
@@ -402,12 +407,12 @@ async def health(settings: VerifierSettings) -> Health:
                 raise ValueError(f"HTTP {resp.status}")
             listed = [m.get("id") for m in json.loads(text).get("data", []) if isinstance(m, dict)]
         except Exception as exc:
-            checks.append((f"GET {base}/models", False, failure_detail(exc, settings, f"{base}/models")))
+            checks.append((f"GET {listing}", False, failure_detail(exc, settings, listing)))
             return Health(False, tuple(checks))
         served = settings.model in listed
         checks.append(
             (
-                f"{base}/models lists {settings.model!r}",
+                f"{listing} lists {settings.model!r}",
                 served,
                 ", ".join(map(str, listed)) or "no model listed",
             )

@@ -24,6 +24,7 @@ from vlmrl.errors import UserError
 from vlmrl.reward import verifier as vf
 
 PROBES = vf.PROBES  # one easy judgement each way
+models_url = vf.models_url
 
 
 def served_name(model: str, served_model_name: str | None = None) -> str:
@@ -94,11 +95,6 @@ def client_url(host: str, port: int) -> str:
     """Where a client on this machine reaches a server bound to `host` (0.0.0.0 = every interface)."""
     reach = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
     return f"http://{reach}:{port}/v1"
-
-
-def models_url(url: str) -> str:
-    """<base>/models of an OpenAI-compatible server given as .../v1 (or its root, or its chat URL)."""
-    return vf.chat_url(url).rsplit("/chat/completions", 1)[0] + "/models"
 
 
 def served_models(url: str, timeout_s: float = 5.0) -> list[str]:
