@@ -383,7 +383,7 @@ def test_batch_matches_single_and_works_from_threads():
 
 def test_overrunning_check_is_killed_and_the_pool_recovers():
     pool = get_pool(1)
-    pool.warm_up()
+    pool.start()
     kills = pool.kills
     # Nested huge powers keep sympy busy far beyond a 0.5 s bound.
     nasty = "9^{9^{9^{9^{9^{9}}}}} - 8^{8^{8^{8^{8}}}}"

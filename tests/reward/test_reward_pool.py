@@ -220,11 +220,13 @@ def test_a_forked_child_gets_its_own_pool():
     assert parent.check(["2"], "$2$", timeout_s=30) == "equal"
 
 
-def test_concurrent_async_scores_of_one_answer_share_one_check(monkeypatch):
-    import asyncio
+GROUP_ANSWER = "<think>\nroots\n</think>\n<answer>\n\\sqrt{8}\n</answer>"  # math-verify decides it
 
+
+@pytest.fixture
+def pool_checks(monkeypatch):
+    """The answers sent to a math-verify worker, with the verdict cache emptied first."""
     from vlmrl.reward import check
-    from vlmrl.reward.score import compute_score_async
 
     calls = []
     real = MathVerifyPool.check
@@ -235,13 +237,37 @@ def test_concurrent_async_scores_of_one_answer_share_one_check(monkeypatch):
 
     monkeypatch.setattr(MathVerifyPool, "check", counted)
     check._cache.clear()
-    response = "<think>\nroots\n</think>\n<answer>\n\\sqrt{8}\n</answer>"
+    return calls
+
+
+def test_concurrent_async_scores_of_one_answer_share_one_check(pool_checks):
+    import asyncio
+
+    from vlmrl.reward.score import compute_score_async
 
     async def group():
         return await asyncio.gather(
-            *(compute_score_async("s", response, ["2\\sqrt{2}"], None, rule_timeout_s=30) for _ in range(16))
+            *(
+                compute_score_async("s", GROUP_ANSWER, ["2\\sqrt{2}"], None, rule_timeout_s=30)
+                for _ in range(16)
+            )
         )
 
     results = asyncio.run(group())
     assert [r["acc"] for r in results] == [1] * 16
-    assert len(calls) == 1
+    assert len(pool_checks) == 1
+
+
+def test_concurrent_sync_scores_of_one_answer_share_one_check(pool_checks):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from vlmrl.reward.score import compute_score
+
+    with ThreadPoolExecutor(8) as threads:  # veRL's thread-pooled sync scorers
+        results = list(
+            threads.map(
+                lambda _: compute_score("s", GROUP_ANSWER, ["2\\sqrt{2}"], None, rule_timeout_s=30), range(16)
+            )
+        )
+    assert [r["acc"] for r in results] == [1] * 16
+    assert len(pool_checks) == 1

@@ -150,7 +150,7 @@ def test_batch_calls_run_concurrently_within_the_limit():
         results = score_batch(items, **kw(judge, verifier_concurrency=6))
     assert len(results) == 24 and all(r["verdict"] == "verifier" for r in results)
     assert judge.script.requests == 24
-    assert 1 < judge.script.max_inflight <= 6
+    assert 1 < judge.max_in_flight <= 6
 
 
 def test_async_variant_survives_event_loop_changes():
@@ -213,6 +213,8 @@ def test_health_fails_on_a_judge_that_always_says_correct():
 def test_health_of_an_unreachable_server_names_the_url():
     report = asyncio.run(vf.health(vf.VerifierSettings(url="http://127.0.0.1:9/v1", model="m", timeout_s=1)))
     assert not report.ok and "127.0.0.1:9/v1/models" in report.checks[0][0]
+    what_went_wrong = report.checks[0][2]  # names the request that failed, not the chat URL
+    assert "127.0.0.1:9/v1/models" in what_went_wrong and "chat/completions" not in what_went_wrong
 
 
 def test_health_is_not_refused_by_an_open_circuit():

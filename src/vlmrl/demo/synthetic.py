@@ -9,12 +9,13 @@ shape's colour is what a tiny vision tower's patch embedding reads first. The qu
 
 from __future__ import annotations
 
-import hashlib
 import io
 import random
 from collections.abc import Collection
 
+from vlmrl.data.decontam import dedup_key
 from vlmrl.data.example import Example
+from vlmrl.data.prompt import IMAGE_PLACEHOLDER
 
 SHAPES = ("circle", "square", "triangle")
 # The image task's colours, numbered in this order in the question (answers 1..4).
@@ -26,8 +27,10 @@ COLOURS = {
 }
 IMAGE_SIDE = 112  # 16 vision tokens for Qwen2.5-VL's 28-pixel merged patches: cheap on a CPU
 COLOUR_IMAGE_SIDE = 56  # the colour task's pictures: 4 vision tokens (the tiny processor's minimum)
-COLOUR_QUESTION = "<image>What colour is the shape? " + ", ".join(
-    f"{i} = {name}" for i, name in enumerate(COLOURS, start=1)
+COLOUR_QUESTION = (
+    IMAGE_PLACEHOLDER
+    + "What colour is the shape? "
+    + ", ".join(f"{i} = {name}" for i, name in enumerate(COLOURS, start=1))
 )
 # The demo's prompts carry no reasoning instruction: the tiny model cannot read one, it learns the
 # format from the warm-up, and every prompt token costs CPU time in every stage.
@@ -115,21 +118,13 @@ def kind_of(data_source: str) -> str:
     return "image" if data_source == IMAGE_SOURCE else "text"
 
 
-def question_key(example: Example) -> str:
-    """What makes two questions the same: the question text and the images' bytes."""
-    h = hashlib.sha256(example.question.encode())
-    for image in example.images:
-        h.update(hashlib.sha256(image).digest())
-    return h.hexdigest()
-
-
 def make_examples(
     n: int, split: str, seed: int = 0, image_fraction: float = 0.5, exclude: Collection[str] = ()
 ) -> list[Example]:
     """`n` questions, about `image_fraction` of them image (colour), the rest text (largest digit).
 
-    Questions whose `question_key` is in `exclude` are drawn again, so a held-out split can be kept
-    disjoint from the training one.
+    Questions whose `vlmrl.data.decontam.dedup_key` (the build's own "same problem") is in `exclude`
+    are drawn again, so a held-out split can be kept disjoint from the training one.
     """
     if not 0.0 <= image_fraction <= 1.0:
         raise ValueError(f"image_fraction must be in [0, 1], got {image_fraction}")
@@ -143,7 +138,7 @@ def make_examples(
         draw = shape_colour_example if kind == "image" else largest_digit_example
         for _attempt in range(1000):
             example = draw(i, split, rng)
-            if question_key(example) not in exclude:
+            if dedup_key(example) not in exclude:
                 break
         else:
             raise ValueError(f"{split}: could not draw a {kind} question outside the excluded ones")
@@ -156,7 +151,7 @@ def make_splits(
 ) -> tuple[list[Example], list[Example]]:
     """The demo's training and held-out questions; no held-out question is also a training one."""
     train = make_examples(train_size, "train", seed, image_fraction)
-    test = make_examples(eval_size, "test", seed, image_fraction, exclude={question_key(e) for e in train})
+    test = make_examples(eval_size, "test", seed, image_fraction, exclude={dedup_key(e) for e in train})
     return train, test
 
 

@@ -12,13 +12,13 @@ import enum
 import os
 import re
 import threading
-from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from vlmrl.reward import choice
 from vlmrl.reward import extract as ex
 from vlmrl.reward.pool import WORKER_START_TIMEOUT_S, get_pool
+from vlmrl.utils.lru import LRU
 
 
 class Outcome(enum.Enum):
@@ -141,12 +141,42 @@ def prepare(
     return None, question, pred
 
 
-def _verdict(status: str) -> RuleResult:
-    if status == "equal":
-        return RuleResult(Outcome.CORRECT, "math_verify")
-    if status == "unequal":
-        return RuleResult(Outcome.MISMATCH, "math_verify")
-    return RuleResult(Outcome.UNDECIDED, status)
+def _verdict(question: Question, status: str) -> RuleResult:
+    """A worker's reply as a result; a decided one (equal or unequal) is cached."""
+    if status not in ("equal", "unequal"):
+        return RuleResult(Outcome.UNDECIDED, status)
+    result = RuleResult(Outcome.CORRECT if status == "equal" else Outcome.MISMATCH, "math_verify")
+    _cache.put(question, result)
+    return result
+
+
+def _claim(question: Question) -> tuple[concurrent.futures.Future[RuleResult], bool]:
+    """(the check of `question` in flight, False), or (a new one that the caller must run, True)."""
+    with _inflight_lock:
+        running = _inflight.get(question)
+        if running is not None:
+            return running, False
+        mine: concurrent.futures.Future[RuleResult] = concurrent.futures.Future()
+        _inflight[question] = mine
+        return mine, True
+
+
+def _run_claimed(
+    question: Question, mine: concurrent.futures.Future[RuleResult], timeout_s: float, workers: int
+) -> RuleResult:
+    """Check a claimed question in a worker, then hand the result to everyone waiting on it."""
+    result = RuleResult(Outcome.UNDECIDED, "error")
+    try:
+        result = _verdict(
+            question, get_pool(workers).check(question.golds, question.math_text, timeout_s=timeout_s)
+        )
+    except Exception:
+        pass
+    finally:
+        with _inflight_lock:
+            _inflight.pop(question, None)
+        mine.set_result(result)
+    return result
 
 
 def math_verify_check(question: Question, timeout_s: float, workers: int) -> RuleResult:
@@ -158,28 +188,13 @@ def math_verify_check(question: Question, timeout_s: float, workers: int) -> Rul
     cached = _cache.get(question)
     if cached is not None:
         return cached
-    with _inflight_lock:
-        running = _inflight.get(question)
-        if running is None:
-            mine: concurrent.futures.Future[RuleResult] = concurrent.futures.Future()
-            _inflight[question] = mine
-    if running is not None:
-        try:
-            return running.result(timeout=2 * timeout_s)
-        except Exception:
-            return RuleResult(Outcome.UNDECIDED, "busy")
-    result = RuleResult(Outcome.UNDECIDED, "error")
+    future, mine = _claim(question)
+    if mine:
+        return _run_claimed(question, future, timeout_s, workers)
     try:
-        result = _verdict(get_pool(workers).check(question.golds, question.math_text, timeout_s=timeout_s))
-        if result.how == "math_verify":
-            _cache.put(question, result)
+        return future.result(timeout=2 * timeout_s)
     except Exception:
-        pass
-    finally:
-        with _inflight_lock:
-            _inflight.pop(question, None)
-        mine.set_result(result)
-    return result
+        return RuleResult(Outcome.UNDECIDED, "busy")
 
 
 def submit_check(question: Question, timeout_s: float, workers: int) -> concurrent.futures.Future[RuleResult]:
@@ -192,36 +207,20 @@ def submit_check(question: Question, timeout_s: float, workers: int) -> concurre
         done: concurrent.futures.Future[RuleResult] = concurrent.futures.Future()
         done.set_result(cached)
         return done
+    future, mine = _claim(question)
+    if not mine:
+        return future
     with _inflight_lock:
-        running = _inflight.get(question)
-        if running is not None:
-            return running
         if _executor is None:
             # One thread per worker keeps every worker busy; more would only queue at the pool.
             _executor = concurrent.futures.ThreadPoolExecutor(max(1, workers), "vlmrl-rule")
-        mine: concurrent.futures.Future[RuleResult] = concurrent.futures.Future()
-        _inflight[question] = mine
-
-    def run() -> None:
-        result = RuleResult(Outcome.UNDECIDED, "error")
-        try:
-            result = _verdict(
-                get_pool(workers).check(question.golds, question.math_text, timeout_s=timeout_s)
-            )
-            if result.how == "math_verify":
-                _cache.put(question, result)
-        finally:
-            with _inflight_lock:
-                _inflight.pop(question, None)
-            mine.set_result(result)
-
     try:
-        _executor.submit(run)
+        _executor.submit(_run_claimed, question, future, timeout_s, workers)
     except RuntimeError:  # interpreter shutting down
         with _inflight_lock:
             _inflight.pop(question, None)
-        mine.set_result(RuleResult(Outcome.UNDECIDED, "error"))
-    return mine
+        future.set_result(RuleResult(Outcome.UNDECIDED, "error"))
+    return future
 
 
 def math_verify_many(questions: Sequence[Question], timeout_s: float, workers: int) -> list[RuleResult]:
@@ -240,9 +239,7 @@ def math_verify_many(questions: Sequence[Question], timeout_s: float, workers: i
         except Exception:
             statuses = ["error"] * len(todo)
         for i, status in zip(todo, statuses, strict=True):
-            results[i] = _verdict(status)
-            if status in ("equal", "unequal"):
-                _cache.put(questions[i], results[i])
+            results[i] = _verdict(questions[i], status)
     return [r if r is not None else RuleResult(Outcome.UNDECIDED, "error") for r in results]
 
 
@@ -265,33 +262,9 @@ def rule_check(
     return math_verify_check(question, timeout_s, workers)
 
 
-class _ResultCache:
-    """LRU of math-verify verdicts: GRPO groups repeat the same answers to the same question."""
-
-    def __init__(self, size: int = 65536) -> None:
-        self.size = size
-        self._data: OrderedDict[Question, RuleResult] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def get(self, key: Question) -> RuleResult | None:
-        with self._lock:
-            value = self._data.get(key)
-            if value is not None:
-                self._data.move_to_end(key)
-            return value
-
-    def put(self, key: Question, value: RuleResult) -> None:
-        with self._lock:
-            self._data[key] = value
-            while len(self._data) > self.size:
-                self._data.popitem(last=False)
-
-    def clear(self) -> None:
-        with self._lock:
-            self._data.clear()
-
-
-_cache = _ResultCache()
+#: math-verify verdicts: GRPO groups repeat the same answers to the same question.
+CACHE_SIZE = 65536
+_cache: LRU[Question, RuleResult] = LRU(CACHE_SIZE)
 _inflight: dict[Question, concurrent.futures.Future[RuleResult]] = {}
 _inflight_lock = threading.Lock()
 _executor: concurrent.futures.ThreadPoolExecutor | None = None  # for `submit_check`
@@ -301,7 +274,7 @@ def _forget_after_fork() -> None:
     """A forked child starts with fresh locks (a parent thread may have held one at the fork), no
     checks in flight and no threads (those were its parent's)."""
     global _cache, _inflight_lock, _executor
-    _cache = _ResultCache()
+    _cache = LRU(CACHE_SIZE)
     _inflight_lock = threading.Lock()
     _inflight.clear()
     _executor = None

@@ -172,8 +172,6 @@ class MathVerifyPool:
                 self._cond.wait(deadline - time.monotonic())
             self._started = True
 
-    warm_up = start
-
     def _acquire(self, deadline: float) -> _Worker | None:
         """A ready idle worker, waiting until `deadline` at most (workers still starting count as busy)."""
         with self._cond:

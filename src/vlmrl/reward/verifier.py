@@ -17,10 +17,11 @@ import ssl
 import threading
 import time
 import weakref
-from collections import OrderedDict
 from dataclasses import dataclass
 
 import aiohttp
+
+from vlmrl.utils.lru import LRU
 
 # xVerify's published judge prompt (IAAR-Shanghai/xVerify, src/xVerify/prompts/judge_prompt.py,
 # https://github.com/IAAR-Shanghai/xVerify): the model was fine-tuned on exactly this input and
@@ -108,32 +109,12 @@ def chat_url(base_url: str) -> str:
     return base + "/chat/completions"
 
 
+def models_url(url: str) -> str:
+    """<base>/models of an OpenAI-compatible server given as .../v1 (or its root, or its chat URL)."""
+    return chat_url(url).rsplit("/chat/completions", 1)[0] + "/models"
+
+
 # --- process-wide state: cache and circuit breaker (shared by every loop and thread) ------------
-
-
-class _LRU:
-    def __init__(self, size: int) -> None:
-        self.size = size
-        self._data: OrderedDict[str, str] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def get(self, key: str) -> str | None:
-        with self._lock:
-            value = self._data.get(key)
-            if value is not None:
-                self._data.move_to_end(key)
-            return value
-
-    def put(self, key: str, value: str) -> None:
-        with self._lock:
-            self._data[key] = value
-            self._data.move_to_end(key)
-            while len(self._data) > self.size:
-                self._data.popitem(last=False)
-
-    def clear(self) -> None:
-        with self._lock:
-            self._data.clear()
 
 
 class CircuitBreaker:
@@ -172,7 +153,7 @@ class CircuitBreaker:
         return self._opened_at is not None
 
 
-_cache = _LRU(CACHE_SIZE)
+_cache: LRU[str, str] = LRU(CACHE_SIZE)
 _breakers: dict[str, CircuitBreaker] = {}
 _breakers_lock = threading.Lock()
 
@@ -181,7 +162,7 @@ def _forget_after_fork() -> None:
     """A forked child starts with no judgements, circuits or clients of its parent (whose locks a
     parent thread may have held at the fork, and whose sockets are the parent's)."""
     global _cache, _breakers_lock
-    _cache = _LRU(CACHE_SIZE)
+    _cache = LRU(CACHE_SIZE)
     _breakers_lock = threading.Lock()
     _breakers.clear()
     _loop_states.clear()
@@ -255,6 +236,11 @@ class VerifierSettings:
     prompt_template: str = XVERIFY_PROMPT
     api_key: str | None = None
 
+    @property
+    def headers(self) -> dict[str, str]:
+        """The HTTP headers of every request to the verifier (its API key, when one is set)."""
+        return {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
+
 
 _RETRY_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
 
@@ -267,10 +253,9 @@ async def _post_once(state: _LoopState, settings: VerifierSettings, prompt: str)
         "top_p": TOP_P,
         "max_tokens": MAX_TOKENS,
     }
-    headers = {"Authorization": f"Bearer {settings.api_key}"} if settings.api_key else {}
     timeout = aiohttp.ClientTimeout(total=settings.timeout_s)
     async with state.session.post(
-        chat_url(settings.url), json=body, headers=headers, timeout=timeout
+        chat_url(settings.url), json=body, headers=settings.headers, timeout=timeout
     ) as resp:
         if resp.status in _RETRY_STATUS:
             raise _Retryable(f"HTTP {resp.status}")
@@ -293,12 +278,13 @@ class _Retryable(Exception):
 TIMEOUT_SETTING = "reward.verifier.timeout_s (on the command line --verifier-timeout-s, or --timeout-s of `vlmrl verifier check`)"
 
 
-def failure_detail(exc: BaseException, settings: VerifierSettings) -> str:
-    """What went wrong with one verifier request, naming the URL (and, for a timeout, the setting).
+def failure_detail(exc: BaseException, settings: VerifierSettings, url: str | None = None) -> str:
+    """What went wrong with one verifier request to `url` (default: the chat URL), naming it (and,
+    for a timeout, the setting).
 
     A timeout's own message is empty (`TimeoutError()`), so it is spelled out here.
     """
-    url = chat_url(settings.url)
+    url = url or chat_url(settings.url)
     if isinstance(exc, (asyncio.TimeoutError, aiohttp.ServerTimeoutError)):
         return (
             f"no answer from {url} within {settings.timeout_s:g} s; raise the verifier timeout, "
@@ -407,25 +393,26 @@ async def health(settings: VerifierSettings) -> Health:
     raises; bypasses the judgement cache and the circuit breaker (it is how one learns the server
     is back), and sends no retries."""
     checks: list[tuple[str, bool, str]] = []
-    base = chat_url(settings.url).rsplit("/chat/completions", 1)[0]
+    listing = models_url(settings.url)
     state = _LoopState(len(PROBES))
     try:
-        headers = {"Authorization": f"Bearer {settings.api_key}"} if settings.api_key else {}
         try:
             async with state.session.get(
-                base + "/models", headers=headers, timeout=aiohttp.ClientTimeout(total=settings.timeout_s)
+                listing,
+                headers=settings.headers,
+                timeout=aiohttp.ClientTimeout(total=settings.timeout_s),
             ) as resp:
                 text = await resp.text(errors="replace")
             if resp.status != 200:
                 raise ValueError(f"HTTP {resp.status}")
             listed = [m.get("id") for m in json.loads(text).get("data", []) if isinstance(m, dict)]
         except Exception as exc:
-            checks.append((f"GET {base}/models", False, failure_detail(exc, settings)))
+            checks.append((f"GET {listing}", False, failure_detail(exc, settings, listing)))
             return Health(False, tuple(checks))
         served = settings.model in listed
         checks.append(
             (
-                f"{base}/models lists {settings.model!r}",
+                f"{listing} lists {settings.model!r}",
                 served,
                 ", ".join(map(str, listed)) or "no model listed",
             )
