@@ -7,12 +7,11 @@ The server answers at once, so the numbers are vlmrl's own cost (client, journal
 from __future__ import annotations
 
 import argparse
-import json
 import tempfile
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+
+from vlmrl.testing.scripted_judge import ChatServer, chat_reply
 
 ANSWERS = {
     # reply kind -> response text for a problem whose ground truth is \frac{1}{2}
@@ -23,42 +22,17 @@ ANSWERS = {
 }
 
 
-def start_server() -> ThreadingHTTPServer:
+def start_server() -> ChatServer:
+    """The scripted chat server, its answers cycling through `ANSWERS`."""
     kinds = list(ANSWERS)
     counter = {"i": 0}
-    lock = threading.Lock()
 
-    class Handler(BaseHTTPRequestHandler):
-        def log_message(self, *args):
-            pass
+    def respond(body):  # under the server's lock (serialize=True)
+        kind = kinds[counter["i"] % len(kinds)]
+        counter["i"] += 1
+        return chat_reply(ANSWERS[kind], completion_tokens=len(ANSWERS[kind].split()))
 
-        def do_POST(self):
-            self.rfile.read(int(self.headers["Content-Length"]))
-            with lock:
-                kind = kinds[counter["i"] % len(kinds)]
-                counter["i"] += 1
-            text = ANSWERS[kind]
-            data = json.dumps(
-                {
-                    "choices": [
-                        {
-                            "index": 0,
-                            "message": {"role": "assistant", "content": text},
-                            "finish_reason": "stop",
-                        }
-                    ],
-                    "usage": {"completion_tokens": len(text.split())},
-                }
-            ).encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    return server
+    return ChatServer(respond, models=("m",))
 
 
 def bench_eval_text(problems: int, n: int, concurrency: int) -> dict[str, float]:
@@ -81,7 +55,7 @@ def bench_eval_text(problems: int, n: int, concurrency: int) -> dict[str, float]
         stamps.setdefault(f"{kind}_start", time.perf_counter())
         stamps[f"{kind}_end"] = time.perf_counter()
 
-    url = f"http://127.0.0.1:{server.server_address[1]}"
+    url = server.url
     with tempfile.TemporaryDirectory() as tmp:
         run = dict(
             rows_or_parquet=rows,
@@ -97,7 +71,7 @@ def bench_eval_text(problems: int, n: int, concurrency: int) -> dict[str, float]
         t1 = time.perf_counter()
         resumed = evaluate(url, **run)  # the same run again: everything is resumed, nothing generated
         resume_s = time.perf_counter() - t1
-    server.shutdown()
+    server.close()
     samples = problems * n
     m = res.benchmarks["bench"].metrics
     assert resumed.benchmarks["bench"].generated == 0

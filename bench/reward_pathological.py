@@ -60,7 +60,7 @@ def main() -> None:
     args = parser.parse_args()
     settings = RewardSettings.from_kwargs(rule_timeout_s=args.rule_timeout_s)
     pool = get_pool(settings.workers)
-    pool.warm_up()
+    pool.start()
     worst = 0.0
     print(f"{'case':30} {'seconds':>8}  verdict   acc  chars")
     for name, response, ground_truth in CASES:

@@ -1,6 +1,6 @@
 """The reward against the field's labelled checker cases, and its speed against veRL's scorer.
 
-Run: PYTHONPATH=src python bench/reward_reference.py --cases CASES.jsonl [--n 1024] [--groups 64]
+Run: PYTHONPATH=src python bench/reward_reference.py --cases CASES.jsonl [--n 1024] [--groups 64] [--repeat 3]
 
 1. Agreement: each labelled case (jsonl rows with `id`, `source`, `gold`, `pred`, `expected`, and
    `doubtful` on cases whose label is not about equivalence) is scored as a response whose answer
@@ -8,15 +8,27 @@ Run: PYTHONPATH=src python bench/reward_reference.py --cases CASES.jsonl [--n 10
    (`verify(parse(gold), parse(pred))`) and veRL's `verl.utils.reward_score.math_verify`; agreement
    per source and every false positive (scored correct against a `false` label) are printed.
 2. Unique responses: `--n` generated responses to `--n` different problems (no repeats, cold cache),
-   right or wrong by construction; responses/s and how many each scorer scores right.
+   right or wrong by construction; seconds and how many each scorer scores right.
 3. GRPO-shaped: `--groups` prompts x 16 responses, repeating answers as real groups do.
+Each kind is drawn `--repeat` times with different seeds (cold for both scorers every time), and
+timed by vlmrl's `score_batch`, veRL's scorer and vlmrl's `compute_score_async` called for every
+response at once (as veRL's reward loop calls it).
 Also: how many answers the rules leave to a verifier (math-verify says unequal, or nothing could
-compare them). Workers of both scorers are started before timing.
+compare them).
+
+Fair to both sides: the same responses and ground truths; each scorer has the whole machine, one
+after the other, with as many worker processes: veRL's scorer its own pool of 4 spawned processes,
+fed from `--verl-threads` threads as veRL's reward loop calls a sync scorer; vlmrl
+`--rule-workers` (default 4) math-verify processes. On an idle machine both use every core; on a
+machine others load too, the same process count gives both the same share of it. Both pools are started and warm before timing;
+vlmrl's verdict cache is emptied before each set (its workers keep only what a long-running
+process keeps: parsed ground truths of earlier sets, which no later set shares).
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import collections
 import json
 import os
@@ -259,38 +271,83 @@ def left_to_verifier(items: list[dict]) -> int:
     return n
 
 
-def throughput(name: str, items: list[dict], settings, verl_threads: int) -> None:
-    from vlmrl.reward import check, score_batch
+async def _per_item(items: list[dict], settings) -> list[dict]:
+    from vlmrl.reward.score import compute_score_async
 
-    check._cache.clear()  # cold: nothing learnt from an earlier run
-    t = time.perf_counter()
-    ours = score_batch(items, settings)
-    ours_s = time.perf_counter() - t
+    return list(
+        await asyncio.gather(
+            *(
+                compute_score_async(
+                    it["data_source"], it["solution_str"], it["ground_truth"], it["extra_info"], settings
+                )
+                for it in items
+            )
+        )
+    )
+
+
+def _time_sets(sets: list[list[dict]], settings, verl_threads: int) -> list[dict]:
+    """Each set scored cold by vlmrl's batch verb, by veRL's scorer and by vlmrl per item."""
+    from vlmrl.reward import check, score_batch
 
     def verl_one(it: dict) -> bool:
         return _verl(it["solution_str"], it["ground_truth"][0])
 
-    t = time.perf_counter()
-    with ThreadPoolExecutor(verl_threads) as ex:
-        verl = list(ex.map(verl_one, items))
-    verl_s = time.perf_counter() - t
-    formatted = [i for i, it in enumerate(items) if it["formatted"]]
-    ours_right = sum(ours[i]["acc"] == items[i]["expected"] for i in formatted)
-    verl_right = sum(int(verl[i]) == items[i]["expected"] for i in formatted)
-    ours_fp = sum(ours[i]["acc"] and not items[i]["expected"] for i in formatted)
-    verl_fp = sum(verl[i] and not items[i]["expected"] for i in formatted)
-    unique = len({(it["answer"], it["ground_truth"][0]) for it in items})
-    print(f"\n## {name}: {len(items)} responses ({unique} distinct answer/ground-truth pairs)")
-    print("| scorer | responses/s | seconds | scored right (of well-formatted) | false positives |")
-    print("|---|---:|---:|---:|---:|")
+    runs = []
+    for items in sets:
+        check._cache.clear()  # cold: nothing learnt from an earlier set
+        t = time.perf_counter()
+        ours = score_batch(items, settings)
+        ours_s = time.perf_counter() - t
+        t = time.perf_counter()
+        with ThreadPoolExecutor(verl_threads) as ex:
+            verl = list(ex.map(verl_one, items))
+        verl_s = time.perf_counter() - t
+        check._cache.clear()
+        t = time.perf_counter()
+        per_item = asyncio.run(_per_item(items, settings))
+        per_item_s = time.perf_counter() - t
+        assert [r["acc"] for r in per_item] == [r["acc"] for r in ours], "per-item and batch scores differ"
+        formatted = [i for i, it in enumerate(items) if it["formatted"]]
+        runs.append(
+            {
+                "n": len(items),
+                "distinct": len({(it["answer"], it["ground_truth"][0]) for it in items}),
+                "formatted": len(formatted),
+                "ours_s": ours_s,
+                "per_item_s": per_item_s,
+                "verl_s": verl_s,
+                "ours_right": sum(ours[i]["acc"] == items[i]["expected"] for i in formatted),
+                "verl_right": sum(int(verl[i]) == items[i]["expected"] for i in formatted),
+                "ours_fp": sum(bool(ours[i]["acc"]) and not items[i]["expected"] for i in formatted),
+                "verl_fp": sum(bool(verl[i]) and not items[i]["expected"] for i in formatted),
+                "open": left_to_verifier(items),
+            }
+        )
+    return runs
+
+
+def throughput(name: str, sets: list[list[dict]], settings, verl_threads: int) -> None:
+    """One row per set (each drawn with its own seed, so every set is cold for both scorers)."""
+    runs = _time_sets(sets, settings, verl_threads)
+    print(f"\n## {name}: {len(runs)} sets of {runs[0]['n']} responses")
     print(
-        f"| vlmrl `score_batch` | {len(items) / ours_s:.1f} | {ours_s:.2f} | {ours_right}/{len(formatted)} | {ours_fp} |"
+        "| set | distinct pairs | vlmrl `score_batch` s | vlmrl per item s | veRL s | speed-up (batch) "
+        "| speed-up (per item) | right: vlmrl / veRL (of formatted) | false positives: vlmrl / veRL "
+        "| left to a verifier |"
     )
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for k, r in enumerate(runs, start=1):
+        print(
+            f"| {k} | {r['distinct']} | {r['ours_s']:.2f} | {r['per_item_s']:.2f} | {r['verl_s']:.2f} "
+            f"| {r['verl_s'] / r['ours_s']:.1f}x | {r['verl_s'] / r['per_item_s']:.1f}x "
+            f"| {r['ours_right']} / {r['verl_right']} (of {r['formatted']}) | {r['ours_fp']} / {r['verl_fp']} "
+            f"| {r['open']} |"
+        )
+    ratios = sorted(r["verl_s"] / r["ours_s"] for r in runs)
     print(
-        f"| veRL math_verify, {verl_threads} threads | {len(items) / verl_s:.1f} | {verl_s:.2f} "
-        f"| {verl_right}/{len(formatted)} | {verl_fp} |"
+        f"median speed-up (batch): {ratios[len(ratios) // 2]:.1f}x, range {ratios[0]:.1f}-{ratios[-1]:.1f}x"
     )
-    print(f"speed-up: {verl_s / ours_s:.1f}x; left to a verifier by the rules: {left_to_verifier(items)}")
 
 
 def main() -> None:
@@ -299,20 +356,25 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=1024, help="unique responses")
     parser.add_argument("--groups", type=int, default=64, help="GRPO groups of 16")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--repeat", type=int, default=3, help="sets of each kind, each with its own seed")
     parser.add_argument("--verl-threads", type=int, default=8, help="veRL runs sync scorers in a thread pool")
+    parser.add_argument(
+        "--rule-workers", type=int, default=4, help="vlmrl's math-verify processes (veRL's scorer has 4)"
+    )
     args = parser.parse_args()
 
     from vlmrl.reward import RewardSettings
     from vlmrl.reward.pool import get_pool
 
     os.environ.pop("REWARD_MODEL_URL", None)
-    settings = RewardSettings.from_kwargs()
+    settings = RewardSettings.from_kwargs(rule_workers=args.rule_workers)
     get_pool(settings.workers)  # started and ready: a one-off start is not throughput
     _verl("1", "1")  # starts veRL's spawn pool
     print(f"math-verify workers: {settings.workers}, cores: {os.cpu_count()}")
     agreement(args.cases, settings)
-    throughput("Unique responses", make_responses(args.n, args.seed), settings, args.verl_threads)
-    throughput("GRPO-shaped", grpo_groups(args.groups, args.seed), settings, args.verl_threads)
+    seeds = [args.seed + 1000 * k for k in range(args.repeat)]
+    throughput("Unique responses", [make_responses(args.n, s) for s in seeds], settings, args.verl_threads)
+    throughput("GRPO-shaped", [grpo_groups(args.groups, s) for s in seeds], settings, args.verl_threads)
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pyarrow.parquet as pq
 import pytest
 
 
@@ -57,6 +58,13 @@ def test_demo_runs_end_to_end_at_reduced_size(tmp_path, tiny_vlm_path):
         assert weighted == pytest.approx(summary[when]["pass@1"])
         results = json.loads((out / "eval" / when / "results.json").read_text())
         assert "demo_test" in results["scores"]
+
+    # the held-out questions are new: no (prompt, images) pair of the test file is in the train file
+    def questions(split):
+        rows = pq.read_table(out / "data" / f"{split}.parquet").to_pylist()
+        return {(json.dumps(r["prompt"]), tuple(i["bytes"] for i in r["images"])) for r in rows}
+
+    assert len(questions("test")) == 4 and not questions("test") & questions("train")
     metrics = [json.loads(line) for line in (out / "train" / "metrics.jsonl").read_text().splitlines()]
     assert [m["step"] for m in metrics] == [1, 2]
     assert all("reward_mean" in m and "response_length_mean" in m for m in metrics)

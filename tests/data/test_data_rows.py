@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from vlmrl.data.example import Example
+from vlmrl.data.inspect import inspect_parquet
 from vlmrl.data.rows import check_file, check_row, read_rows, row_from_example, row_schema
 from vlmrl.data.writer import write_rows_parquet
 from vlmrl.errors import UserError
@@ -25,9 +26,10 @@ def test_footer_accepts_contract_rows(data_dir, foreign_parquet):
 )
 def test_footer_errors_name_file_and_column(data_dir, foreign_parquet, kwargs, needle):
     path = foreign_parquet(data_dir / "bad.parquet", images=False, **kwargs)
-    with pytest.raises(UserError) as err:
-        check_file(path)
-    assert str(path) in str(err.value) and needle in str(err.value)
+    for reader in (check_file, read_rows, inspect_parquet):  # every reader checks the footer the same way
+        with pytest.raises(UserError) as err:
+            list(reader(path)) if reader is read_rows else reader(path)
+        assert str(path) in str(err.value) and needle in str(err.value)
 
 
 def test_not_parquet_and_missing_file(data_dir):
@@ -69,6 +71,10 @@ def test_rows_are_checked_with_where_and_key_named():
     good = row_from_example(Example("t", 0, "train", "q", ["1"])).to_verl()
     assert check_row(good).ground_truth == ["1"]
     assert check_row({**good, "reward_model": {"ground_truth": "1"}}).ground_truth == ["1"]
+    # a string ground truth is read as the build reads published ones (Skywork's literal-list strings)
+    listed = {**good, "reward_model": {"ground_truth": "['2', '2.0']"}}
+    assert check_row(listed).ground_truth == ["2", "2.0"]
+    assert check_row({**good, "reward_model": {"ground_truth": "[0, 1)"}}).ground_truth == ["[0, 1)"]
     with pytest.raises(UserError, match=r"f row 1: `reward_model.ground_truth`"):
         check_row({**good, "reward_model": {"ground_truth": []}}, "f row 1")
     with pytest.raises(UserError, match=r"here: 1 <image> placeholder\(s\) but 0 image"):

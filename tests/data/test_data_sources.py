@@ -5,7 +5,7 @@ from __future__ import annotations
 import datafix
 import pytest
 
-from vlmrl.data.normalize import infer_answer_type, normalize_answer, parse_answer_list
+from vlmrl.data.normalize import infer_answer_type, normalize_answer, parse_answer_list, read_ground_truth
 from vlmrl.data.sources import get_source, load_examples, source_names
 from vlmrl.data.sources._io import SourceError
 from vlmrl.errors import UserError
@@ -43,6 +43,13 @@ def test_answer_list_is_parsed_as_literal_never_evaluated():
     assert parse_answer_list("[1, 2]") == ["[1, 2]"]  # not a list of strings: one answer
     payload = "[__import__('os').system('echo pwned')]"
     assert parse_answer_list(payload) == [payload]
+
+
+def test_a_published_ground_truth_is_read_then_normalised_in_one_rule():
+    assert read_ground_truth("['$3$', '3', '\\\\boxed{4}']") == ["3", "4"]
+    assert read_ground_truth(["5", "", " 5 "]) == ["5"]
+    assert read_ground_truth("[0, 1)") == ["[0, 1)"]
+    assert read_ground_truth(None) == []
 
 
 @pytest.mark.parametrize(

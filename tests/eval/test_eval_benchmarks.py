@@ -43,3 +43,17 @@ def test_unknown_or_wrong_harness_is_an_error():
     with pytest.raises(UserError, match="unknown benchmark 'mme'"):
         get_benchmark("mme")  # an lmms-eval task, not a `vlmrl eval text` benchmark
     assert get_benchmark("mme", LMMS).columns[0].metric == "mme_cognition_score"
+
+
+def test_eval_help_describes_every_declared_benchmark(monkeypatch):
+    from typer.testing import CliRunner
+
+    from vlmrl.cli import app
+
+    monkeypatch.setenv("COLUMNS", "4000")  # one line per option: nothing wrapped
+    group = CliRunner().invoke(app, ["eval", "--help"]).output
+    text = CliRunner().invoke(app, ["eval", "text", "--help"]).output
+    for b in benchmarks(TEXT):
+        assert b.header in group and f"{b.name} ({b.title}: {b.notes})" in text
+    for b in benchmarks(LMMS):
+        assert b.label in group

@@ -150,7 +150,7 @@ def test_batch_calls_run_concurrently_within_the_limit():
         results = score_batch(items, **kw(judge, verifier_concurrency=6))
     assert len(results) == 24 and all(r["verdict"] == "verifier" for r in results)
     assert judge.script.requests == 24
-    assert 1 < judge.script.max_inflight <= 6
+    assert 1 < judge.max_in_flight <= 6
 
 
 def test_async_variant_survives_event_loop_changes():
@@ -173,12 +173,73 @@ def test_async_variant_survives_event_loop_changes():
     assert judge.script.requests == 2
 
 
-def test_health_lists_models():
+def _good_judge(prompt: str) -> str:
+    """Right on the health probes: 3/4 is 0.75, 2/6 is not."""
+    return "Correct" if "3}{4}" in prompt else "Incorrect"
+
+
+def test_health_asks_the_served_model_to_judge():
+    with ScriptedJudge(Script(judge=_good_judge), model_name="xverify-test") as judge:
+        settings = vf.VerifierSettings(url=judge.url, model="xverify-test", timeout_s=5)
+        report = asyncio.run(vf.health(settings))
+        assert report.ok, report.checks
+        # the listing, then one right and one wrong judgement, really sent to the model
+        assert [ok for _, ok, _ in report.checks] == [True, True, True]
+        assert judge.script.requests == 2 and "\\frac{3}{4}" in judge.script.prompts[0]
+
+
+def test_health_fails_on_a_wrong_model_name_without_judging():
     with ScriptedJudge(model_name="xverify-test") as judge:
-        ok, detail = asyncio.run(vf.health(judge.url))
-    assert ok and detail == "xverify-test"
-    ok, detail = asyncio.run(vf.health("http://127.0.0.1:9/v1", timeout_s=1))
-    assert not ok
+        report = asyncio.run(vf.health(vf.VerifierSettings(url=judge.url, model="other", timeout_s=5)))
+        assert not report.ok and judge.script.requests == 0
+    what, ok, seen = report.checks[-1]
+    assert "'other'" in what and not ok and seen == "xverify-test"
+
+
+@pytest.mark.parametrize("mode", ["error500", "garbage", "undecided"])
+def test_health_fails_when_the_model_does_not_judge(mode):
+    with ScriptedJudge(Script(mode=mode), model_name="m") as judge:
+        report = asyncio.run(vf.health(vf.VerifierSettings(url=judge.url, model="m", timeout_s=5)))
+    assert not report.ok
+    assert report.checks[0][1] and not any(ok for _, ok, _ in report.checks[1:])
+
+
+def test_health_fails_on_a_judge_that_always_says_correct():
+    with ScriptedJudge(Script(judge=lambda prompt: "Correct"), model_name="m") as judge:
+        report = asyncio.run(vf.health(vf.VerifierSettings(url=judge.url, model="m", timeout_s=5)))
+    assert not report.ok and [ok for _, ok, _ in report.checks] == [True, True, False]
+
+
+def test_health_of_an_unreachable_server_names_the_url():
+    report = asyncio.run(vf.health(vf.VerifierSettings(url="http://127.0.0.1:9/v1", model="m", timeout_s=1)))
+    assert not report.ok and "127.0.0.1:9/v1/models" in report.checks[0][0]
+    what_went_wrong = report.checks[0][2]  # names the request that failed, not the chat URL
+    assert "127.0.0.1:9/v1/models" in what_went_wrong and "chat/completions" not in what_went_wrong
+
+
+def test_health_is_not_refused_by_an_open_circuit():
+    with ScriptedJudge(Script(judge=_good_judge), model_name="m") as judge:
+        breaker = vf.breaker_for(judge.url)
+        for _ in range(vf.CIRCUIT_FAILURES):
+            breaker.record(False)
+        assert breaker.is_open
+        assert asyncio.run(vf.health(vf.VerifierSettings(url=judge.url, model="m", timeout_s=5))).ok
+
+
+def test_a_forked_child_forgets_the_parents_judgements():
+    import os
+
+    vf._cache.put("key", "correct")
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.write(write, b"1" if vf._cache.get("key") is None and not vf._loop_states else b"0")
+        finally:
+            os._exit(0)
+    os.waitpid(pid, 0)
+    assert os.read(read, 1) == b"1"
+    assert vf._cache.get("key") == "correct"
 
 
 @pytest.mark.parametrize("exc", [RuntimeError("client bug"), asyncio.CancelledError()])

@@ -63,3 +63,11 @@ def test_a_models_list_that_never_comes_names_the_url_and_the_setting(silent_url
     ok, detail = check_verifier(url, "m", timeout_s=0.5)  # the preflight's check: the same words
     assert report.results[0].got == f"{url}/models: no answer within 0.5 s (raise --timeout-s)"
     assert not ok and detail == f"{url}/models: no answer within 0.5 s (raise reward.verifier.timeout_s)"
+
+
+def test_a_served_model_name_the_server_does_not_list_fails_without_judging():
+    with ScriptedJudge() as judge:
+        report = sv.check_verifier(judge.url, "other", timeout_s=5)
+        assert judge.script.requests == 0
+    assert report.failures == 1 and report.results[-1].got == judge.model_name
+    assert "lists 'other'" in report.results[-1].check

@@ -157,17 +157,6 @@ def test_missing_train_files_name_the_key(tmp_path):
         trl_loaders.load_train_dataset(cfg)
 
 
-@pytest.fixture
-def one_torch_thread():
-    """The tiny model runs fastest on one thread, and the test machine's cores are shared."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def _mixed_parquet(path):
     from vlmrl.data.build import build_from_examples
     from vlmrl.demo.synthetic import make_examples

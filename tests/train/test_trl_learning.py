@@ -21,17 +21,6 @@ def digit_rate(completions, **_):
     return [sum(ch.isdigit() for ch in t) / max(len(t), 1) for t in texts]
 
 
-@pytest.fixture
-def one_torch_thread():
-    """The tiny model runs fastest on one thread, and the test machine's cores are shared."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.mark.slow
 def test_grpo_raises_a_learnable_reward(tiny_vlm_path, tmp_path, one_torch_thread):
     from datasets import Dataset

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -12,34 +9,16 @@ import pytest
 from vlmrl.data.example import Example
 from vlmrl.data.rows import example_to_row, row_schema
 from vlmrl.data.writer import write_rows_parquet
+from vlmrl.testing.scripted_judge import ChatServer, chat_reply
 from vlmrl.train.config import load_config
 from vlmrl.train.preflight import PreflightError, run_preflight
 
 
-class _Models(BaseHTTPRequestHandler):
-    served = ["xVerify-0.5B-I"]
-
-    def do_GET(self):  # noqa: N802 (http.server API)
-        body = json.dumps({"object": "list", "data": [{"id": m} for m in self.served]}).encode()
-        code = 200 if self.path == "/v1/models" else 404
-        self.send_response(code)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args):
-        pass
-
-
 @pytest.fixture
 def verifier_url():
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Models)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/v1"
-    server.shutdown()
-    server.server_close()
+    """A loopback OpenAI-compatible server that lists the model xVerify-0.5B-I."""
+    with ChatServer(lambda body: chat_reply(""), models=("xVerify-0.5B-I",)) as server:
+        yield f"{server.url}/v1"
 
 
 def _free_port_url() -> str:

@@ -1,3 +1,5 @@
+"""`python -m vlmrl.cli`: the `vlmrl` command (same as the console script)."""
+
 from vlmrl.cli import main
 
 main()

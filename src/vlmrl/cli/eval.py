@@ -33,8 +33,9 @@ from vlmrl.eval.benchmarks import benchmarks as declared
 
 def register(app: typer.Typer) -> None:
     group = new_group(
-        "Evaluate a checkpoint: `eval text` (AIME24, MATH-500, GPQA-Diamond; Pass@1 over n samples, "
-        "graded by the training reward) and `eval mm` (lmms-eval: MathVerse, MathVista, MME, MMStar)."
+        f"Evaluate a checkpoint: `eval text` ({', '.join(b.header for b in declared(TEXT))}; Pass@1 over "
+        "n samples, graded by the training reward) and `eval mm` (lmms-eval: "
+        f"{', '.join(b.label for b in declared(LMMS))})."
     )
 
     @group.command("text", cls=Command)
@@ -48,7 +49,9 @@ def register(app: typer.Typer) -> None:
             "",
             "--benchmarks",
             "-b",
-            help="Comma-separated registry names: " + ", ".join(b.name for b in declared(TEXT)) + ".",
+            help="Comma-separated registry names: "
+            + ", ".join(f"{b.name} ({b.title}{': ' + b.notes if b.notes else ''})" for b in declared(TEXT))
+            + ".",
         ),
         rows: list[str] = typer.Option(
             None, "--rows", help="NAME=FILE.parquet in our row schema (e.g. a held-out split); repeatable."

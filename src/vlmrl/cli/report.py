@@ -79,7 +79,7 @@ def register(app: typer.Typer) -> None:
         out: Path = typer.Option(None, "--out", "-o", help="Also write the markdown table to this file."),
         digits: int = typer.Option(1, "--digits", help="Decimals shown."),
     ) -> None:
-        """One markdown table, a row per model, the seed's columns (AIME24 ... MMStar); missing cells shown as such."""
+        """One markdown table, a row per model, a column per declared benchmark in table order; missing cells shown."""
         from vlmrl.report.table import build_table
         from vlmrl.utils.io import write_text_atomic
 

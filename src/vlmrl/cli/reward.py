@@ -21,7 +21,7 @@ from vlmrl.cli._common import (
     verifier_name_option,
     verifier_url_option,
 )
-from vlmrl.data.normalize import normalize_answers, parse_answer_list
+from vlmrl.data.normalize import read_ground_truth
 from vlmrl.errors import UserError
 from vlmrl.utils.io import iter_jsonl
 
@@ -68,7 +68,7 @@ def _load_items(path: Path) -> list[dict[str, Any]]:
                 "data_source": row["data_source"],
                 "solution_str": row[response_key],  # type: ignore[index]
                 # A string, a Python-literal list string or a JSON list, read as the data stage does.
-                "ground_truth": normalize_answers(parse_answer_list(row["ground_truth"])),
+                "ground_truth": read_ground_truth(row["ground_truth"]),
                 "extra_info": extra_info,
             }
         )

@@ -13,11 +13,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pyarrow.parquet as pq
 
 from vlmrl.data.images import QWEN_MAX_PIXELS, QWEN_MIN_PIXELS, VisionSettings, image_size, vision_settings
 from vlmrl.data.prompt import count_placeholders, load_processor, prompt_text_tokens
-from vlmrl.errors import UserError
+from vlmrl.data.rows import open_parquet
 
 
 @dataclass
@@ -68,15 +67,7 @@ def inspect_parquet(
     A blank image is one a text row got under the `blank` policy (its question has no `<image>`).
     """
     p = Path(path)
-    if not p.is_file():
-        raise UserError(f"{p}: no such file")
-    try:
-        pf = pq.ParquetFile(p)
-    except Exception as exc:
-        raise UserError(f"{p}: cannot read as parquet ({exc})") from exc
-    for col in ("data_source", "prompt", "reward_model"):
-        if col not in pf.schema_arrow.names:
-            raise UserError(f"{p}: missing column {col!r}; is it a file from `vlmrl data build`?")
+    pf = open_parquet(p)  # the footer checked against the row contract; rows are read raw below
     processor, tok = load_processor(tokenizer) if tokenizer else (None, None)
     # Without a processor: the bounds `vlmrl data build` resizes into.
     vision = vision_settings(processor, VisionSettings(QWEN_MIN_PIXELS, QWEN_MAX_PIXELS))

@@ -99,6 +99,13 @@ def parse_answer_list(value: object) -> list[str]:
     return [text]
 
 
+def read_ground_truth(value: object) -> list[str]:
+    """Every acceptable answer of a ground truth as published (a string, a Python-literal list
+    string, a list): read by `parse_answer_list`, each normalised by `normalize_answer`, empties and
+    repeats dropped, first = canonical. The data stage's one ground-truth rule."""
+    return normalize_answers(parse_answer_list(value))
+
+
 def infer_answer_type(answer: str, choices: list[str] | None = None) -> str:
     """`choice` (a listed option letter), `number`, `expression` (anything mathematical) or `text`."""
     if choices and answer in choices:

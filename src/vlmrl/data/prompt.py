@@ -67,6 +67,11 @@ def split_on_images(text: str) -> list[dict[str, str]]:
     return parts
 
 
+def with_vision_markers(text: str) -> str:
+    """The text with each `<image>` replaced by Qwen2.5-VL's image markers (the model's own prompt)."""
+    return text.replace(IMAGE_PLACEHOLDER, VISION_MARKERS)
+
+
 def prompt_text_tokens(tokenizer: Any, messages: list[dict[str, Any]]) -> int:
     """Tokens of a prompt (veRL's `prompt` column, `<image>` placeholders kept) after the chat template
     with the generation prompt, every token but the images' own: each image counts its two markers
@@ -75,10 +80,7 @@ def prompt_text_tokens(tokenizer: Any, messages: list[dict[str, Any]]) -> int:
     The one place prompt tokens are counted (data build's length filter, `data inspect`, the
     pre-flight budget).
     """
-    chat = [
-        {"role": m["role"], "content": str(m["content"]).replace(IMAGE_PLACEHOLDER, VISION_MARKERS)}
-        for m in messages
-    ]
+    chat = [{"role": m["role"], "content": with_vision_markers(str(m["content"]))} for m in messages]
     text = tokenizer.apply_chat_template(chat, tokenize=False, add_generation_prompt=True)
     n_images = sum(count_placeholders(str(m["content"])) for m in messages)
     # each <|image_pad|> is replaced by the image's vision tokens, counted apart

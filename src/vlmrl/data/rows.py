@@ -16,6 +16,7 @@ from typing import Any
 import pyarrow as pa
 
 from vlmrl.data.example import Example
+from vlmrl.data.normalize import parse_answer_list
 from vlmrl.data.prompt import (
     DEFAULT_INSTRUCTION,
     IMAGE_PLACEHOLDER,
@@ -177,7 +178,8 @@ def _plain(value: Any) -> Any:
 
 def check_row(raw: Mapping[str, Any], where: str = "row") -> Row:
     """A decoded row (from pyarrow, pandas or hand-made) checked against the contract; errors name
-    `where` and the key at fault. A string ground truth is taken as a one-answer list."""
+    `where` and the key at fault. A string ground truth (foreign files) is read by the data stage's one
+    rule, `vlmrl.data.normalize.parse_answer_list` (a Python-literal list string is its answers)."""
     row = _plain(dict(raw))
     prompt = row.get("prompt")
     if not isinstance(prompt, list) or not prompt or not all(isinstance(m, dict) for m in prompt):
@@ -188,7 +190,7 @@ def check_row(raw: Mapping[str, Any], where: str = "row") -> Row:
     reward_model = row.get("reward_model")
     gt = reward_model.get("ground_truth") if isinstance(reward_model, dict) else None
     if isinstance(gt, str):
-        gt = [gt]
+        gt = parse_answer_list(gt)
     if not isinstance(gt, list):
         raise UserError(f"{where}: `reward_model.ground_truth` must be a non-empty list of answers")
     extra = row.get("extra_info") or {}

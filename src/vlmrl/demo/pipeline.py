@@ -36,13 +36,14 @@ class DemoSettings:
     config: Path | None = None
     steps: int | None = None  # GRPO steps; None = the config's trainer.total_training_steps
     train_size: int = 256
-    eval_size: int = 64
+    eval_size: int = 128
     image_fraction: float = 0.5
     model_size: str = "demo"  # a key of vlmrl.testing.tiny_vlm.SIZES
-    warmup_steps: int = 200
-    warmup_lr: float = 3e-3
+    warmup_steps: int = 400
+    warmup_lr: float = 1.5e-3
     warmup_batch_size: int = 16
-    warmup_slip: float = 0.5  # share of warm-up solutions the sloppy teacher gets one too high
+    warmup_answer_weight: float = 5.0  # the answer's tokens weigh this much more than the format's
+    warmup_slip: float = 0.5  # share of warm-up solutions the sloppy teacher gets wrong
     eval_samples: int = 4
     eval_temperature: float = 0.6
     seed: int = 0
@@ -144,7 +145,7 @@ def run_demo(settings: DemoSettings, progress: Progress | None = None) -> DemoRe
 
     from vlmrl.data.build import build_from_examples
     from vlmrl.data.trl_view import to_trl_dataset
-    from vlmrl.demo.synthetic import formatted_solution, make_examples
+    from vlmrl.demo.synthetic import INSTRUCTION, formatted_solution, make_splits
     from vlmrl.demo.warmup import warm_up
     from vlmrl.eval.text import evaluate
     from vlmrl.report.curves import plot_curves
@@ -183,14 +184,16 @@ def run_demo(settings: DemoSettings, progress: Progress | None = None) -> DemoRe
 
         t = time.perf_counter()
         data_dir = out / "data"
-        train_examples = make_examples(settings.train_size, "train", settings.seed, settings.image_fraction)
-        eval_examples = make_examples(settings.eval_size, "test", settings.seed, settings.image_fraction)
+        train_examples, eval_examples = make_splits(
+            settings.train_size, settings.eval_size, settings.seed, settings.image_fraction
+        )
         reports = {}
         for split, examples in (("train", train_examples), ("test", eval_examples)):
             tick("data", 0, len(examples))
             reports[split] = build_from_examples(
                 examples,
                 data_dir / f"{split}.parquet",
+                instruction=INSTRUCTION,
                 with_images=True,
                 mixed_policy="native",
                 rejects_path=data_dir / f"{split}.rejects.jsonl",
@@ -209,9 +212,9 @@ def run_demo(settings: DemoSettings, progress: Progress | None = None) -> DemoRe
         if settings.warmup_steps > 0:
             rows = list(to_trl_dataset([data_dir / "train.parquet"]))
             by_index = {ex.index: ex for ex in train_examples}
-            # A sloppy teacher: a share of the worked solutions is one too high. The warmed model learns the
-            # format and a partial skill (its samples are right about half the time), so GRPO's groups mix
-            # right and wrong answers, and only the reward can tell which is which.
+            # A sloppy teacher: a share of the worked solutions is wrong (the next digit, the next colour).
+            # The warmed model learns the format and a partial skill (its samples are right about half
+            # the time), so GRPO's groups mix right and wrong answers, and only the reward can tell which.
             slips = random.Random(f"{settings.seed}-slip")
             responses = [
                 formatted_solution(
@@ -227,6 +230,7 @@ def run_demo(settings: DemoSettings, progress: Progress | None = None) -> DemoRe
                 steps=settings.warmup_steps,
                 lr=settings.warmup_lr,
                 batch_size=settings.warmup_batch_size,
+                answer_weight=settings.warmup_answer_weight,
                 seed=settings.seed,
                 progress=lambda done, total, _loss: tick("warm-up", done, total),
             )

@@ -1,7 +1,9 @@
-"""Format warm-up for the demo: a few supervised steps so the random tiny model writes `<think>/<answer>`.
+"""Warm-up for the demo: supervised steps so the random tiny model writes `<think>/<answer>` and partly solves.
 
 A randomly initialised model never passes the reward's format gate, so every GRPO group would score
 alike and carry no signal; after the warm-up, answers vary in correctness and GRPO has something to learn.
+The answer's tokens can weigh more than the format's (`answer_weight`): the format is learned in a few
+steps, and under a plain token mean the one-token answer gets a small share of every step's gradient.
 """
 
 from __future__ import annotations
@@ -25,8 +27,23 @@ def _images(row: dict[str, Any]) -> list:
     return out
 
 
-def encode_batch(processor, rows: Sequence[dict[str, Any]], responses: Sequence[str]) -> dict[str, Any]:
-    """A right-padded batch of prompt + response + end of turn; labels cover only the responses."""
+def _answer_span(response: str) -> tuple[int, int]:
+    """Character span of the final answer inside `<answer>...</answer>` (empty when there is none)."""
+    start = response.rfind("<answer>")
+    end = response.find("</answer>", start)
+    if start < 0 or end < 0:
+        return 0, 0
+    return start + len("<answer>"), end
+
+
+def encode_batch(
+    processor, rows: Sequence[dict[str, Any]], responses: Sequence[str], answer_weight: float = 1.0
+) -> dict[str, Any]:
+    """A right-padded batch of prompt + response + end of turn; labels cover only the responses.
+
+    With `answer_weight` != 1 the batch also holds `loss_weights` (one per token): the tokens of the
+    answer inside `<answer>...</answer>` weigh `answer_weight`, every other response token 1.
+    """
     prompts = [
         processor.apply_chat_template(r["prompt"], tokenize=False, add_generation_prompt=True) for r in rows
     ]
@@ -47,7 +64,46 @@ def encode_batch(processor, rows: Sequence[dict[str, Any]], responses: Sequence[
     for i, n in enumerate(prompt_lens):
         labels[i, :n] = -100
     enc["labels"] = labels
+    if answer_weight != 1.0:
+        enc["loss_weights"] = _answer_weights(
+            processor, enc["input_ids"], prompt_lens, responses, answer_weight
+        )
     return dict(enc)
+
+
+def _answer_weights(
+    processor, input_ids, prompt_lens: Sequence[int], responses: Sequence[str], weight: float
+):
+    import torch
+
+    weights = torch.ones(input_ids.shape, dtype=torch.float32)
+    for i, (n, response) in enumerate(zip(prompt_lens, responses, strict=True)):
+        enc = processor.tokenizer(
+            response + "<|im_end|>", add_special_tokens=False, return_offsets_mapping=True
+        )
+        ids = enc["input_ids"]
+        if input_ids[i, n : n + len(ids)].tolist() != ids:
+            raise ValueError(
+                f"warm-up row {i}: the response tokenizes differently after its prompt, so its answer "
+                "tokens cannot be found; use answer_weight=1"
+            )
+        lo, hi = _answer_span(response)
+        for j, (a, b) in enumerate(enc["offset_mapping"]):
+            if a < hi and b > lo:
+                weights[i, n + j] = weight
+    return weights
+
+
+def weighted_loss(logits, labels, loss_weights):
+    """Next-token cross-entropy over the labelled tokens, each weighted by `loss_weights`."""
+    import torch
+
+    logits, labels, loss_weights = logits[:, :-1], labels[:, 1:], loss_weights[:, 1:]
+    ce = torch.nn.functional.cross_entropy(
+        logits.reshape(-1, logits.shape[-1]), labels.reshape(-1), ignore_index=-100, reduction="none"
+    ).view(labels.shape)
+    w = loss_weights * (labels != -100)
+    return (ce * w).sum() / w.sum().clamp_min(1e-8)
 
 
 def warm_up(
@@ -59,9 +115,15 @@ def warm_up(
     lr: float = 3e-3,
     seed: int = 0,
     batch_size: int = 8,
+    answer_weight: float = 1.0,
     progress: Callable[[int, int, float], None] | None = None,
 ) -> tuple[Path, list[float]]:
-    """Fine-tune `model_path` on (TRL-format row, response) pairs; saves to `output_dir`, returns losses."""
+    """Fine-tune `model_path` on (TRL-format row, response) pairs; saves to `output_dir`, returns losses.
+
+    `answer_weight`: how much more the answer's tokens weigh in the loss than the format's (1 = plain
+    token mean). The format is a dozen tokens the model learns in a few steps; the answer is one or two,
+    so under a plain mean it gets a small share of every step's gradient.
+    """
     import torch
     from transformers import AutoModelForImageTextToText, AutoProcessor
 
@@ -82,9 +144,16 @@ def warm_up(
             order = list(range(len(rows)))
             rng.shuffle(order)
         picked = [order.pop() for _ in range(min(batch_size, len(order)))]
-        batch = encode_batch(processor, [rows[i] for i in picked], [responses[i] for i in picked])
+        batch = encode_batch(
+            processor, [rows[i] for i in picked], [responses[i] for i in picked], answer_weight
+        )
         optimiser.zero_grad()
-        loss = model(**batch).loss
+        weights = batch.pop("loss_weights", None)
+        if weights is None:
+            loss = model(**batch).loss
+        else:
+            labels = batch.pop("labels")
+            loss = weighted_loss(model(**batch).logits, labels, weights)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimiser.step()

@@ -131,7 +131,9 @@ def openai_messages(request: GenerationRequest) -> list[dict[str, Any]]:
                 parts.append({"type": "image_url", "image_url": {"url": url}})
         out.append({"role": message["role"], "content": parts})
     if images:
-        raise UserError(f"request {request.key}: {len(images)} image(s) without an `<image>` placeholder")
+        raise UserError(
+            f"request {request.key}: {len(images)} image(s) without an `{IMAGE_PLACEHOLDER}` placeholder"
+        )
     return out
 
 

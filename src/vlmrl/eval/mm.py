@@ -18,11 +18,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from vlmrl.data.prompt import INSTRUCTION_SEPARATOR
+from vlmrl.data.prompt import INSTRUCTION_SEPARATOR, VISION_MARKERS
 from vlmrl.errors import UserError
 from vlmrl.eval.benchmarks import LMMS, benchmarks, registry
 from vlmrl.eval.lmms_env import LMMS_EVAL_VERSION, SETUP_HINT, LmmsInfo, find_lmms_python, probe
-from vlmrl.eval.results import write_result
+from vlmrl.eval.results import load_json, write_result
 from vlmrl.utils.io import write_text_atomic
 
 INSTALL_HINT = f"lmms-eval {LMMS_EVAL_VERSION} runs in its own venv: {SETUP_HINT}"
@@ -52,7 +52,7 @@ _TEMPLATE = (
     "{%- if part['type'] == 'image' or part['type'] == 'image_url' or 'image' in part -%}"
     "{%- set image_count.value = image_count.value + 1 -%}"
     "{%- if add_vision_id -%}{{- 'Picture ' ~ image_count.value ~ ': ' -}}{%- endif -%}"
-    "{{- '<|vision_start|><|image_pad|><|vision_end|>' -}}"
+    "{{- '" + VISION_MARKERS + "' -}}"
     "{%- elif part['type'] == 'video' or 'video' in part -%}"
     "{%- set video_count.value = video_count.value + 1 -%}"
     "{%- if add_vision_id -%}{{- 'Video ' ~ video_count.value ~ ': ' -}}{%- endif -%}"
@@ -322,16 +322,17 @@ def find_results_json(output_path: str | os.PathLike[str], newer_than: float | N
 
 
 def parse_lmms_results(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """Read lmms-eval's results JSON into {"model", "scores", "lmms_eval", "notes"}.
+    """Read lmms-eval's results JSON into {"model", "scores", "lmms_eval", "notes"} (`lmms_scores`)."""
+    p = Path(path)
+    return lmms_scores(load_json(p), p)
+
+
+def lmms_scores(doc: Any, p: Path) -> dict[str, Any]:
+    """lmms-eval's loaded results JSON (from file `p`) as {"model", "scores", "lmms_eval", "notes"}.
 
     `scores` uses our columns (each task's `Benchmark.columns`); every other metric of every task is kept
     under `lmms_eval[task]` so nothing is lost.
     """
-    p = Path(path)
-    try:
-        doc = json.loads(p.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
-        raise UserError(f"{p}: cannot read lmms-eval results JSON ({exc})") from exc
     results = doc.get("results") if isinstance(doc, dict) else None
     if not isinstance(results, dict):
         raise UserError(f"{p}: no `results` object; is this an lmms-eval *_results.json?")

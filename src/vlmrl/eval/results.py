@@ -1,5 +1,8 @@
 """The evaluation result file (docs/contracts.md): one JSON per evaluated model, read by `report table`.
 
+Its one writer (`write_result`) and reader (`read_result` = `load_json` + `check_result`; `report table`
+reads lmms-eval's raw `*_results.json` too, telling the two apart with `is_lmms_results`).
+
 `{"model": str, "scores": {column: float}, ...}`; the columns are declared by `vlmrl.eval.benchmarks`.
 """
 
@@ -45,15 +48,32 @@ def write_result(
     return write_json_atomic(p, doc)
 
 
+def load_json(path: str | os.PathLike[str]) -> Any:
+    """The JSON document of a result file (ours or lmms-eval's); errors name the file."""
+    p = Path(path)
+    try:
+        return json.loads(p.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise UserError(f"{p}: no such result file") from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UserError(f"{p}: cannot read the result file ({exc})") from exc
+    except json.JSONDecodeError as exc:
+        raise UserError(f"{p}: not valid JSON ({exc.msg} at line {exc.lineno})") from exc
+
+
+def is_lmms_results(doc: Any) -> bool:
+    """Whether a loaded document is lmms-eval's raw `*_results.json` rather than our result file."""
+    return isinstance(doc, dict) and "results" in doc and "scores" not in doc
+
+
 def read_result(path: str | os.PathLike[str]) -> dict[str, Any]:
     """Read and check a result file; errors name the file and the key at fault."""
     p = Path(path)
-    try:
-        doc = json.loads(p.read_text(encoding="utf-8"))
-    except FileNotFoundError as exc:
-        raise UserError(f"{p}: no such result file") from exc
-    except json.JSONDecodeError as exc:
-        raise UserError(f"{p}: not valid JSON ({exc.msg} at line {exc.lineno})") from exc
+    return check_result(load_json(p), p)
+
+
+def check_result(doc: Any, p: Path) -> dict[str, Any]:
+    """A loaded result file (`load_json`) checked; errors name file `p` and the key at fault."""
     if not isinstance(doc, dict) or not isinstance(doc.get("model"), str):
         raise UserError(f"{p}: a result file needs a string `model` key (written by `vlmrl eval text/mm`)")
     scores = doc.get("scores")

@@ -4,6 +4,7 @@ training reward -> per-sample jsonl, metrics, results JSON and a summary; re-run
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
 import json
@@ -32,21 +33,17 @@ GRADE_CHUNK = 256
 
 @dataclass
 class EvalItem:
-    """One problem, ready to prompt and grade (built from a checked `vlmrl.data.rows.Row`)."""
+    """One problem, ready to prompt and grade: a checked `vlmrl.data.rows.Row` with its id."""
 
     benchmark: str
     problem_id: str
-    data_source: str
-    messages: list[dict[str, Any]]
-    images: list[bytes]
-    ground_truth: list[str]
-    extra_info: dict[str, Any]
+    row: Row
 
     @functools.cached_property
     def content_key(self) -> str:
         """Hash of the prompt and images, computed once per problem (not once per sample)."""
-        images = [hashlib.sha256(b).hexdigest() for b in self.images]
-        return _fingerprint([self.messages, images])[:8]
+        images = [hashlib.sha256(b).hexdigest() for b in self.row.images]
+        return _fingerprint([self.row.prompt, images])[:8]
 
 
 @dataclass
@@ -87,13 +84,7 @@ def _items(rows: Iterable[Row], benchmark: str, where: str) -> list[EvalItem]:
         seen.add(problem_id)
         items.append(
             EvalItem(
-                benchmark=benchmark,
-                problem_id=problem_id,
-                data_source=row.data_source or benchmark,
-                messages=row.prompt,
-                images=row.images,
-                ground_truth=row.ground_truth,
-                extra_info=row.extra_info,
+                benchmark, problem_id, dataclasses.replace(row, data_source=row.data_source or benchmark)
             )
         )
     if not items:
@@ -324,7 +315,7 @@ def evaluate(
             wanted = {_sample_key(it, s): (it, s) for it in items for s in range(n)}
             reused = sum(1 for k in wanted if k in done)
             todo = [
-                GenerationRequest(key, tuple(it.messages), tuple(it.images), s)
+                GenerationRequest(key, tuple(it.row.prompt), tuple(it.row.images), s)
                 for key, (it, s) in wanted.items()
                 if key not in done
             ]
@@ -430,9 +421,9 @@ def _grade_benchmark(
                 "benchmark": name,
                 "problem_id": item.problem_id,
                 "sample": s,
-                "data_source": item.data_source,
-                "prompt": item.messages,
-                "ground_truth": item.ground_truth,
+                "data_source": item.row.data_source,
+                "prompt": item.row.prompt,
+                "ground_truth": item.row.ground_truth,
                 "response": gen["response"],
                 "num_tokens": gen.get("num_tokens"),
                 "finish_reason": gen.get("finish_reason"),
@@ -443,10 +434,10 @@ def _grade_benchmark(
                 (
                     record,
                     {
-                        "data_source": item.data_source,
+                        "data_source": item.row.data_source,
                         "solution_str": gen["response"],
-                        "ground_truth": item.ground_truth,
-                        "extra_info": item.extra_info,
+                        "ground_truth": item.row.ground_truth,
+                        "extra_info": item.row.extra_info,
                     },
                 )
             )

@@ -6,7 +6,6 @@ the same model (text and multimodal runs) merge into one row; missing cells are 
 
 from __future__ import annotations
 
-import json
 import os
 import re
 from collections.abc import Sequence
@@ -16,7 +15,7 @@ from pathlib import Path
 from vlmrl.errors import UserError
 from vlmrl.eval.benchmarks import columns as declared_columns
 from vlmrl.eval.benchmarks import table_footnote
-from vlmrl.eval.results import read_result
+from vlmrl.eval.results import check_result, is_lmms_results, load_json
 
 MISSING = "—"
 
@@ -42,19 +41,15 @@ def run_label(model: str) -> str:
     return parts[-1] if parts else model
 
 
-def _load_one(path: Path) -> tuple[str, dict[str, float | None], list[str]]:
-    try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError as exc:
-        raise UserError(f"{path}: no such result file") from exc
-    except json.JSONDecodeError as exc:
-        raise UserError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno})") from exc
-    if isinstance(doc, dict) and "results" in doc and "scores" not in doc:
-        from vlmrl.eval.mm import parse_lmms_results
+def read_scores(path: Path) -> tuple[str, dict[str, float | None], list[str]]:
+    """(model, scores by column, notes) of our result file or of lmms-eval's raw `*_results.json`."""
+    doc = load_json(path)
+    if is_lmms_results(doc):
+        from vlmrl.eval.mm import lmms_scores
 
-        parsed = parse_lmms_results(path)
+        parsed = lmms_scores(doc, path)
         return parsed["model"] or path.parent.name, parsed["scores"], parsed["notes"]
-    doc = read_result(path)
+    doc = check_result(doc, path)
     return doc["model"], dict(doc["scores"]), []
 
 
@@ -70,7 +65,7 @@ def load_rows(
     notes: list[str] = []
     for i, item in enumerate(results):
         path = Path(item)
-        model, scores, file_notes = _load_one(path)
+        model, scores, file_notes = read_scores(path)
         notes += file_notes
         if names is not None and names[i]:
             model = names[i]

@@ -7,16 +7,18 @@ cached math-verify verdict) and returns None when math-verify must read the answ
 
 from __future__ import annotations
 
+import concurrent.futures
 import enum
+import os
 import re
 import threading
-from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from vlmrl.reward import choice
 from vlmrl.reward import extract as ex
-from vlmrl.reward.pool import get_pool
+from vlmrl.reward.pool import WORKER_START_TIMEOUT_S, get_pool
+from vlmrl.utils.lru import LRU
 
 
 class Outcome(enum.Enum):
@@ -139,20 +141,106 @@ def prepare(
     return None, question, pred
 
 
-def math_verify_check(question: Question, timeout_s: float, workers: int) -> RuleResult:
-    """math-verify in a killable worker; returns within about 2x `timeout_s` once workers have started."""
-    try:
-        status = get_pool(workers).check(question.golds, question.math_text, timeout_s=timeout_s)
-    except Exception:
-        return RuleResult(Outcome.UNDECIDED, "error")
-    if status == "equal":
-        result = RuleResult(Outcome.CORRECT, "math_verify")
-    elif status == "unequal":
-        result = RuleResult(Outcome.MISMATCH, "math_verify")
-    else:
+def _verdict(question: Question, status: str) -> RuleResult:
+    """A worker's reply as a result; a decided one (equal or unequal) is cached."""
+    if status not in ("equal", "unequal"):
         return RuleResult(Outcome.UNDECIDED, status)
+    result = RuleResult(Outcome.CORRECT if status == "equal" else Outcome.MISMATCH, "math_verify")
     _cache.put(question, result)
     return result
+
+
+def _claim(question: Question) -> tuple[concurrent.futures.Future[RuleResult], bool]:
+    """(the check of `question` in flight, False), or (a new one that the caller must run, True)."""
+    with _inflight_lock:
+        running = _inflight.get(question)
+        if running is not None:
+            return running, False
+        mine: concurrent.futures.Future[RuleResult] = concurrent.futures.Future()
+        _inflight[question] = mine
+        return mine, True
+
+
+def _run_claimed(
+    question: Question, mine: concurrent.futures.Future[RuleResult], timeout_s: float, workers: int
+) -> RuleResult:
+    """Check a claimed question in a worker, then hand the result to everyone waiting on it."""
+    result = RuleResult(Outcome.UNDECIDED, "error")
+    try:
+        result = _verdict(
+            question, get_pool(workers).check(question.golds, question.math_text, timeout_s=timeout_s)
+        )
+    except Exception:
+        pass
+    finally:
+        with _inflight_lock:
+            _inflight.pop(question, None)
+        mine.set_result(result)
+    return result
+
+
+def math_verify_check(question: Question, timeout_s: float, workers: int) -> RuleResult:
+    """math-verify in a killable worker; returns within about 2x `timeout_s` once workers have started.
+
+    Concurrent calls for the same question (a GRPO group's identical answers, scored one by one
+    by veRL's reward loop) share one check: the others wait for it, within the same bound.
+    """
+    cached = _cache.get(question)
+    if cached is not None:
+        return cached
+    future, mine = _claim(question)
+    if mine:
+        return _run_claimed(question, future, timeout_s, workers)
+    try:
+        return future.result(timeout=2 * timeout_s)
+    except Exception:
+        return RuleResult(Outcome.UNDECIDED, "busy")
+
+
+def submit_check(question: Question, timeout_s: float, workers: int) -> concurrent.futures.Future[RuleResult]:
+    """`math_verify_check` as a future, for event loops (veRL's reward loop awaits one response at
+    a time, a whole batch at once): a question already being checked gets that check's future, so
+    a GRPO group's repeated answers cost one check and hold no thread while they wait."""
+    global _executor
+    cached = _cache.get(question)
+    if cached is not None:
+        done: concurrent.futures.Future[RuleResult] = concurrent.futures.Future()
+        done.set_result(cached)
+        return done
+    future, mine = _claim(question)
+    if not mine:
+        return future
+    with _inflight_lock:
+        if _executor is None:
+            # One thread per worker keeps every worker busy; more would only queue at the pool.
+            _executor = concurrent.futures.ThreadPoolExecutor(max(1, workers), "vlmrl-rule")
+    try:
+        _executor.submit(_run_claimed, question, future, timeout_s, workers)
+    except RuntimeError:  # interpreter shutting down
+        with _inflight_lock:
+            _inflight.pop(question, None)
+        future.set_result(RuleResult(Outcome.UNDECIDED, "error"))
+    return future
+
+
+def math_verify_many(questions: Sequence[Question], timeout_s: float, workers: int) -> list[RuleResult]:
+    """`math_verify_check` of many distinct questions at once: batched to the pool's workers, each
+    check within its own `timeout_s` (a batch waits for a killed worker's replacement, up to
+    `WORKER_START_TIMEOUT_S`, rather than give up on the checks behind it)."""
+    results: list[RuleResult | None] = [_cache.get(q) for q in questions]
+    todo = [i for i, r in enumerate(results) if r is None]
+    if todo:
+        try:
+            statuses = get_pool(workers).check_many(
+                [(questions[i].golds, questions[i].math_text) for i in todo],
+                timeout_s=timeout_s,
+                wait_s=max(timeout_s, WORKER_START_TIMEOUT_S),
+            )
+        except Exception:
+            statuses = ["error"] * len(todo)
+        for i, status in zip(todo, statuses, strict=True):
+            results[i] = _verdict(questions[i], status)
+    return [r if r is not None else RuleResult(Outcome.UNDECIDED, "error") for r in results]
 
 
 def rule_check(
@@ -174,30 +262,22 @@ def rule_check(
     return math_verify_check(question, timeout_s, workers)
 
 
-class _ResultCache:
-    """LRU of math-verify verdicts: GRPO groups repeat the same answers to the same question."""
-
-    def __init__(self, size: int = 65536) -> None:
-        self.size = size
-        self._data: OrderedDict[Question, RuleResult] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def get(self, key: Question) -> RuleResult | None:
-        with self._lock:
-            value = self._data.get(key)
-            if value is not None:
-                self._data.move_to_end(key)
-            return value
-
-    def put(self, key: Question, value: RuleResult) -> None:
-        with self._lock:
-            self._data[key] = value
-            while len(self._data) > self.size:
-                self._data.popitem(last=False)
-
-    def clear(self) -> None:
-        with self._lock:
-            self._data.clear()
+#: math-verify verdicts: GRPO groups repeat the same answers to the same question.
+CACHE_SIZE = 65536
+_cache: LRU[Question, RuleResult] = LRU(CACHE_SIZE)
+_inflight: dict[Question, concurrent.futures.Future[RuleResult]] = {}
+_inflight_lock = threading.Lock()
+_executor: concurrent.futures.ThreadPoolExecutor | None = None  # for `submit_check`
 
 
-_cache = _ResultCache()
+def _forget_after_fork() -> None:
+    """A forked child starts with fresh locks (a parent thread may have held one at the fork), no
+    checks in flight and no threads (those were its parent's)."""
+    global _cache, _inflight_lock, _executor
+    _cache = LRU(CACHE_SIZE)
+    _inflight_lock = threading.Lock()
+    _inflight.clear()
+    _executor = None
+
+
+os.register_at_fork(after_in_child=_forget_after_fork)

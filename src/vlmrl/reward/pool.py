@@ -2,13 +2,27 @@
 
 math-verify's own timeouts use `signal.alarm` (main thread only) and some inputs hang anyway, so
 every symbolic check runs in a worker process (`_mv_worker.py`) that this pool kills and replaces.
+
+The bound, as `check_many` keeps it once the pool has started (`start`, which waits for every
+worker's first start):
+- each check has `timeout_s` on its worker, timed from the moment the worker begins it (the reply
+  of the check before it in the same batch); past that the worker is killed and the check is
+  `timeout`;
+- a check waits at most `wait_s` for a free worker that is ready (a killed worker's replacement is
+  started at once, in the background, and counts as busy until it has imported math-verify); past
+  that it is `busy`;
+- killing and reaping a worker happen off the caller's path.
+So one check returns within `wait_s + timeout_s`; a batch of n checks spread over the pool's
+workers, each within its own `timeout_s`.
 """
 
 from __future__ import annotations
 
 import atexit
+import collections
 import contextlib
 import json
+import math
 import os
 import select
 import subprocess
@@ -19,12 +33,15 @@ from collections.abc import Sequence
 from pathlib import Path
 
 _WORKER_SCRIPT = str(Path(__file__).with_name("_mv_worker.py"))
-# How long a fresh worker may take to import sympy + math-verify (~1.5 s idle, far more on a busy
-# host). Waited for apart from a check's own bound: a correct answer must not fail on a cold worker.
+# How long a fresh worker may take to import sympy + math-verify and warm up (~2 s idle, far more
+# on a busy host); a worker not ready by then is killed. Only the pool's first start is waited for
+# apart from any check's bound: a correct answer must not fail on a process's first call.
 WORKER_START_TIMEOUT_S = 60.0
+# Checks sent to a worker in one message: enough to amortise the pipe round trip, few enough that
+# a batch still spreads over every worker.
+MAX_CHUNK = 16
 
-
-# --- the math-verify worker pool -----------------------------------------------------------------
+Check = tuple[Sequence[str], str]  # (ground truths, what math-verify reads of the answer)
 
 
 class _WorkerTimeout(Exception):
@@ -41,9 +58,8 @@ class _Worker:
             env={**os.environ, "PYTHONWARNINGS": "ignore"},
         )
         self._buf = b""
-        self.ready = False
 
-    def _readline(self, deadline: float) -> str:
+    def readline(self, deadline: float) -> str:
         fd = self.proc.stdout.fileno()  # type: ignore[union-attr]
         while b"\n" not in self._buf:
             left = deadline - time.monotonic()
@@ -59,124 +75,195 @@ class _Worker:
         line, self._buf = self._buf.split(b"\n", 1)
         return line.decode("utf-8", "replace")
 
-    def wait_ready(self, deadline: float) -> None:
-        if not self.ready:
-            self._readline(deadline)
-            self.ready = True
-
-    def request(self, golds: Sequence[str], pred: str, timeout_s: float) -> str:
-        payload = json.dumps({"golds": list(golds), "pred": pred, "timeout_s": timeout_s}) + "\n"
-        self.proc.stdin.write(payload.encode())  # type: ignore[union-attr]
-        self.proc.stdin.flush()  # type: ignore[union-attr]
-        return json.loads(self._readline(time.monotonic() + timeout_s))["status"]
+    def run(self, checks: Sequence[Check], timeout_s: float) -> tuple[list[str], str | None]:
+        """(the statuses of the checks answered, in order; 'timeout'/'error' for the one that failed
+        next, or None when all were answered)."""
+        payload = json.dumps({"items": [{"golds": list(g), "pred": p} for g, p in checks]}) + "\n"
+        try:
+            self.proc.stdin.write(payload.encode())  # type: ignore[union-attr]
+            self.proc.stdin.flush()  # type: ignore[union-attr]
+        except OSError:
+            return [], "error"
+        statuses: list[str] = []
+        for _ in checks:
+            try:
+                statuses.append(json.loads(self.readline(time.monotonic() + timeout_s))["status"])
+            except _WorkerTimeout:
+                return statuses, "timeout"
+            except Exception:
+                return statuses, "error"
+        return statuses, None
 
     def kill(self) -> None:
+        """SIGKILL now; reap and close the pipes in the background (never on a caller's path)."""
         with contextlib.suppress(OSError):
             self.proc.kill()
-        with contextlib.suppress(Exception):
-            self.proc.wait(timeout=5)
-        for stream in (self.proc.stdin, self.proc.stdout):
+
+        def reap() -> None:
             with contextlib.suppress(Exception):
-                stream.close()  # type: ignore[union-attr]
+                self.proc.wait(timeout=30)
+            for stream in (self.proc.stdin, self.proc.stdout):
+                with contextlib.suppress(Exception):
+                    stream.close()  # type: ignore[union-attr]
+
+        threading.Thread(target=reap, name="vlmrl-mv-reap", daemon=True).start()
 
 
 class MathVerifyPool:
-    """Lazily started worker processes; a check that overruns gets its worker killed and replaced."""
+    """`size` worker processes; a check that overruns gets its worker killed and replaced."""
 
     def __init__(self, size: int) -> None:
         self.size = max(1, size)
         self.pid = os.getpid()
-        self._idle: list[_Worker] = []
-        self._count = 0
-        self._cond = threading.Condition()
+        self._idle: list[_Worker] = []  # started and ready
+        self._count = 0  # workers alive or starting, busy or idle
+        self._pending = 0  # starts under way
+        self._starting: set[_Worker] = set()  # their processes, to kill on close
+        self._cond = threading.Condition(threading.RLock())
+        self._started = False
+        self._closed = False
         self.kills = 0
 
+    # --- workers ---------------------------------------------------------------------------------
+
+    def _spawn(self) -> None:
+        """Start one worker in the background; it joins the idle list once it reports ready.
+        The caller has counted it in `_count`."""
+        with self._cond:
+            self._pending += 1
+
+        def start() -> None:
+            worker: _Worker | None = None
+            try:
+                worker = _Worker()
+                with self._cond:
+                    self._starting.add(worker)
+                if self._closed:
+                    raise EOFError("pool closed")
+                if worker.readline(time.monotonic() + WORKER_START_TIMEOUT_S) != "ready":
+                    raise EOFError("math-verify worker did not start")
+            except Exception:
+                if worker is not None:
+                    worker.kill()
+                worker = None
+            with self._cond:
+                self._pending -= 1
+                self._starting = {w for w in self._starting if w is not worker and w.proc.poll() is None}
+                if worker is None or self._closed:
+                    self._count -= 1
+                    if worker is not None:
+                        worker.kill()
+                else:
+                    self._idle.append(worker)
+                self._cond.notify_all()
+
+        threading.Thread(target=start, name="vlmrl-mv-start", daemon=True).start()
+
+    def start(self) -> None:
+        """Start every worker and wait (up to `WORKER_START_TIMEOUT_S`) until each is ready."""
+        deadline = time.monotonic() + WORKER_START_TIMEOUT_S
+        with self._cond:
+            missing = self.size - self._count
+            self._count += missing
+        for _ in range(missing):
+            self._spawn()
+        with self._cond:
+            while self._pending and time.monotonic() < deadline:
+                self._cond.wait(deadline - time.monotonic())
+            self._started = True
+
     def _acquire(self, deadline: float) -> _Worker | None:
+        """A ready idle worker, waiting until `deadline` at most (workers still starting count as busy)."""
         with self._cond:
             while True:
                 if self._idle:
                     return self._idle.pop()
-                if self._count < self.size:
+                if self._count < self.size:  # a worker that failed to start: try another
                     self._count += 1
-                    break
+                    self._spawn()  # the condition's lock is re-entrant
                 left = deadline - time.monotonic()
                 if left <= 0:
                     return None
                 self._cond.wait(left)
-        try:
-            return _Worker()
-        except OSError:
-            with self._cond:
-                self._count -= 1
-                self._cond.notify()
-            return None
 
-    def _release(self, worker: _Worker | None) -> None:
+    def _release(self, worker: _Worker) -> None:
         with self._cond:
-            self._idle.append(worker) if worker is not None else None
+            self._idle.append(worker)
             self._cond.notify()
 
     def _replace(self, worker: _Worker) -> None:
-        """Kill `worker` and start its replacement at once, so it imports math-verify while others work."""
+        """Kill `worker`; its replacement starts at once, in the background."""
         self.kills += 1
         worker.kill()
-        try:
-            fresh: _Worker | None = _Worker()
-        except OSError:
-            fresh = None
-        with self._cond:
-            if fresh is None:
-                self._count -= 1
-            else:
-                self._idle.insert(0, fresh)  # warm workers are popped from the end first
-            self._cond.notify()
+        self._spawn()
+
+    # --- checks ----------------------------------------------------------------------------------
+
+    def check_many(self, checks: Sequence[Check], timeout_s: float, wait_s: float | None = None) -> list[str]:
+        """'equal' | 'unequal' | 'unparsed' | 'timeout' | 'busy' | 'error' per check; never raises.
+
+        Checks that share their ground truths go to the same worker (it parses each ground truth
+        once), several per message; up to `size` workers work at once. See the module docstring
+        for the bound (`wait_s` defaults to `timeout_s`).
+        """
+        if not self._started:
+            self.start()
+        wait = timeout_s if wait_s is None else wait_s
+        out = ["error"] * len(checks)
+        order = sorted(range(len(checks)), key=lambda i: tuple(checks[i][0]))
+        size = max(1, min(MAX_CHUNK, math.ceil(len(order) / (8 * self.size))))
+        todo = collections.deque(order[i : i + size] for i in range(0, len(order), size))
+        lock = threading.Lock()
+
+        def work() -> None:
+            while True:
+                with lock:
+                    if not todo:
+                        return
+                    chunk = todo.popleft()
+                worker = self._acquire(time.monotonic() + wait)
+                if worker is None:
+                    for i in chunk:
+                        out[i] = "busy"
+                    continue
+                statuses, failure = worker.run([checks[i] for i in chunk], timeout_s)
+                for i, status in zip(chunk, statuses, strict=False):
+                    out[i] = status
+                if failure is None and worker.proc.poll() is None:
+                    self._release(worker)
+                    continue
+                self._replace(worker)
+                if failure is not None:
+                    out[chunk[len(statuses)]] = failure
+                    rest = chunk[len(statuses) + 1 :]
+                    if rest:
+                        with lock:
+                            todo.appendleft(rest)
+
+        helpers = [
+            threading.Thread(target=work, name="vlmrl-mv-check", daemon=True)
+            for _ in range(min(self.size, len(todo)) - 1)
+        ]
+        for t in helpers:
+            t.start()
+        with contextlib.suppress(Exception):
+            work()
+        for t in helpers:
+            t.join()
+        return out
 
     def check(self, golds: Sequence[str], pred: str, timeout_s: float) -> str:
-        """'equal' | 'unequal' | 'unparsed' | 'timeout' | 'busy' | 'error'; never raises.
-
-        Waiting for a free worker and the check itself are each bounded by `timeout_s`, so a call
-        returns within about 2x `timeout_s` plus, when its worker is still starting, that start
-        (bounded by `WORKER_START_TIMEOUT_S`, after which the worker is replaced).
-        """
-        worker = self._acquire(time.monotonic() + timeout_s)
-        if worker is None:
-            return "busy"
-        try:
-            worker.wait_ready(time.monotonic() + WORKER_START_TIMEOUT_S)
-        except Exception:
-            self._replace(worker)
-            return "error"
-        try:
-            status = worker.request(golds, pred, timeout_s)
-        except _WorkerTimeout:
-            status = "timeout"
-        except Exception:
-            status = "error"
-        if status in ("timeout", "error") or worker.proc.poll() is not None:
-            self._replace(worker)
-        else:
-            self._release(worker)
-        return status
-
-    def warm_up(self) -> None:
-        """Start every worker now and wait until each has imported math-verify."""
-        workers = [self._acquire(time.monotonic() + WORKER_START_TIMEOUT_S) for _ in range(self.size)]
-        for w in workers:
-            if w is None:
-                continue
-            try:
-                w.wait_ready(time.monotonic() + WORKER_START_TIMEOUT_S)
-            except Exception:
-                self._replace(w)
-                continue
-            self._release(w)
+        """One check, within about 2x `timeout_s` (waiting for a ready worker, then the check)."""
+        return self.check_many([(golds, pred)], timeout_s)[0]
 
     def close(self) -> None:
         with self._cond:
+            self._closed = True
             idle, self._idle = self._idle, []
             self._count -= len(idle)
-        for w in idle:
-            w.kill()
+            starting = list(self._starting)
+        for w in idle + starting:
+            w.kill()  # a starting one fails its start and uncounts itself
 
 
 _pool: MathVerifyPool | None = None
@@ -186,9 +273,9 @@ _pool_lock = threading.Lock()
 def get_pool(size: int) -> MathVerifyPool:
     """The process's pool; a forked child gets its own instead of sharing its parent's pipes.
 
-    `size` counts at the pool's creation (the first call of a process). A new pool is warmed up
-    (every worker started and ready) before anyone uses it, so the first
-    checks of a process do not queue behind workers that are still importing math-verify.
+    `size` counts at the pool's creation (the first call of a process). A new pool is started
+    (every worker ready) before anyone uses it, so the first checks of a process do not queue
+    behind workers that are still importing math-verify.
     """
     global _pool
     pool = _pool
@@ -197,7 +284,7 @@ def get_pool(size: int) -> MathVerifyPool:
     with _pool_lock:
         if _pool is None or _pool.pid != os.getpid():
             fresh = MathVerifyPool(size)
-            fresh.warm_up()
+            fresh.start()
             _pool = fresh
         return _pool
 

@@ -83,17 +83,31 @@ class _Pending:
     done: dict[str, Any] | None = None
 
 
-def _prepare(solution_str: Any, golds: list[str], extra_info: Any, settings: RewardSettings) -> _Pending:
+def _prepare(
+    solution_str: Any,
+    golds: list[str],
+    extra_info: Any,
+    settings: RewardSettings,
+    seen: dict[tuple[Any, ...], tuple[RuleResult | None, check.Question | None, str]] | None = None,
+) -> _Pending:
+    """The format gate and the in-process checks; `seen` shares the reading of repeated answers
+    within a batch (a GRPO group repeats its answers)."""
     if not isinstance(solution_str, str):
         solution_str = "" if solution_str is None else str(solution_str)
     parsed = ex.check_format(solution_str)
     if not parsed.format_ok:
         return _Pending(done=_result(settings.format_score, 0, 0, "", "format", 0))
     answer_type, choices, question = _info(extra_info)
-    try:
-        rule, math, pred = check.prepare(parsed.answer, golds, answer_type, choices)
-    except Exception:  # last line of defence: a reward bug must not crash a training run
-        rule, math, pred = RuleResult(Outcome.UNDECIDED, "error"), None, parsed.answer
+    key = (parsed.answer, tuple(golds), answer_type, tuple(choices))
+    prepared = seen.get(key) if seen is not None else None
+    if prepared is None:
+        try:
+            prepared = check.prepare(parsed.answer, golds, answer_type, choices)
+        except Exception:  # last line of defence: a reward bug must not crash a training run
+            prepared = RuleResult(Outcome.UNDECIDED, "error"), None, parsed.answer
+        if seen is not None:
+            seen[key] = prepared
+    rule, math, pred = prepared
     return _Pending(pred, parsed.answer, tuple(golds), question, rule, math)
 
 
@@ -142,24 +156,21 @@ async def _score_all(
 ) -> list[dict[str, Any]]:
     loop = asyncio.get_running_loop()
     try:
-        pendings = [_prepare(s, g, e, settings) for s, g, e in items]
+        seen: dict[tuple[Any, ...], Any] = {}
+        pendings = [_prepare(s, g, e, settings, seen) for s, g, e in items]
         # One math-verify check per distinct question: a GRPO group repeats its answers.
         todo: dict[check.Question, list[_Pending]] = {}
         for p in pendings:
             if p.done is None and p.rule is None and p.math is not None:
                 todo.setdefault(p.math, []).append(p)
-        firsts = [same[0] for same in todo.values()]
-        if len(firsts) == 1:
-            _math_verify(firsts[0], settings)
-        elif firsts:
-            # One thread per worker waits on the pool; queueing here costs no part of the bound.
-            with concurrent.futures.ThreadPoolExecutor(settings.workers, "vlmrl-rule") as threads:
-                await asyncio.gather(
-                    *(loop.run_in_executor(threads, _math_verify, p, settings) for p in firsts)
-                )
-        for same in todo.values():
-            for p in same[1:]:
-                p.rule = same[0].rule
+        if todo:
+            questions = list(todo)
+            rules = await loop.run_in_executor(
+                None, check.math_verify_many, questions, settings.rule_timeout_s, settings.workers
+            )
+            for q, rule in zip(questions, rules, strict=True):
+                for p in todo[q]:
+                    p.rule = rule
         judgements: list[vf.Judgement | None] = [None] * len(pendings)
         asks = [i for i, p in enumerate(pendings) if _needs_verifier(p, settings)]
         if asks:
@@ -184,8 +195,9 @@ async def compute_score_async(
     s = _settings(settings, reward_kwargs)
     golds = _golds(ground_truth)
     p = _prepare(solution_str, golds, extra_info, s)
-    if p.done is None and p.rule is None:
-        await asyncio.get_running_loop().run_in_executor(None, _math_verify, p, s)
+    if p.done is None and p.rule is None and p.math is not None:
+        future = check.submit_check(p.math, s.rule_timeout_s, s.workers)
+        p.rule = await asyncio.wrap_future(future)
     judgement = await _judge(p, s) if _needs_verifier(p, s) else None
     return _finish(p, s, judgement)
 

@@ -17,10 +17,11 @@ import ssl
 import threading
 import time
 import weakref
-from collections import OrderedDict
 from dataclasses import dataclass
 
 import aiohttp
+
+from vlmrl.utils.lru import LRU
 
 # xVerify's published judge prompt (IAAR-Shanghai/xVerify, src/xVerify/prompts/judge_prompt.py,
 # https://github.com/IAAR-Shanghai/xVerify): the model was fine-tuned on exactly this input and
@@ -108,32 +109,12 @@ def chat_url(base_url: str) -> str:
     return base + "/chat/completions"
 
 
+def models_url(url: str) -> str:
+    """<base>/models of an OpenAI-compatible server given as .../v1 (or its root, or its chat URL)."""
+    return chat_url(url).rsplit("/chat/completions", 1)[0] + "/models"
+
+
 # --- process-wide state: cache and circuit breaker (shared by every loop and thread) ------------
-
-
-class _LRU:
-    def __init__(self, size: int) -> None:
-        self.size = size
-        self._data: OrderedDict[str, str] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def get(self, key: str) -> str | None:
-        with self._lock:
-            value = self._data.get(key)
-            if value is not None:
-                self._data.move_to_end(key)
-            return value
-
-    def put(self, key: str, value: str) -> None:
-        with self._lock:
-            self._data[key] = value
-            self._data.move_to_end(key)
-            while len(self._data) > self.size:
-                self._data.popitem(last=False)
-
-    def clear(self) -> None:
-        with self._lock:
-            self._data.clear()
 
 
 class CircuitBreaker:
@@ -172,19 +153,19 @@ class CircuitBreaker:
         return self._opened_at is not None
 
 
-_cache = _LRU(CACHE_SIZE)
+_cache: LRU[str, str] = LRU(CACHE_SIZE)
 _breakers: dict[str, CircuitBreaker] = {}
 _breakers_lock = threading.Lock()
-_state_pid = os.getpid()
 
 
-def _reset_if_forked() -> None:
-    global _state_pid, _cache
-    if os.getpid() != _state_pid:
-        _state_pid = os.getpid()
-        _cache = _LRU(CACHE_SIZE)
-        _breakers.clear()
-        _loop_states.clear()
+def _forget_after_fork() -> None:
+    """A forked child starts with no judgements, circuits or clients of its parent (whose locks a
+    parent thread may have held at the fork, and whose sockets are the parent's)."""
+    global _cache, _breakers_lock
+    _cache = LRU(CACHE_SIZE)
+    _breakers_lock = threading.Lock()
+    _breakers.clear()
+    _loop_states.clear()
 
 
 def breaker_for(url: str) -> CircuitBreaker:
@@ -233,8 +214,10 @@ _loop_states: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[tuple[st
 )
 
 
+os.register_at_fork(after_in_child=_forget_after_fork)
+
+
 def _loop_state(url: str, concurrency: int) -> _LoopState:
-    _reset_if_forked()
     loop = asyncio.get_running_loop()
     per_loop = _loop_states.setdefault(loop, {})
     key = (url, concurrency)
@@ -253,6 +236,11 @@ class VerifierSettings:
     prompt_template: str = XVERIFY_PROMPT
     api_key: str | None = None
 
+    @property
+    def headers(self) -> dict[str, str]:
+        """The HTTP headers of every request to the verifier (its API key, when one is set)."""
+        return {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
+
 
 _RETRY_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
 
@@ -265,10 +253,9 @@ async def _post_once(state: _LoopState, settings: VerifierSettings, prompt: str)
         "top_p": TOP_P,
         "max_tokens": MAX_TOKENS,
     }
-    headers = {"Authorization": f"Bearer {settings.api_key}"} if settings.api_key else {}
     timeout = aiohttp.ClientTimeout(total=settings.timeout_s)
     async with state.session.post(
-        chat_url(settings.url), json=body, headers=headers, timeout=timeout
+        chat_url(settings.url), json=body, headers=settings.headers, timeout=timeout
     ) as resp:
         if resp.status in _RETRY_STATUS:
             raise _Retryable(f"HTTP {resp.status}")
@@ -291,12 +278,13 @@ class _Retryable(Exception):
 TIMEOUT_SETTING = "reward.verifier.timeout_s (on the command line --verifier-timeout-s, or --timeout-s of `vlmrl verifier check`)"
 
 
-def failure_detail(exc: BaseException, settings: VerifierSettings) -> str:
-    """What went wrong with one verifier request, naming the URL (and, for a timeout, the setting).
+def failure_detail(exc: BaseException, settings: VerifierSettings, url: str | None = None) -> str:
+    """What went wrong with one verifier request to `url` (default: the chat URL), naming it (and,
+    for a timeout, the setting).
 
     A timeout's own message is empty (`TimeoutError()`), so it is spelled out here.
     """
-    url = chat_url(settings.url)
+    url = url or chat_url(settings.url)
     if isinstance(exc, (asyncio.TimeoutError, aiohttp.ServerTimeoutError)):
         return (
             f"no answer from {url} within {settings.timeout_s:g} s; raise the verifier timeout, "
@@ -383,21 +371,69 @@ async def judge(settings: VerifierSettings, question: str, output: str, answer: 
         return Judgement(None, True, f"{type(exc).__name__}: {exc}"[:200])
 
 
-async def health(url: str, timeout_s: float = 10.0) -> tuple[bool, str]:
-    """GET <base>/models: (reachable, list of served model names or the error)."""
-    base = chat_url(url).rsplit("/chat/completions", 1)[0]
+# (question, model output, correct answer, the right verdict): one easy judgement each way.
+PROBES = (
+    ("What is 1/2 + 1/4?", "Adding the fractions gives \\frac{3}{4}.", "0.75", "correct"),
+    ("What is 1/2 + 1/4?", "Adding the fractions gives \\frac{2}{6}.", "0.75", "incorrect"),
+)
+
+
+@dataclass(frozen=True)
+class Health:
+    """What `health` found: `ok` when the server lists the model and judges every probe right;
+    `checks` holds (what was checked, passed, what was seen) in order."""
+
+    ok: bool
+    checks: tuple[tuple[str, bool, str], ...]
+
+
+async def health(settings: VerifierSettings) -> Health:
+    """Ask the served verifier, as the reward would (URL, model, key, prompt, timeout of `settings`):
+    GET <base>/models must list `settings.model`, and the model must judge `PROBES` right. Never
+    raises; bypasses the judgement cache and the circuit breaker (it is how one learns the server
+    is back), and sends no retries."""
+    checks: list[tuple[str, bool, str]] = []
+    listing = models_url(settings.url)
+    state = _LoopState(len(PROBES))
     try:
-        async with (
-            aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout_s)) as session,
-            session.get(base + "/models") as resp,
-        ):
+        try:
+            async with state.session.get(
+                listing,
+                headers=settings.headers,
+                timeout=aiohttp.ClientTimeout(total=settings.timeout_s),
+            ) as resp:
+                text = await resp.text(errors="replace")
             if resp.status != 200:
-                return False, f"HTTP {resp.status} from {base}/models"
-            payload = json.loads(await resp.text(errors="replace"))
-        names = [m.get("id", "?") for m in payload.get("data", [])]
-        return True, ", ".join(names) or "(no models listed)"
-    except Exception as exc:
-        return False, f"{type(exc).__name__}: {exc}"
+                raise ValueError(f"HTTP {resp.status}")
+            listed = [m.get("id") for m in json.loads(text).get("data", []) if isinstance(m, dict)]
+        except Exception as exc:
+            checks.append((f"GET {listing}", False, failure_detail(exc, settings, listing)))
+            return Health(False, tuple(checks))
+        served = settings.model in listed
+        checks.append(
+            (
+                f"{listing} lists {settings.model!r}",
+                served,
+                ", ".join(map(str, listed)) or "no model listed",
+            )
+        )
+        if not served:
+            return Health(False, tuple(checks))
+
+        async def probe(question: str, output: str, answer: str) -> Judgement:
+            prompt = build_prompt(settings.prompt_template, question, output, answer)
+            try:
+                return await _post_once(state, settings, prompt)
+            except Exception as exc:
+                return Judgement(None, True, failure_detail(exc, settings))
+
+        replies = await asyncio.gather(*(probe(q, o, a) for q, o, a, _ in PROBES))
+        for (_, output, answer, expected), j in zip(PROBES, replies, strict=True):
+            seen = j.verdict or (f"error: {j.detail}" if j.error else f"undecided: {j.detail}")
+            checks.append((f"judge {output!r} against {answer}: {expected}", j.verdict == expected, seen))
+        return Health(all(ok for _, ok, _ in checks), tuple(checks))
+    finally:
+        await state.session.close()
 
 
 async def close_clients() -> None:
@@ -411,8 +447,6 @@ async def close_clients() -> None:
 def _close_all_sessions() -> None:
     # Sessions left open at exit make aiohttp print "Unclosed client session" noise; close each in
     # its own loop: run a stopped loop briefly, hand a running one (another thread's) the coroutine.
-    if os.getpid() != _state_pid:
-        return
     for loop, per_loop in list(_loop_states.items()):
         sessions = [state.session for state in per_loop.values()]
 

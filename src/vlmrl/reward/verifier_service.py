@@ -23,11 +23,8 @@ import httpx
 from vlmrl.errors import UserError
 from vlmrl.reward import verifier as vf
 
-# (question, model output, correct answer, expected verdict): one easy pair each way.
-PROBES = (
-    ("What is 1/2 + 1/4?", "Adding the fractions gives \\frac{3}{4}.", "0.75", "correct"),
-    ("What is 1/2 + 1/4?", "Adding the fractions gives \\frac{2}{6}.", "0.75", "incorrect"),
-)
+PROBES = vf.PROBES  # one easy judgement each way
+models_url = vf.models_url
 
 
 def served_name(model: str, served_model_name: str | None = None) -> str:
@@ -98,11 +95,6 @@ def client_url(host: str, port: int) -> str:
     """Where a client on this machine reaches a server bound to `host` (0.0.0.0 = every interface)."""
     reach = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
     return f"http://{reach}:{port}/v1"
-
-
-def models_url(url: str) -> str:
-    """<base>/models of an OpenAI-compatible server given as .../v1 (or its root, or its chat URL)."""
-    return vf.chat_url(url).rsplit("/chat/completions", 1)[0] + "/models"
 
 
 def served_models(url: str, timeout_s: float = 5.0) -> list[str]:
@@ -318,16 +310,11 @@ def check_verifier(url: str | None, model: str | None = None, timeout_s: float =
             )
             return report
         model = report.model = listed[0]
-    settings = vf.VerifierSettings(url=url, model=model, timeout_s=timeout_s, max_retries=0)
-    vf.reset_state()
-
-    async def probe_all() -> list[vf.Judgement]:
-        try:
-            return list(await asyncio.gather(*(vf.judge(settings, q, o, a) for q, o, a, _ in PROBES)))
-        finally:
-            await vf.close_clients()
-
-    for (_, output, answer, expected), j in zip(PROBES, asyncio.run(probe_all()), strict=True):
-        got = j.verdict or (f"error: {j.detail}" if j.error else f"undecided: {j.detail}")
-        report.results.append(ProbeResult(f"{output!r} vs {answer}", expected, got, j.verdict == expected))
+    # `vf.health` asks as the reward would, past its cache and circuit breaker: its listing, then PROBES.
+    health = asyncio.run(vf.health(vf.VerifierSettings(url=url, model=model, timeout_s=timeout_s)))
+    (listing, listed_ok, seen), judged = health.checks[0], health.checks[1:]
+    if not listed_ok:  # a --served-model-name the server does not list
+        report.results.append(ProbeResult(listing, "listed", seen, False))
+    for (_, output, answer, expected), (_, ok, got) in zip(PROBES, judged, strict=False):
+        report.results.append(ProbeResult(f"{output!r} vs {answer}", expected, got, ok))
     return report

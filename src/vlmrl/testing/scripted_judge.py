@@ -222,8 +222,6 @@ class Script:
     judge: Callable[[str], str] = substring_judge
     fail_first: int = 0  # the first N chat requests fail with 500, later ones follow `mode`
     requests: int = 0
-    inflight: int = 0
-    max_inflight: int = 0  # most chat requests the judge was handling at once
     prompts: list[str] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -237,28 +235,22 @@ class Script:
             return 400, {"error": "bad request"}
         with self.lock:
             self.prompts.append(prompt)
-            self.inflight += 1
-            self.max_inflight = max(self.max_inflight, self.inflight)
-        try:
-            if self.delay_s:
-                time.sleep(self.delay_s)
-            mode = "error500" if n <= self.fail_first else self.mode
-            if mode == "error500":
-                return 500, {"error": "internal"}
-            if mode == "drop":
-                return 0, DROP
-            if mode == "garbage":
-                return 200, b"<html>\x00\xff not json"
-            content = "maybe, it depends" if mode == "undecided" else self.judge(prompt)
-            return 200, {
-                "id": f"chatcmpl-{n}",
-                "object": "chat.completion",
-                "model": model_name,
-                "choices": [{"index": 0, "message": {"role": "assistant", "content": content}}],
-            }
-        finally:
-            with self.lock:
-                self.inflight -= 1
+        if self.delay_s:
+            time.sleep(self.delay_s)
+        mode = "error500" if n <= self.fail_first else self.mode
+        if mode == "error500":
+            return 500, {"error": "internal"}
+        if mode == "drop":
+            return 0, DROP
+        if mode == "garbage":
+            return 200, b"<html>\x00\xff not json"
+        content = "maybe, it depends" if mode == "undecided" else self.judge(prompt)
+        return 200, {
+            "id": f"chatcmpl-{n}",
+            "object": "chat.completion",
+            "model": model_name,
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": content}}],
+        }
 
 
 class ScriptedJudge:
@@ -271,6 +263,11 @@ class ScriptedJudge:
             lambda body: self.script.respond(body, model_name), models=(model_name,), serialize=False
         )
         self.url = f"{self._server.url}/v1"
+
+    @property
+    def max_in_flight(self) -> int:
+        """The most chat requests the judge was handling at once (its server counts them)."""
+        return self._server.max_in_flight
 
     def __enter__(self) -> ScriptedJudge:
         return self

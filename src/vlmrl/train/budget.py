@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from vlmrl.data.images import PROCESSOR_DEFAULTS, vision_settings
-from vlmrl.data.prompt import IMAGE_PLACEHOLDER, VISION_MARKERS, prompt_text_tokens
+from vlmrl.data.prompt import prompt_text_tokens, with_vision_markers
 from vlmrl.errors import UserError
 from vlmrl.train.config import ExperimentConfig
 
@@ -183,7 +183,7 @@ def _row_tokens(raw, prompt_key, image_key, file, index, tokenizer, budget, visi
     if budget.exact_text:
         n_text = prompt_text_tokens(tokenizer, messages)
     else:
-        chat = [str(m["content"]).replace(IMAGE_PLACEHOLDER, VISION_MARKERS) for m in messages]
+        chat = [with_vision_markers(str(m["content"])) for m in messages]
         n_text = math.ceil(sum(len(c.encode()) for c in chat) / 3.5) + 5 * len(chat)
     return RowTokens(file, index, n_text, n_vision)
 

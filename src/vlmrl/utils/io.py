@@ -1,4 +1,5 @@
-"""Atomic file writes: a crash or Ctrl-C never leaves a half-written output behind.
+"""Atomic file writes (a crash or Ctrl-C never leaves a half-written output behind), and the one
+jsonl reader and YAML-mapping loader (errors name the file and line).
 
 Every file vlmrl produces goes through `atomic_path` (temp file in the same
 directory, then `os.replace`), so readers see either the old file or the new one,

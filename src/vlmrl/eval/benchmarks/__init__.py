@@ -43,12 +43,14 @@ class Benchmark:
       are built (the question plus the reasoning instruction), graded by `vlmrl.reward` (format
       gate, `<answer>` extraction, rules, verifier when configured); multiple choice is graded on the
       option letter. LMMS = the lmms-eval task `name`, run by `vlmrl eval mm`.
+    title: its full name (`eval text --help` lists it; the default column header).
     position: orders its columns in the table (the seed's order).
     columns: its result/table columns (default: one, keyed by `name`, headed `header`).
     label/footnote: what the table footer says its number is (default: the header, and Pass@1 for
       TEXT); benchmarks with the same footnote share one clause.
     source: the data source (default: `name`, TEXT only).
     judged: lmms-eval scores it with an LLM judge (API_TYPE, OPENAI_API_*, MODEL_VERSION).
+    notes: TEXT: what it holds, listed in `eval text --help`; LMMS: a note printed with every run.
     """
 
     name: str
