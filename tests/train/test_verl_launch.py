@@ -10,6 +10,7 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
+import vlmrl
 from vlmrl.cli import app
 from vlmrl.train.config import load_config
 from vlmrl.train.verl_launch import ENTRY_MODULE, plan, runtime_env_for
@@ -88,12 +89,19 @@ def test_cluster_plan_from_ray_address_env(monkeypatch, tmp_path):
         "http://10.0.0.1:8265",
         "--runtime-env",
         launch.runtime_env_path,
+        "--submission-id",
+        launch.submission_id,
     ]
+    assert launch.submission_id.startswith("vlmrl-qwen2_5_vl_7b-mixed-grpo-2node-")
     assert launch.argv[sep + 1 : sep + 4] == ["python3", "-m", ENTRY_MODULE]
     env = launch.runtime_env
     assert env["env_vars"]["NCCL_DEBUG"] == "INFO"  # the user's file wins
     assert env["env_vars"]["REWARD_MODEL_URL"] == "http://10.0.0.9:8888/v1"  # passed through to workers
     assert env["pip"] == ["x"]
+    # vlmrl travels with the job; the reward is named by module, not by this machine's path
+    assert env["py_modules"] == [str(Path(vlmrl.__file__).resolve().parent)]
+    assert "reward.custom_reward_function.path=pkg://vlmrl.reward.verl_entry" in launch.argv
+    assert not [a for a in launch.argv[sep:] if env["py_modules"][0] in a]
     assert launch.runtime_env_path.startswith(cfg.trainer.output_dir)
     # The config's address beats the environment's; --address beats both.
     cfg2 = load_config(PRESETS_DIR / "mixed_2node.yaml", ["trainer.ray_address=http://head:8265"])
@@ -216,3 +224,25 @@ def test_file_logger_writes_under_the_output_dir(monkeypatch, tmp_path):
     assert runtime_env_for(cfg, None)["env_vars"]["VERL_FILE_LOGGER_PATH"] == expected
     no_file = load_config(PRESETS_DIR / "text.yaml")
     assert "jsonl" not in no_file.trainer.logger and plan(no_file, validate=False).env == {}
+
+
+def test_cpu_cluster_plan_carries_the_cpu_platform_to_every_node(tiny_vlm_path):
+    """`trainer.device=cpu` with an address: a cluster launch (the address wins), the CPU settings
+    but those only a one-machine Ray takes, and the CPU platform's environment in the runtime env."""
+    from vlmrl.train import verl_cpu
+
+    cfg = load_config(
+        PRESETS_DIR / "mixed_2node.yaml",
+        [f"model.path={tiny_vlm_path}", "trainer.device=cpu", "trainer.n_gpus_per_node=1"],
+    )
+    launch = plan(cfg, ray_address="http://127.0.0.1:8265")
+    assert launch.mode == "cluster"
+    c = launch.verl_config
+    assert c.trainer.device == "cpu" and c.trainer.nnodes == 2 and c.trainer.n_gpus_per_node == 1
+    assert c.ray_kwargs.ray_init.num_cpus is None  # ray.init refuses it when joining a cluster
+    assert "num_gpus" not in c.ray_kwargs.ray_init
+    env_vars = launch.runtime_env["env_vars"]
+    assert {k: env_vars[k] for k in verl_cpu.cpu_env()} == verl_cpu.cpu_env()
+    local = plan(cfg, ray_address="http://127.0.0.1:8265", local=True)
+    assert local.mode == "local" and local.verl_config.trainer.nnodes == 1
+    assert local.verl_config.ray_kwargs.ray_init.num_cpus == 16

@@ -43,10 +43,14 @@ def test_preset_composes_validates_and_lands_where_verl_reads(preset):
     cfg = load_config(path)
     verl, _ = _compose(cfg)
 
-    # The reward function: our installed file, loaded by path, name compute_score (verl/trainer/ppo/reward.py).
+    # The reward function: our module, named by module (no install path), loaded by veRL's own loader.
     crf = verl.reward.custom_reward_function
-    assert crf.path == reward_function_path()
-    assert crf.path.endswith("vlmrl/reward/verl_entry.py") and Path(crf.path).is_file()
+    assert crf.path == reward_function_path() == "pkg://vlmrl.reward.verl_entry"
+    from verl.utils.import_utils import load_extern_object
+
+    from vlmrl.reward import verl_entry
+
+    assert load_extern_object(crf.path, crf.name) is verl_entry.compute_score
     assert crf.name == "compute_score"
     assert OmegaConf.to_container(crf.reward_kwargs) == cfg.reward.reward_kwargs()
     # The dapo manager reads config.reward.reward_kwargs.{overlong_buffer_cfg,max_resp_len}.

@@ -116,3 +116,12 @@ def test_model_path_checks(data_dir, tiny_vlm_path, tmp_path):
         run_preflight(_cfg(data_dir, tiny_vlm_path, "model.path=./no/such/dir"), reward_path="/x")
     )
     assert typo["model"].status == "fail"
+
+
+def test_reward_named_by_module_is_checked_by_import(data_dir, tiny_vlm_path):
+    cfg = _cfg(data_dir, tiny_vlm_path)
+    ok = _by_name(run_preflight(cfg, reward_path="pkg://vlmrl.reward.verl_entry"))["reward"]
+    assert ok.status == "ok" and "every node" in ok.detail
+    missing = "pkg://vlmrl.reward.no_such_entry"
+    assert _by_name(run_preflight(cfg, reward_path=missing))["reward"].status == "fail"
+    assert _by_name(run_preflight(cfg, reward_path=missing, cluster=True))["reward"].status == "warn"

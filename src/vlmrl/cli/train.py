@@ -97,9 +97,18 @@ def _run_verl(
         highlight=False,
         soft_wrap=True,
     )
+    if run.launch.submission_id:
+        err_console.print(
+            f"Ray job id: {run.launch.submission_id} "
+            f"(ray job logs {run.launch.submission_id} --address {escape(run.launch.ray_address)})",
+            highlight=False,
+            soft_wrap=True,
+        )
     code = run.start()
     if code != 0:
         err_console.print(f"[bold red]veRL exited with code {code}[/]")
+        if run.failure:
+            err_console.print(escape(run.failure), highlight=False, soft_wrap=True)
         raise typer.Exit(code)
 
 

@@ -231,7 +231,11 @@ class TrainerConfig(_Section):
         None, description="Ray dashboard address for cluster submission; falls back to $RAY_ADDRESS."
     )
     seed: int = Field(42, description="Random seed.")
-    device: Literal["auto", "cuda", "cpu"] = Field("auto", description="TRL backend device.")
+    device: Literal["auto", "cuda", "cpu"] = Field(
+        "auto",
+        description="TRL: the device. veRL: `cpu` runs veRL on CPUs (vlmrl.train.verl_cpu; every node of "
+        "a cluster offers a fake GPU slot per training rank, see docs/multinode.md), else GPUs.",
+    )
 
     def resolved_output_dir(self) -> str:
         return self.output_dir or os.path.join("outputs", self.experiment_name)

@@ -18,6 +18,8 @@ class VerlRun:
 
     launch: Any  # vlmrl.train.verl_launch.LaunchPlan
     preflight: PreflightReport
+    #: After a failed cluster job: the lost nodes, the job's message, the checkpoint to resume from.
+    failure: str | None = None
 
     def dry_run_text(self, brief: bool = False) -> str:
         """The command and the resolved veRL config as YAML (the command and runtime env ride along as
@@ -54,10 +56,16 @@ class VerlRun:
 
     def start(self) -> int:
         """Refuse while a preflight check fails; else run veRL and return its exit code."""
+        import time
+
         from vlmrl.train import verl_launch
 
         self.preflight.raise_on_failure()
-        return verl_launch.run(self.launch)
+        started = time.time()
+        code = verl_launch.run(self.launch)
+        if code != 0 and self.launch.mode == "cluster":
+            self.failure = verl_launch.cluster_failure(self.launch, started)
+        return code
 
 
 def prepare_verl(

@@ -164,6 +164,22 @@ def _check_gpus(cfg: ExperimentConfig, report: PreflightReport, cluster: bool) -
 
 
 def _check_reward_entry(reward_path: str, report: PreflightReport, cluster: bool) -> None:
+    """veRL's `custom_reward_function.path`: a `pkg://module` name or a file."""
+    if reward_path.startswith("pkg://"):
+        import importlib.util
+
+        module = reward_path[len("pkg://") :].replace("/", ".")
+        try:
+            found = importlib.util.find_spec(module) is not None
+        except ImportError:
+            found = False
+        if found:
+            report.add("reward", "ok", f"{reward_path} (imported by name on every node)")
+        elif cluster:
+            report.add("reward", "warn", f"{reward_path}: not importable here; every Ray node must have it")
+        else:
+            report.add("reward", "fail", f"{reward_path} is not importable: install the package that has it")
+        return
     if Path(reward_path).is_file():
         report.add("reward", "ok", f"{reward_path}")
     elif cluster:

@@ -62,14 +62,23 @@ CPU_SETTINGS: tuple[tuple[str, Any, str], ...] = (
 )
 
 
-def cpu_overrides():
-    """The CPU settings as `Override`s (`+` keys are additions veRL's YAML lacks)."""
+#: CPU settings for a run that starts its own Ray on one machine only. On a Ray cluster the nodes
+#: offer their resources themselves (`ray start --num-cpus N --num-gpus 1`: one fake GPU slot per
+#: training rank), `ray.init` refuses `num_cpus`/`num_gpus` when it joins a running cluster, and
+#: `trainer.nnodes` is the config's.
+LOCAL_ONLY = frozenset({"trainer.nnodes", "ray_kwargs.ray_init.num_cpus", "ray_kwargs.ray_init.num_gpus"})
+
+
+def cpu_overrides(cluster: bool = False):
+    """The CPU settings as `Override`s (`+` keys are additions veRL's YAML lacks); `cluster`: those
+    that apply on a Ray cluster (all but `LOCAL_ONLY`)."""
     from vlmrl.train.verl_overrides import Override
 
-    return [Override(key.lstrip("+"), value, plus=key.startswith("+")) for key, value, _ in CPU_SETTINGS]
+    out = [Override(key.lstrip("+"), value, plus=key.startswith("+")) for key, value, _ in CPU_SETTINGS]
+    return [o for o in out if not (cluster and o.key in LOCAL_ONLY)]
 
 
-def with_cpu_settings(overrides, extra_overrides: list[str]):
+def with_cpu_settings(overrides, extra_overrides: list[str], cluster: bool = False):
     """(`overrides` with the CPU settings in place of the same keys, the full `main_ppo` argument list).
 
     The config's raw `extra_overrides` still come last and win, as on a GPU.
@@ -77,7 +86,7 @@ def with_cpu_settings(overrides, extra_overrides: list[str]):
     from vlmrl.train.verl_overrides import override_key
 
     taken = {override_key(text)[1] for text in extra_overrides}
-    cpu = [o for o in cpu_overrides() if o.key not in taken]
+    cpu = [o for o in cpu_overrides(cluster) if o.key not in taken]
     cpu_keys = {o.key for o in cpu}
     merged = [o for o in overrides if o.key not in cpu_keys] + cpu
     return merged, [o.render() for o in merged] + list(extra_overrides)

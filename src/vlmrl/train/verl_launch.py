@@ -1,16 +1,20 @@
 """Launch veRL 0.9.1 training: validated overrides -> `main_ppo` on this node or `ray job submit`.
 
 Commands are argument lists (never shell strings). `plan(cfg)` does everything short of running:
-overrides, veRL compose + validate_config on CPU, the command, the Ray runtime env.
+overrides, veRL compose + validate_config on CPU, the command, the Ray runtime env. On a cluster the
+runtime env ships this vlmrl package to every node (`py_modules`) and the reward is named by module,
+so no node needs the submitting machine's install path; `cluster_failure` explains a failed job.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import shlex
 import shutil
 import subprocess
 import sys
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -30,6 +34,10 @@ RUNTIME_ENV_VARS = {
 }
 #: Variables passed through to Ray workers when set where `vlmrl train` runs.
 PASSTHROUGH_ENV = ("REWARD_MODEL_URL", "REWARD_MODEL_NAME", "HF_HOME", "HF_ENDPOINT", "WANDB_PROJECT")
+#: How long a failed cluster job waits for Ray to report the nodes it lost.
+NODE_DEATH_WAIT_S = 45.0
+#: Left out of the vlmrl package shipped to the nodes (Ray's gitignore-style `excludes`).
+SHIPPED_EXCLUDES = ["__pycache__/", "*.pyc"]
 
 
 @dataclass
@@ -44,6 +52,10 @@ class LaunchPlan:
     ray_address: str | None = None
     runtime_env: dict[str, Any] | None = None
     runtime_env_path: str | None = None
+    #: The Ray job's id (`ray job logs/status/stop <id>`), cluster mode only.
+    submission_id: str | None = None
+    #: `<trainer.output_dir>/checkpoints`, where veRL saves (the same path on every node).
+    checkpoints_dir: str | None = None
     verl_config: Any = field(default=None, repr=False)
     #: Extra environment for the local command (cluster mode carries it in `runtime_env`).
     env: dict[str, str] = field(default_factory=dict)
@@ -80,13 +92,36 @@ def resolve_ray_address(cfg: ExperimentConfig) -> str | None:
     return cfg.trainer.ray_address or os.environ.get("RAY_ADDRESS") or None
 
 
-def runtime_env_for(cfg: ExperimentConfig, user_file: str | None = None) -> dict[str, Any]:
-    """The Ray runtime env for `ray job submit`: our defaults, passthrough variables, then the user's file."""
+def vlmrl_package_dir() -> str:
+    """The directory of the `vlmrl` package this process runs: what the runtime env ships."""
+    import vlmrl
+
+    return os.path.dirname(os.path.abspath(vlmrl.__file__))
+
+
+def runtime_env_for(
+    cfg: ExperimentConfig, user_file: str | None = None, on_cpu: bool = False
+) -> dict[str, Any]:
+    """The Ray runtime env for `ray job submit`: our defaults, passthrough variables, then the user's file.
+
+    It ships this vlmrl package (`py_modules`, uploaded by `ray job submit`, first on every worker's
+    path), so the nodes run the submitter's vlmrl and import the reward by module name; they need
+    vlmrl's dependencies installed, not vlmrl at any particular path. `on_cpu` adds the CPU platform's
+    environment (vlmrl.train.verl_cpu), which every worker of a CPU run needs.
+    """
     env_vars = {**RUNTIME_ENV_VARS, **logger_env(cfg)}
+    if on_cpu:
+        from vlmrl.train import verl_cpu
+
+        env_vars.update(verl_cpu.cpu_env())
     for name in PASSTHROUGH_ENV:
         if os.environ.get(name):
             env_vars[name] = os.environ[name]
-    runtime_env: dict[str, Any] = {"env_vars": env_vars}
+    runtime_env: dict[str, Any] = {
+        "env_vars": env_vars,
+        "py_modules": [vlmrl_package_dir()],
+        "excludes": list(SHIPPED_EXCLUDES),
+    }
     if user_file:
         from vlmrl.utils.io import read_yaml_mapping
 
@@ -95,9 +130,17 @@ def runtime_env_for(cfg: ExperimentConfig, user_file: str | None = None) -> dict
             user_file, "runtime env (env_vars, pip, working_dir, ...)", " (--runtime-env)"
         )
         user_vars = loaded.pop("env_vars", {}) or {}
+        for key in ("py_modules", "excludes"):  # added to ours, not in place of them
+            runtime_env[key] += list(loaded.pop(key, None) or [])
         runtime_env.update(loaded)
         runtime_env["env_vars"] = {**env_vars, **{str(k): str(v) for k, v in user_vars.items()}}
     return runtime_env
+
+
+def submission_id_for(cfg: ExperimentConfig) -> str:
+    """`vlmrl-<experiment>-<UTC time>`: the Ray job id `ray job logs` / `status` / `stop` take."""
+    name = re.sub(r"[^A-Za-z0-9_-]+", "-", cfg.trainer.experiment_name).strip("-") or "run"
+    return f"vlmrl-{name}-{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}"
 
 
 def plan(
@@ -108,27 +151,35 @@ def plan(
     runtime_env_file: str | None = None,
     python: str | None = None,
     validate: bool = True,
-    on_cpu: bool = False,
+    on_cpu: bool | None = None,
+    local: bool = False,
 ) -> LaunchPlan:
     """Build and (by default) validate the launch of `cfg` against the installed veRL; runs nothing.
 
-    `on_cpu` runs veRL on this machine's CPU (vlmrl.train.verl_cpu): its settings replace ours where
-    they set the same key, and the launch always stays on this node.
+    A Ray address (`ray_address`, else `trainer.ray_address`, else $RAY_ADDRESS) makes it a cluster
+    launch through `ray job submit`; `local` ignores every address (smoke runs). `on_cpu` (default:
+    `trainer.device: cpu`) runs veRL on CPUs (vlmrl.train.verl_cpu): its settings replace ours where
+    they set the same key, locally and on a cluster of CPU nodes alike.
     """
+    if on_cpu is None:
+        on_cpu = cfg.trainer.device == "cpu"
+    address = None if local else ray_address or resolve_ray_address(cfg)
     reward_path = reward_path or reward_function_path()
     overrides, hydra_args = merged_overrides(cfg, reward_path)
     cpu_env: dict[str, str] = {}
     if on_cpu:
         from vlmrl.train import verl_cpu
 
-        overrides, hydra_args = verl_cpu.with_cpu_settings(overrides, cfg.extra_overrides)
+        overrides, hydra_args = verl_cpu.with_cpu_settings(
+            overrides, cfg.extra_overrides, cluster=address is not None
+        )
         cpu_env = verl_cpu.cpu_env()
     verl_config = None
     if validate:
         from vlmrl.train.verl_validate import validate as validate_overrides
 
         verl_config = validate_overrides(hydra_args, overrides)
-    address = None if on_cpu else ray_address or resolve_ray_address(cfg)
+    checkpoints_dir = os.path.join(os.path.abspath(cfg.trainer.resolved_output_dir()), "checkpoints")
     if address is None:
         argv = [python or sys.executable, "-m", ENTRY_MODULE, *hydra_args]
         return LaunchPlan(
@@ -139,9 +190,11 @@ def plan(
             reward_path,
             verl_config=verl_config,
             env={**logger_env(cfg), **cpu_env},
+            checkpoints_dir=checkpoints_dir,
         )
-    runtime_env = runtime_env_for(cfg, runtime_env_file)
+    runtime_env = runtime_env_for(cfg, runtime_env_file, on_cpu=on_cpu)
     env_path = os.path.join(cfg.trainer.resolved_output_dir(), "ray_runtime_env.yaml")
+    submission_id = submission_id_for(cfg)
     argv = [
         "ray",
         "job",
@@ -150,6 +203,8 @@ def plan(
         address,
         "--runtime-env",
         env_path,
+        "--submission-id",
+        submission_id,
         "--",
         "python3",
         "-m",
@@ -166,7 +221,79 @@ def plan(
         runtime_env=runtime_env,
         runtime_env_path=env_path,
         verl_config=verl_config,
+        submission_id=submission_id,
+        checkpoints_dir=checkpoints_dir,
     )
+
+
+def last_checkpoint(checkpoints_dir: str | os.PathLike) -> Path | None:
+    """`global_step_N` named by veRL's `latest_checkpointed_iteration.txt`, when it is there."""
+    latest = Path(checkpoints_dir) / "latest_checkpointed_iteration.txt"
+    try:
+        step = int(latest.read_text(encoding="utf-8").strip())
+    except (OSError, ValueError):
+        return None
+    folder = Path(checkpoints_dir) / f"global_step_{step}"
+    return folder if folder.is_dir() else None
+
+
+def lost_nodes(address: str, since_s: float) -> list[dict[str, Any]]:
+    """Ray nodes that died at or after `since_s` (Unix time), from Ray's state API at `address`."""
+    from ray.util.state import list_nodes
+
+    nodes = list_nodes(
+        address=address, filters=[("state", "=", "DEAD")], detail=True, raise_on_missing_output=False
+    )
+    out = []
+    for node in nodes:
+        end_ms = getattr(node, "end_time_ms", None) or 0
+        if end_ms and end_ms < since_s * 1000:
+            continue
+        out.append(
+            {
+                "node_id": node.node_id,
+                "node_ip": node.node_ip,
+                "reason": (getattr(node, "state_message", None) or "").strip(),
+            }
+        )
+    return out
+
+
+def cluster_failure(launch: LaunchPlan, started_s: float) -> str:
+    """Why a cluster job failed, as far as the cluster tells: the nodes lost during it, the job's own
+    status message, and the checkpoint a resubmission continues from."""
+    parts = [f"Ray job {launch.submission_id} failed"]
+    try:
+        from ray.job_submission import JobSubmissionClient
+
+        info = JobSubmissionClient(launch.ray_address).get_job_info(launch.submission_id)
+        if info.message:  # "Job entrypoint command failed with exit code 1, last available logs ..."
+            parts[0] += ": " + info.message.split(", last available logs")[0].strip().splitlines()[0][:300]
+    except Exception as exc:  # the cluster may be gone altogether; say so and go on
+        parts.append(f"(the job's status is unavailable: {type(exc).__name__}: {exc})")
+    try:
+        # Ray marks a node dead only after its health checks fail (~15-30 s): a job whose workers
+        # died with their node may end before that.
+        deadline = time.monotonic() + NODE_DEATH_WAIT_S
+        lost = lost_nodes(launch.ray_address, started_s)
+        while not lost and time.monotonic() < deadline:
+            time.sleep(3)
+            lost = lost_nodes(launch.ray_address, started_s)
+        for node in lost:
+            reason = f" ({node['reason']})" if node["reason"] else ""
+            parts.append(f"Ray node {node['node_id']} at {node['node_ip']} died during the job{reason}")
+    except Exception as exc:
+        parts.append(f"(the nodes' state is unavailable: {type(exc).__name__}: {exc})")
+    checkpoint = last_checkpoint(launch.checkpoints_dir) if launch.checkpoints_dir else None
+    if checkpoint is not None:
+        parts.append(
+            f"last checkpoint: {checkpoint}; submit the same command on a healthy cluster to continue "
+            "from it (trainer.resume_mode=auto)"
+        )
+    else:
+        parts.append("no checkpoint was saved")
+    parts.append(f"logs: ray job logs {launch.submission_id} --address {launch.ray_address}")
+    return "; ".join(parts)
 
 
 def run(launch: LaunchPlan) -> int:

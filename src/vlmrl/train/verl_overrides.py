@@ -17,8 +17,9 @@ from vlmrl.train.config import ConfigError, ExperimentConfig
 
 #: The module veRL imports in every worker (`external_lib`) to fix 0.9.1 crashes on our stack.
 PATCH_MODULE = "vlmrl.train.verl_patches"
-#: The file veRL loads the reward function from, inside the installed `vlmrl.reward` package.
-REWARD_ENTRY_FILE = "verl_entry.py"
+#: The module veRL loads the reward function from, by name (`pkg://`, veRL's `load_module`): it
+#: resolves wherever vlmrl is importable on each Ray node, never through this machine's install path.
+REWARD_ENTRY_MODULE = "vlmrl.reward.verl_entry"
 REWARD_FUNCTION_NAME = "compute_score"
 
 #: `+key` additions we make on purpose: veRL 0.9.1 reads them with `.get()` although its YAML omits them.
@@ -146,12 +147,10 @@ def is_deliberate_addition(key: str) -> bool:
 
 
 def reward_function_path() -> str:
-    """Absolute path of `vlmrl/reward/verl_entry.py` in the installed package (veRL loads it by path)."""
-    spec = importlib.util.find_spec("vlmrl.reward")
-    if spec is None or not spec.submodule_search_locations:
-        raise ConfigError("the vlmrl.reward package is not importable; reinstall vlmrl")
-    base = list(spec.submodule_search_locations)[0]
-    return os.path.join(os.path.abspath(base), REWARD_ENTRY_FILE)
+    """`pkg://vlmrl.reward.verl_entry`: how veRL finds our reward, by module name on every node."""
+    if importlib.util.find_spec(REWARD_ENTRY_MODULE) is None:
+        raise ConfigError(f"{REWARD_ENTRY_MODULE} is not importable; reinstall vlmrl")
+    return "pkg://" + REWARD_ENTRY_MODULE
 
 
 def build_overrides(cfg: ExperimentConfig, reward_path: str | None = None) -> list[Override]:
@@ -262,7 +261,7 @@ def build_overrides(cfg: ExperimentConfig, reward_path: str | None = None) -> li
     if r.limit_images > 0:
         put(f"{rollout}.limit_images", r.limit_images, plus=True)
 
-    # reward: our compute_score, loaded by path, plus the dapo manager's overlong buffer
+    # reward: our compute_score, loaded by module name, plus the dapo manager's overlong buffer
     put("reward.reward_manager.name", rw.manager)
     put("reward.custom_reward_function.path", reward_path or reward_function_path())
     put("reward.custom_reward_function.name", REWARD_FUNCTION_NAME)

@@ -196,7 +196,7 @@ def _launch(cfg, on_cpu: bool, verl_args: list[str], metrics_path: Path, log_pat
     """Run `main_ppo` once; (exit code or None on timeout, log text, metrics rows)."""
     from vlmrl.train import verl_launch
 
-    plan = verl_launch.plan(cfg, on_cpu=on_cpu)
+    plan = verl_launch.plan(cfg, on_cpu=on_cpu, local=True)
     argv = [*plan.argv, *verl_args]
     env = {**os.environ, **plan.env, "VERL_FILE_LOGGER_PATH": str(metrics_path)}
     env.pop("RAY_ADDRESS", None)  # a smoke run starts its own Ray on this machine
