@@ -18,8 +18,10 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -132,7 +134,10 @@ def cluster_runs(tmp_path_factory, tiny_vlm_path):
     _rows(data)
     out = base / "run"
     checkpoints = out / "checkpoints"
-    cluster = LocalCluster(base / "ray")
+    # Ray's socket paths (AF_UNIX, at most 107 bytes) live under each node's temp dir: pytest's
+    # numbered base dirs grow too long for them, so the nodes get a short dir of their own.
+    ray_root = Path(tempfile.mkdtemp(prefix="vlmrl-ray-"))
+    cluster = LocalCluster(ray_root)
     saved_env = {k: os.environ.get(k) for k in cluster.client_env()}
     os.environ.update(cluster.client_env())  # the submitter's and the nodes' environments inherit it
     try:
@@ -203,6 +208,7 @@ def cluster_runs(tmp_path_factory, tiny_vlm_path):
         }
     finally:
         cluster.stop()
+        shutil.rmtree(ray_root, ignore_errors=True)
         for key, value in saved_env.items():
             if value is None:
                 os.environ.pop(key, None)
