@@ -17,6 +17,17 @@ _SHARD = re.compile(r"^model_world_size_(\d+)_rank_(\d+)\.pt$")
 LATEST_FILE = "latest_checkpointed_iteration.txt"
 
 
+def latest_checkpoint(ckpt_root: str | Path) -> Path | None:
+    """The `global_step_N` folder veRL's latest-step file under `ckpt_root` names, when both exist."""
+    root = Path(ckpt_root)
+    try:
+        step = int((root / LATEST_FILE).read_text(encoding="utf-8").strip())
+    except (OSError, ValueError):
+        return None
+    folder = root / f"global_step_{step}"
+    return folder if folder.is_dir() else None
+
+
 class NotACheckpointError(UserError):
     """The directory is not a veRL FSDP actor checkpoint."""
 

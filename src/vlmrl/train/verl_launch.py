@@ -226,17 +226,6 @@ def plan(
     )
 
 
-def last_checkpoint(checkpoints_dir: str | os.PathLike) -> Path | None:
-    """`global_step_N` named by veRL's `latest_checkpointed_iteration.txt`, when it is there."""
-    latest = Path(checkpoints_dir) / "latest_checkpointed_iteration.txt"
-    try:
-        step = int(latest.read_text(encoding="utf-8").strip())
-    except (OSError, ValueError):
-        return None
-    folder = Path(checkpoints_dir) / f"global_step_{step}"
-    return folder if folder.is_dir() else None
-
-
 def lost_nodes(address: str, since_s: float) -> list[dict[str, Any]]:
     """Ray nodes that died at or after `since_s` (Unix time), from Ray's state API at `address`."""
     from ray.util.state import list_nodes
@@ -284,7 +273,9 @@ def cluster_failure(launch: LaunchPlan, started_s: float) -> str:
             parts.append(f"Ray node {node['node_id']} at {node['node_ip']} died during the job{reason}")
     except Exception as exc:
         parts.append(f"(the nodes' state is unavailable: {type(exc).__name__}: {exc})")
-    checkpoint = last_checkpoint(launch.checkpoints_dir) if launch.checkpoints_dir else None
+    from vlmrl.train.verl_export import latest_checkpoint
+
+    checkpoint = latest_checkpoint(launch.checkpoints_dir) if launch.checkpoints_dir else None
     if checkpoint is not None:
         parts.append(
             f"last checkpoint: {checkpoint}; submit the same command on a healthy cluster to continue "

@@ -282,7 +282,7 @@ def generate_from(model_dir: Path, prompt: str = "What is 2+3?", max_new_tokens:
 def run_smoke(settings: SmokeSettings, progress: Progress | None = None) -> SmokeResult:
     """Run the smoke stages into `settings.out_dir`; never raises for a failed stage (it is reported)."""
     from vlmrl.train.config import load_config
-    from vlmrl.train.verl_export import export
+    from vlmrl.train.verl_export import export, latest_checkpoint
 
     def mark(stage: str, status: str) -> None:
         stages[stage] = status
@@ -357,9 +357,8 @@ def run_smoke(settings: SmokeSettings, progress: Progress | None = None) -> Smok
     details["first_run_steps"] = trained
 
     ckpt_root = run_dir / "checkpoints"
-    latest = ckpt_root / "latest_checkpointed_iteration.txt"
-    step_dir = ckpt_root / f"global_step_{settings.steps}" / "actor"
-    if latest.is_file() and latest.read_text().strip() == str(settings.steps) and step_dir.is_dir():
+    saved = latest_checkpoint(ckpt_root)
+    if saved is not None and saved.name == f"global_step_{settings.steps}" and (saved / "actor").is_dir():
         mark("checkpoint", "ok")
     else:
         mark("checkpoint", f"no checkpoint for step {settings.steps} under {ckpt_root}")
