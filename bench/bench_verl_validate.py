@@ -20,7 +20,7 @@ def main() -> None:
 
     t0 = time.perf_counter()
     from vlmrl.train.config import load_config
-    from vlmrl.train.verl_launch import plan
+    from vlmrl.train.verl.launch import plan
 
     print(f"import vlmrl.train + veRL launch modules: {time.perf_counter() - t0:.2f} s")
     first = True

@@ -29,8 +29,8 @@ def main() -> None:
 
     from vlmrl.data.build import build_from_examples
     from vlmrl.demo.synthetic import make_examples
-    from vlmrl.testing.tiny_vlm import build_tiny_vlm
-    from vlmrl.train import trl_backend
+    from vlmrl.tiny.qwen2_5_vl import build_tiny_vlm
+    from vlmrl.train.trl import backend as trl_backend
     from vlmrl.train.config import load_config
     from vlmrl.train.metrics import read_metrics
 

@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 TRL_CHILD = """
 import sys
-from vlmrl.train import trl_backend
+from vlmrl.train.trl import backend as trl_backend
 from vlmrl.train.config import load_config
 cfg = load_config(sys.argv[1], sys.argv[2:])
 trl_backend.run(cfg)
@@ -33,7 +33,7 @@ VERL_CHILD = """
 import sys
 from pathlib import Path
 from vlmrl.train.config import load_config
-from vlmrl.train.verl_smoke import train_here
+from vlmrl.train.verl.launch import train_here
 cfg = load_config(sys.argv[1], sys.argv[3:])
 run = train_here(cfg, Path(sys.argv[2]), on_cpu=True)
 sys.exit(0 if run.error is None else 1)
@@ -92,7 +92,7 @@ def main() -> None:
 
     from vlmrl.data.build import build_from_examples
     from vlmrl.demo.synthetic import make_examples
-    from vlmrl.testing.tiny_vlm import build_tiny_vlm
+    from vlmrl.tiny.qwen2_5_vl import build_tiny_vlm
 
     out = args.out.resolve()
     out.mkdir(parents=True, exist_ok=True)

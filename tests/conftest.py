@@ -22,7 +22,7 @@ os.environ.setdefault("WANDB_MODE", "disabled")
 @pytest.fixture(scope="session")
 def tiny_vlm_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Directory of the tiny Qwen2.5-VL (model, tokenizer, processor), seed 0."""
-    from vlmrl.testing.tiny_vlm import build_tiny_vlm
+    from vlmrl.tiny.qwen2_5_vl import build_tiny_vlm
 
     return build_tiny_vlm(tmp_path_factory.mktemp("models") / "tiny-vlm", seed=0)
 

@@ -80,9 +80,9 @@ def test_demo_runs_end_to_end_at_reduced_size(tmp_path, tiny_vlm_path):
 def test_demo_verl_stage_config_passes_verls_own_validation(tmp_path, tiny_vlm_path):
     """The config `vlmrl demo --backend verl` hands veRL, composed and checked by veRL's own Hydra config
     and `validate_config` with the CPU settings (no veRL run: the demo itself is timed by hand, and
-    veRL's trainer runs on CPU in tests/train/test_verl_cpu_e2e.py)."""
+    veRL's trainer runs on CPU in tests/train/verl/test_verl_cpu_e2e.py)."""
     from vlmrl.demo.pipeline import VERL_DEMO_STEPS, DemoSettings, default_config_path, verl_demo_config
-    from vlmrl.train.verl_launch import plan
+    from vlmrl.train.verl.launch import plan
 
     overrides = [
         f"model.path={tiny_vlm_path}",

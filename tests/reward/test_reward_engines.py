@@ -9,7 +9,7 @@ import pytest
 
 import vlmrl.reward
 from vlmrl.reward import verifier as vf
-from vlmrl.reward.trl_adapter import completion_text, make_trl_reward
+from vlmrl.train.trl.rewards import completion_text, make_trl_reward
 from vlmrl.testing.scripted_judge import ScriptedJudge
 
 VERL_ENTRY = Path(vlmrl.reward.__file__).with_name("verl_entry.py")

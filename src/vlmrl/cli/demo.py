@@ -11,7 +11,7 @@ from vlmrl.cli._common import Command, console
 
 
 def _describe_model(path: Path) -> None:
-    from vlmrl.testing.tiny_vlm import describe
+    from vlmrl.tiny.qwen2_5_vl import describe
 
     info = describe(path)
     table = Table(title="tiny offline Qwen2.5-VL")
@@ -111,7 +111,7 @@ def register(app: typer.Typer) -> None:
         ),
     ) -> None:
         """Run data -> reward -> GRPO training -> curves -> evaluation on a tiny model, on CPU."""
-        from vlmrl.testing.tiny_vlm import build_tiny_vlm
+        from vlmrl.tiny.qwen2_5_vl import build_tiny_vlm
 
         if build_model_only:
             with console.status("building the tiny Qwen2.5-VL (tokenizer, model, processor)..."):

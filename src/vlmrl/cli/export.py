@@ -26,8 +26,8 @@ def register(app: typer.Typer) -> None:
         """Merge veRL FSDP actor shards into a Hugging Face model (wraps `python -m verl.model_merger`)."""
         import shlex
 
-        from vlmrl.train.verl_export import export as run_export
-        from vlmrl.train.verl_export import find_actor_dir, merge_command
+        from vlmrl.train.verl.export import export as run_export
+        from vlmrl.train.verl.export import find_actor_dir, merge_command
 
         actor = find_actor_dir(ckpt_dir)
         if dry_run:

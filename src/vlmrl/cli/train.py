@@ -113,7 +113,7 @@ def _run_verl(
 
 
 def _run_smoke(config: Path, overrides: list[str], out: Path, smoke_model: str | None) -> None:
-    from vlmrl.train.verl_smoke import STAGES, SmokeSettings, run_smoke
+    from vlmrl.train.verl.smoke import STAGES, SmokeSettings, run_smoke
 
     def progress(stage: str, status: str) -> None:
         if status == "running":

@@ -38,7 +38,7 @@ class DemoSettings:
     train_size: int = 256
     eval_size: int = 128
     image_fraction: float = 0.5
-    model_size: str = "demo"  # a key of vlmrl.testing.tiny_vlm.SIZES
+    model_size: str = "demo"  # a key of vlmrl.tiny.qwen2_5_vl.SIZES
     warmup_steps: int = 400
     warmup_lr: float = 1.5e-3
     warmup_batch_size: int = 16
@@ -118,9 +118,9 @@ def verl_demo_config(config_path: Path, overrides: list[str], settings: DemoSett
 
 
 def _grpo_on_verl(config_path: Path, overrides: list[str], settings: DemoSettings, out: Path):
-    """The demo's GRPO stage through veRL's `main_ppo` (vlmrl.train.verl_smoke.train_here)."""
-    from vlmrl.train.trl_backend import TrainSummary
-    from vlmrl.train.verl_smoke import train_here
+    """The demo's GRPO stage through veRL's `main_ppo` (vlmrl.train.verl.launch.train_here)."""
+    from vlmrl.train.trl.backend import TrainSummary
+    from vlmrl.train.verl.launch import train_here
 
     cfg = verl_demo_config(config_path, overrides, settings)
     t = time.perf_counter()
@@ -135,7 +135,7 @@ def _grpo_on_verl(config_path: Path, overrides: list[str], settings: DemoSetting
         device="cpu",
         train_runtime_s=time.perf_counter() - t,
         checkpoints=[str(p) for p in sorted(run.checkpoints_dir.glob("global_step_*"))],
-        notes=["GRPO on veRL's main_ppo (vlmrl.train.verl_cpu on a CPU)"],
+        notes=["GRPO on veRL's main_ppo (vlmrl.train.verl.cpu on a CPU)"],
     )
 
 
@@ -149,8 +149,8 @@ def run_demo(settings: DemoSettings, progress: Progress | None = None) -> DemoRe
     from vlmrl.demo.warmup import warm_up
     from vlmrl.eval.text import evaluate
     from vlmrl.report.curves import plot_curves
-    from vlmrl.testing.tiny_vlm import build_tiny_vlm
-    from vlmrl.train import trl_backend
+    from vlmrl.tiny.qwen2_5_vl import build_tiny_vlm
+    from vlmrl.train.trl import backend as trl_backend
     from vlmrl.train.config import load_config
 
     def tick(phase: str, done: int, total: int) -> None:
@@ -159,7 +159,7 @@ def run_demo(settings: DemoSettings, progress: Progress | None = None) -> DemoRe
 
     if settings.train_size < 2 or settings.eval_size < 1:
         raise UserError("--train-size must be at least 2 and --eval-size at least 1")
-    from vlmrl.testing.tiny_vlm import SIZES
+    from vlmrl.tiny.qwen2_5_vl import SIZES
 
     if settings.model_size not in SIZES:
         raise UserError(f"--model-size {settings.model_size!r}: choose one of {', '.join(SIZES)}")

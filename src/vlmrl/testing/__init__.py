@@ -1,3 +1,3 @@
-"""Offline test assets: a tiny Qwen2.5-VL built locally (`tiny_vlm`, for tests, the demo and CPU trials)
-and scripted OpenAI-compatible servers on loopback (`scripted_judge`: a chat server, a judge).
+"""Test support: scripted OpenAI-compatible servers on loopback (`scripted_judge`: a chat server, a
+judge) for faults a real server can't be made to show. The tiny models users run live in `vlmrl.tiny`.
 """

@@ -233,7 +233,7 @@ class TrainerConfig(_Section):
     seed: int = Field(42, description="Random seed.")
     device: Literal["auto", "cuda", "cpu"] = Field(
         "auto",
-        description="TRL: the device. veRL: `cpu` runs veRL on CPUs (vlmrl.train.verl_cpu; every node of "
+        description="TRL: the device. veRL: `cpu` runs veRL on CPUs (vlmrl.train.verl.cpu; every node of "
         "a cluster offers a fake GPU slot per training rank, see docs/multinode.md), else GPUs.",
     )
 

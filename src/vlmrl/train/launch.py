@@ -16,7 +16,7 @@ from vlmrl.train.preflight import PreflightReport, run_preflight
 class VerlRun:
     """A veRL launch, planned (composed with veRL's Hydra config, validated) and preflight-checked."""
 
-    launch: Any  # vlmrl.train.verl_launch.LaunchPlan
+    launch: Any  # vlmrl.train.verl.launch.LaunchPlan
     preflight: PreflightReport
     #: After a failed cluster job: the lost nodes, the job's message, the checkpoint to resume from.
     failure: str | None = None
@@ -27,7 +27,7 @@ class VerlRun:
         as Hydra overrides with their resolved values, ready to paste."""
         from omegaconf import OmegaConf
 
-        from vlmrl.train.verl_validate import to_yaml
+        from vlmrl.train.verl.validate import to_yaml
 
         launch = self.launch
         lines = [
@@ -43,7 +43,7 @@ class VerlRun:
         if brief:
             import shlex
 
-            from vlmrl.train.verl_validate import resolved_overrides
+            from vlmrl.train.verl.validate import resolved_overrides
 
             lines.append(
                 "# the keys vlmrl sets, with the values veRL resolved: Hydra overrides, shell-quoted, to paste "
@@ -58,7 +58,7 @@ class VerlRun:
         """Refuse while a preflight check fails; else run veRL and return its exit code."""
         import time
 
-        from vlmrl.train import verl_launch
+        from vlmrl.train.verl import launch as verl_launch
 
         self.preflight.raise_on_failure()
         started = time.time()
@@ -81,7 +81,7 @@ def prepare_verl(
     `preflight=False` skips them (an empty report); `gpu_memory_gib` is the GPU size the memory budget
     is checked against (default: the GPU found here).
     """
-    from vlmrl.train import verl_launch
+    from vlmrl.train.verl import launch as verl_launch
 
     launch = verl_launch.plan(cfg, ray_address=ray_address, runtime_env_file=runtime_env_file)
     if not preflight:
@@ -101,7 +101,7 @@ def preflight_trl(cfg: ExperimentConfig, gpu_memory_gib: float | None = None) ->
 
 def _trl_backend():
     try:
-        from vlmrl.train import trl_backend
+        from vlmrl.train.trl import backend as trl_backend
     except ImportError as exc:
         raise UserError(
             f"backend=trl could not import its engine ({exc}); install it with "
@@ -117,7 +117,7 @@ def trl_dry_run_text(cfg: ExperimentConfig) -> str:
     backend = _trl_backend()
     args, notes = backend.build_grpo_config(cfg)
     fields = {k: v for k, v in sorted(args.to_dict().items())}
-    lines = ["# backend: trl -- the trl.GRPOConfig vlmrl.train.trl_backend.run(cfg) would build"]
+    lines = ["# backend: trl -- the trl.GRPOConfig vlmrl.train.trl.backend.run(cfg) would build"]
     lines += [f"# note: {n}" for n in notes]
     return "\n".join(lines) + "\n" + yaml.safe_dump(fields, sort_keys=False, default_flow_style=None)
 

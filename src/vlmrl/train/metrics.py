@@ -15,7 +15,7 @@ from vlmrl.errors import UserError
 from vlmrl.utils.io import iter_jsonl, write_jsonl_atomic
 
 # TRL 1.16 log name -> contract key. Reward-component names are what our reward function reports through
-# TRL's `log_metric` hook (see `vlmrl.reward.trl_adapter.make_trl_reward`).
+# TRL's `log_metric` hook (see `vlmrl.train.trl.rewards.make_trl_reward`).
 TRL_TO_CONTRACT = {
     "reward": "reward_mean",
     "reward_std": "reward_std",

@@ -13,10 +13,10 @@ import numpy as np
 import pytest
 
 from vlmrl.train.config import load_config
-from vlmrl.train.verl_overrides import build_overrides, reward_function_path
-from vlmrl.train.verl_validate import validate
+from vlmrl.train.verl.overrides import build_overrides, reward_function_path
+from vlmrl.train.verl.validate import validate
 
-PRESETS_DIR = Path(__file__).resolve().parents[2] / "configs" / "train"
+PRESETS_DIR = Path(__file__).resolve().parents[3] / "configs" / "train"
 
 
 def _batch(tokenizer, prompts: list[str], responses: list[str], ground_truths: list[list[str]]):

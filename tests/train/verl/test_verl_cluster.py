@@ -30,7 +30,7 @@ from ray_cluster import LocalCluster
 
 pytestmark = pytest.mark.slow
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 STEPS = 4
 SRC = str(ROOT / "src")
 

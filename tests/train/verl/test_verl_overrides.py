@@ -8,7 +8,7 @@ import pytest
 from omegaconf import OmegaConf
 
 from vlmrl.train.config import ConfigError, load_config
-from vlmrl.train.verl_overrides import (
+from vlmrl.train.verl.overrides import (
     PATCH_MODULE,
     build_overrides,
     check_raw_overrides,
@@ -16,9 +16,9 @@ from vlmrl.train.verl_overrides import (
     reward_function_path,
     to_hydra_args,
 )
-from vlmrl.train.verl_validate import validate
+from vlmrl.train.verl.validate import validate
 
-PRESETS_DIR = Path(__file__).resolve().parents[2] / "configs" / "train"
+PRESETS_DIR = Path(__file__).resolve().parents[3] / "configs" / "train"
 # veRL presets only: TRL presets (backend: trl) are checked in test_trl_presets.py.
 PRESETS = sorted(p.stem for p in PRESETS_DIR.glob("*.yaml") if load_config(p).backend == "verl")
 
@@ -110,7 +110,7 @@ def test_silently_ignored_keys_are_refused_with_the_replacement(override, replac
 
 def test_legacy_keys_really_are_ignored_by_verl():
     """Why we refuse them: Hydra accepts the old keys and veRL's reward section keeps its defaults."""
-    from vlmrl.train.verl_validate import compose
+    from vlmrl.train.verl.validate import compose
 
     cfg = compose(["custom_reward_function.path=/x/r.py", "reward_model.reward_manager=dapo"])
     assert cfg.custom_reward_function.path == "/x/r.py"

@@ -1,4 +1,4 @@
-"""vlmrl.train.verl_patches on the tiny Qwen2.5-VL, on CPU, through veRL's real apply_monkey_patch path.
+"""vlmrl.train.verl.patches on the tiny Qwen2.5-VL, on CPU, through veRL's real apply_monkey_patch path.
 
 The probe runs in a fresh interpreter: the fixes patch veRL modules process-wide, and the "without"
 half must see veRL exactly as installed.
@@ -92,7 +92,7 @@ PROBE = textwrap.dedent(
     is_trl_available.cache_clear()
 
     # 3. With our module imported (what external_lib does in each worker).
-    import vlmrl.train.verl_patches as patches
+    import vlmrl.train.verl.patches as patches
     from verl.models.transformers import qwen2_vl
     fixed = qwen2_vl._get_input_embeds
     result["applied"] = [patches.APPLIED, patches.TRL_CHECK_APPLIED]
@@ -135,7 +135,7 @@ def test_version_guard_warns_and_leaves_other_verl_alone(monkeypatch):
     import verl
     from verl.models.transformers import qwen2_vl
 
-    from vlmrl.train import verl_patches
+    from vlmrl.train.verl import patches as verl_patches
 
     original = getattr(qwen2_vl._get_input_embeds, "__wrapped_original__", qwen2_vl._get_input_embeds)
     monkeypatch.setattr(qwen2_vl, "_get_input_embeds", original)

@@ -16,7 +16,7 @@ from typing import Any
 from vlmrl.train.config import ConfigError, ExperimentConfig
 
 #: The module veRL imports in every worker (`external_lib`) to fix 0.9.1 crashes on our stack.
-PATCH_MODULE = "vlmrl.train.verl_patches"
+PATCH_MODULE = "vlmrl.train.verl.patches"
 #: The module veRL loads the reward function from, by name (`pkg://`, veRL's `load_module`): it
 #: resolves wherever vlmrl is importable on each Ray node, never through this machine's install path.
 REWARD_ENTRY_MODULE = "vlmrl.reward.verl_entry"
@@ -28,7 +28,7 @@ DELIBERATE_ADDITIONS = (
     "reward.reward_kwargs.",  # the dapo manager's overlong_buffer_cfg and max_resp_len
     "data.mm_processor_kwargs.",  # min/max pixels for the processor
     "actor_rollout_ref.rollout.limit_images",  # vLLM limit_mm_per_prompt
-    # CPU runs only (vlmrl.train.verl_cpu): fields of veRL's dataclasses that its YAML omits.
+    # CPU runs only (vlmrl.train.verl.cpu): fields of veRL's dataclasses that its YAML omits.
     "actor_rollout_ref.model.override_config.attn_implementation",  # HFModelConfig reads it, default flash-attn
     "actor_rollout_ref.rollout.enable_sleep_mode",  # RolloutConfig field, default true
     "ray_kwargs.ray_init.num_gpus",  # passed to ray.init as is

@@ -1,6 +1,5 @@
-"""TRL adapter: the reward as a `GRPOTrainer` reward function over lists, logging its components.
-
-`make_trl_reward(**reward_kwargs)` returns `f(prompts, completions, **columns) -> list[float]`.
+"""The TRL backend's reward functions, built in one place: vlmrl's math reward as a `GRPOTrainer`
+reward function over lists (logging its components), and DAPO's soft overlong penalty as a second one.
 """
 
 from __future__ import annotations
@@ -11,6 +10,9 @@ from typing import Any
 
 from vlmrl.reward.score import score_batch
 from vlmrl.reward.settings import RewardSettings
+from vlmrl.train.config import ExperimentConfig
+
+RewardFunc = Callable[..., list[float | None]]
 
 
 def completion_text(completion: Any) -> str:
@@ -87,3 +89,30 @@ def make_trl_reward(
 
     math_reward.last_results = []  # type: ignore[attr-defined]
     return math_reward
+
+
+def overlong_penalty(max_response_length: int, buffer_len: int, penalty_factor: float) -> RewardFunc:
+    """DAPO's soft overlong punishment as a TRL reward function (added to the task reward).
+
+    0 up to `max_response_length - buffer_len` tokens, then a linear ramp down to `-penalty_factor`
+    at the limit; the same rule veRL's `dapo` reward manager applies.
+    """
+    expected = max_response_length - buffer_len
+
+    def overlong_penalty(completion_ids: list[list[int]], **_: Any) -> list[float]:
+        out = []
+        for ids in completion_ids:
+            exceed = len(ids) - expected
+            out.append(min(-exceed / buffer_len * penalty_factor, 0.0) if buffer_len > 0 else 0.0)
+        return out
+
+    return overlong_penalty
+
+
+def default_reward_funcs(cfg: ExperimentConfig) -> list[RewardFunc]:
+    """Our math reward (`make_trl_reward`), plus DAPO's overlong penalty when configured."""
+    funcs: list[RewardFunc] = [make_trl_reward(**cfg.reward.reward_kwargs())]
+    ov = cfg.reward.overlong
+    if ov.enable and cfg.reward.manager == "dapo":
+        funcs.append(overlong_penalty(cfg.rollout.max_response_length, ov.len, ov.penalty_factor))
+    return funcs

@@ -10,7 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from vlmrl.cli import app
-from vlmrl.train.verl_export import NotACheckpointError, find_actor_dir
+from vlmrl.train.verl.export import NotACheckpointError, find_actor_dir
 
 runner = CliRunner()
 

@@ -9,7 +9,7 @@ import torch
 from PIL import Image, ImageDraw
 from transformers import AutoModelForImageTextToText, AutoProcessor, AutoTokenizer
 
-from vlmrl.testing.tiny_vlm import MARKER, SPECIAL_TOKENS, build_tiny_vlm, describe
+from vlmrl.tiny.qwen2_5_vl import MARKER, SPECIAL_TOKENS, build_tiny_vlm, describe
 
 
 def _drawn_image() -> Image.Image:
@@ -108,7 +108,7 @@ def test_refuses_to_overwrite_foreign_directory(tmp_path):
 
 
 def test_demo_size_is_wider_keeps_head_dim_32_and_has_its_own_cache(tiny_vlm_path, tmp_path, monkeypatch):
-    from vlmrl.testing.tiny_vlm import default_path
+    from vlmrl.tiny.qwen2_5_vl import default_path
 
     monkeypatch.setenv("VLMRL_CACHE", str(tmp_path / "cache"))
     assert default_path(0) != default_path(0, size="demo")  # the default build's cache key is unchanged

@@ -1,7 +1,7 @@
 """The TRL backend of `vlmrl train`: GRPO on one machine (a GPU box, or a CPU with the tiny model).
 
 `run` trains and returns a `TrainSummary`; the pieces mirror veRL's side: `trl_config` (config
-mapping), `trl_rewards`, `trl_loaders`, `trl_trainer` (the patched GRPOTrainer).
+mapping), `rewards`, `loaders`, `trainer` (the patched GRPOTrainer).
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from typing import Any
 
 from vlmrl.errors import UserError
 from vlmrl.train.config import ConfigError, ExperimentConfig
-from vlmrl.train.trl_config import build_grpo_config
-from vlmrl.train.trl_loaders import (
+from vlmrl.train.trl.config import build_grpo_config
+from vlmrl.train.trl.loaders import (
     filter_overlong,
     find_resume_checkpoint,
     load_model,
@@ -25,8 +25,8 @@ from vlmrl.train.trl_loaders import (
     load_train_dataset,
     lora_config,
 )
-from vlmrl.train.trl_rewards import RewardFunc, default_reward_funcs
-from vlmrl.train.trl_trainer import MetricsJsonlCallback, grpo_trainer_class, progress_callback
+from vlmrl.train.trl.rewards import RewardFunc, default_reward_funcs
+from vlmrl.train.trl.trainer import MetricsJsonlCallback, grpo_trainer_class, progress_callback
 
 logger = logging.getLogger(__name__)
 

@@ -196,7 +196,7 @@ def _build_tokenizer(seed: int):
 
 
 def _chat_template() -> str:
-    return resources.files("vlmrl.testing").joinpath("chat_template.jinja").read_text(encoding="utf-8")
+    return resources.files("vlmrl.tiny").joinpath("chat_template.jinja").read_text(encoding="utf-8")
 
 
 def _build(target: Path, seed: int, size: str = "tiny") -> None:

@@ -11,7 +11,7 @@ import os
 from typing import Any
 
 from vlmrl.train.config import ConfigError
-from vlmrl.train.verl_overrides import Override, check_raw_overrides, is_deliberate_addition
+from vlmrl.train.verl.overrides import Override, check_raw_overrides, is_deliberate_addition
 
 
 def verl_config_dir() -> str:

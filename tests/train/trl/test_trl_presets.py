@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from vlmrl.train import trl_config
+from vlmrl.train.trl import config as trl_config
 from vlmrl.train.config import load_config
 
-PRESETS_DIR = Path(__file__).resolve().parents[2] / "configs" / "train"
+PRESETS_DIR = Path(__file__).resolve().parents[3] / "configs" / "train"
 ALL_PRESETS = sorted(p.stem for p in PRESETS_DIR.glob("*.yaml"))
 TRL_PRESETS = [p for p in ALL_PRESETS if load_config(PRESETS_DIR / f"{p}.yaml").backend == "trl"]
 

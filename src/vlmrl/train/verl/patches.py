@@ -1,6 +1,6 @@
 """Fixes for veRL 0.9.1 crashes on our stack, imported in every veRL worker via `external_lib`.
 
-veRL imports this module through `actor_rollout_ref.model.external_lib=vlmrl.train.verl_patches`;
+veRL imports this module through `actor_rollout_ref.model.external_lib=vlmrl.train.verl.patches`;
 importing it applies the fixes once (idempotent) and only to veRL code shaped like 0.9.1.
 
 1. Text-only Qwen2.5-VL micro-batches: `verl.models.transformers.qwen2_vl._get_input_embeds` runs
@@ -116,7 +116,7 @@ def apply() -> bool:
         from verl.models.transformers import qwen2_vl
     except ImportError as exc:
         warnings.warn(
-            f"vlmrl.train.verl_patches: veRL is not importable ({exc}); no fix applied",
+            f"vlmrl.train.verl.patches: veRL is not importable ({exc}); no fix applied",
             PatchNotApplied,
             stacklevel=2,
         )
@@ -138,7 +138,7 @@ def apply() -> bool:
         problems.append("verl.models.transformers.qwen2_vl.qwen2_vl_base_forward is missing")
     if problems:
         warnings.warn(
-            "vlmrl.train.verl_patches: not applying the text-only Qwen2.5-VL fix: "
+            "vlmrl.train.verl.patches: not applying the text-only Qwen2.5-VL fix: "
             + "; ".join(problems)
             + ". Mixed 'native' batches may crash; use data.mixed_policy=blank or check the veRL version.",
             PatchNotApplied,

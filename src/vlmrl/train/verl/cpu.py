@@ -20,7 +20,7 @@ from typing import Any
 logger = logging.getLogger(__name__)
 
 PLATFORM_NAME = "cpu"
-MODULE = "vlmrl.train.verl_cpu"
+MODULE = "vlmrl.train.verl.cpu"
 #: vLLM's CPU KV cache, in GiB (its default, 4 GiB, is more than a small box can spare).
 KVCACHE_GIB = 1
 
@@ -72,7 +72,7 @@ LOCAL_ONLY = frozenset({"trainer.nnodes", "ray_kwargs.ray_init.num_cpus", "ray_k
 def cpu_overrides(cluster: bool = False):
     """The CPU settings as `Override`s (`+` keys are additions veRL's YAML lacks); `cluster`: those
     that apply on a Ray cluster (all but `LOCAL_ONLY`)."""
-    from vlmrl.train.verl_overrides import Override
+    from vlmrl.train.verl.overrides import Override
 
     out = [Override(key.lstrip("+"), value, plus=key.startswith("+")) for key, value, _ in CPU_SETTINGS]
     return [o for o in out if not (cluster and o.key in LOCAL_ONLY)]
@@ -83,7 +83,7 @@ def with_cpu_settings(overrides, extra_overrides: list[str], cluster: bool = Fal
 
     The config's raw `extra_overrides` still come last and win, as on a GPU.
     """
-    from vlmrl.train.verl_overrides import override_key
+    from vlmrl.train.verl.overrides import override_key
 
     taken = {override_key(text)[1] for text in extra_overrides}
     cpu = [o for o in cpu_overrides(cluster) if o.key not in taken]

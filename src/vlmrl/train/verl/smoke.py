@@ -3,7 +3,7 @@
 Before GPU hours are spent: the first rows of the config's own train/val files (real images and all),
 the tiny model unless another is given, rollout n 2, short responses, 2 steps + checkpoint, then one
 resumed step, then veRL's model merger and a generation from the merged model. On a machine without
-a GPU veRL runs on the CPU (vlmrl.train.verl_cpu). Each stage ends `ok` or with what failed and the
+a GPU veRL runs on the CPU (vlmrl.train.verl.cpu). Each stage ends `ok` or with what failed and the
 fix when it is known; `smoke_summary.json` holds the result.
 """
 
@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from vlmrl.errors import UserError
+from vlmrl.train.verl.launch import diagnose, gpu_available, launch_here
 from vlmrl.utils.io import atomic_path, write_json_atomic
 
 STAGES = ("launch", "train", "checkpoint", "resume", "export")
@@ -28,34 +29,6 @@ SUMMARY_FILE = "smoke_summary.json"
 # stage, status ("running" | "ok" | an error): drives the CLI's display (library code never prints).
 Progress = Callable[[str, str], None]
 
-#: Known failures in a veRL log -> what to do. First match wins.
-KNOWN_FAILURES: tuple[tuple[str, str], ...] = (
-    (
-        r"No module named 'transfer_queue'",
-        "veRL's trainer needs its verl-core extra: pip install 'verl[verl-core]==0.9.1'",
-    ),
-    (
-        r"Unsupported CPU attention configuration: head_dim=(\d+)",
-        "vLLM's CPU attention does not take this head size; smoke-test with a model whose head_dim is "
-        "32, 64, 80, 96, 112, 128 or 256 (--smoke-model), or run on a GPU",
-    ),
-    (
-        r"Unable to concatenate an empty list of datasets",
-        "a data file list is empty: set data.train_files (and data.val_files, or leave it [])",
-    ),
-    (
-        r"OutOfMemoryError|out of memory|ray\.exceptions\.OutOfMemoryError",
-        "out of memory: lower data.max_prompt_length / rollout.max_response_length or --rows",
-    ),
-    (
-        r"image features and image tokens do not match|Image features and image tokens do not match",
-        "a prompt was cut inside its image tokens: raise data.max_prompt_length or lower data.max_pixels",
-    ),
-    (
-        r"Prompt length .* is longer than|is longer than the maximum model length",
-        "prompts are longer than the model allows: lower data.max_prompt_length or data.max_pixels",
-    ),
-)
 
 
 @dataclass
@@ -88,26 +61,6 @@ class SmokeResult:
         return {"ok": self.ok, "steps": self.steps, "stages": dict(self.stages), **self.details}
 
 
-def diagnose(log_text: str) -> str:
-    """One line saying what failed in a veRL log, with the fix when it is a known failure."""
-    for pattern, fix in KNOWN_FAILURES:
-        if re.search(pattern, log_text):
-            return f"{_last_error(log_text)} -> fix: {fix}"
-    return _last_error(log_text)
-
-
-_ERROR_LINE = re.compile(r"^(?:\S+\s)*?([A-Za-z_.]*(?:Error|Exception|Exit)\b[^\n]*)$", re.MULTILINE)
-
-
-def _last_error(log_text: str) -> str:
-    lines = [m.group(1).strip() for m in _ERROR_LINE.finditer(log_text)]
-    lines = [line for line in lines if not line.startswith(("Error executing job", "UserWarning"))]
-    if lines:
-        return lines[-1][:400]
-    tail = [line for line in log_text.strip().splitlines() if line.strip()][-1:]
-    return tail[0][:400] if tail else "veRL exited without output"
-
-
 def first_rows(sources: list[str], rows: int, out_path: Path) -> int:
     """Write the first `rows` rows of `sources` (in order) to `out_path`; returns how many."""
     import pyarrow as pa
@@ -131,15 +84,6 @@ def first_rows(sources: list[str], rows: int, out_path: Path) -> int:
     with atomic_path(out_path) as tmp:
         pq.write_table(table, tmp)
     return taken
-
-
-def _gpu_available() -> bool:
-    try:
-        import torch
-
-        return torch.cuda.is_available()
-    except ImportError:
-        return False
 
 
 def scaled_overrides(
@@ -181,86 +125,6 @@ def scaled_overrides(
     return out
 
 
-def _metrics(path: Path) -> list[dict[str, Any]]:
-    if not path.is_file():
-        return []
-    rows = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        if line.strip():
-            row = json.loads(line)
-            rows.append({"step": row.get("step"), **(row.get("data") or {})})
-    return rows
-
-
-def _launch(cfg, on_cpu: bool, verl_args: list[str], metrics_path: Path, log_path: Path, timeout_s: float):
-    """Run `main_ppo` once; (exit code or None on timeout, log text, metrics rows)."""
-    from vlmrl.train import verl_launch
-
-    plan = verl_launch.plan(cfg, on_cpu=on_cpu, local=True)
-    argv = [*plan.argv, *verl_args]
-    env = {**os.environ, **plan.env, "VERL_FILE_LOGGER_PATH": str(metrics_path)}
-    env.pop("RAY_ADDRESS", None)  # a smoke run starts its own Ray on this machine
-    metrics_path.parent.mkdir(parents=True, exist_ok=True)
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    with open(log_path, "w", encoding="utf-8") as log:
-        try:
-            code: int | None = subprocess.run(
-                argv, env=env, stdout=log, stderr=subprocess.STDOUT, timeout=timeout_s, check=False
-            ).returncode
-        except subprocess.TimeoutExpired:
-            code = None
-    return code, log_path.read_text(encoding="utf-8", errors="replace"), _metrics(metrics_path)
-
-
-@dataclass
-class HereRun:
-    """One veRL run on this machine (`train_here`): what it trained and where everything went."""
-
-    exit_code: int | None  # None: timed out
-    steps: list[int]
-    metrics_path: Path
-    log_path: Path
-    checkpoints_dir: Path
-    final_model_dir: Path | None
-    error: str | None = None
-
-
-def train_here(
-    cfg,
-    out_dir: Path,
-    *,
-    on_cpu: bool | None = None,
-    verl_args: list[str] | None = None,
-    timeout_s: float = 3600,
-) -> HereRun:
-    """Train `cfg` (backend verl) with veRL's `main_ppo` on this machine, then export the last checkpoint.
-
-    On the CPU when `on_cpu` (default: when torch sees no GPU). veRL's metrics go to
-    `out_dir/verl_metrics.jsonl`, its output to `out_dir/verl.log`, the merged model to `out_dir/hf_model`.
-    """
-    from vlmrl.train.verl_export import export
-
-    out_dir = Path(out_dir)
-    if on_cpu is None:
-        on_cpu = not _gpu_available()
-    code, log, metrics = _launch(
-        cfg, on_cpu, list(verl_args or []), out_dir / "verl_metrics.jsonl", out_dir / "verl.log", timeout_s
-    )
-    steps = sorted({int(r["step"]) for r in metrics if r.get("step") is not None})
-    ckpts = Path(cfg.trainer.resolved_output_dir()) / "checkpoints"
-    run = HereRun(code, steps, out_dir / "verl_metrics.jsonl", out_dir / "verl.log", ckpts, None)
-    if code != 0:
-        run.error = "veRL timed out" if code is None else diagnose(log)
-        return run
-    hf_dir = out_dir / "hf_model"
-    if hf_dir.exists():
-        import shutil
-
-        shutil.rmtree(hf_dir)
-    run.final_model_dir = export(ckpts, hf_dir)
-    return run
-
-
 def generate_from(model_dir: Path, prompt: str = "What is 2+3?", max_new_tokens: int = 8) -> str:
     """Load a Hugging Face Qwen2.5-VL directory and generate from one chat prompt (greedy)."""
     import torch
@@ -282,7 +146,7 @@ def generate_from(model_dir: Path, prompt: str = "What is 2+3?", max_new_tokens:
 def run_smoke(settings: SmokeSettings, progress: Progress | None = None) -> SmokeResult:
     """Run the smoke stages into `settings.out_dir`; never raises for a failed stage (it is reported)."""
     from vlmrl.train.config import load_config
-    from vlmrl.train.verl_export import export, latest_checkpoint
+    from vlmrl.train.verl.export import export, latest_checkpoint
 
     def mark(stage: str, status: str) -> None:
         stages[stage] = status
@@ -298,7 +162,7 @@ def run_smoke(settings: SmokeSettings, progress: Progress | None = None) -> Smok
         )
     device = settings.device
     if device == "auto":
-        device = "cuda" if _gpu_available() else "cpu"
+        device = "cuda" if gpu_available() else "cpu"
     on_cpu = device == "cpu"
     stages = {stage: "not run" for stage in STAGES}
     details: dict[str, Any] = {"device": device, "config": str(settings.config), "notes": []}
@@ -312,7 +176,7 @@ def run_smoke(settings: SmokeSettings, progress: Progress | None = None) -> Smok
     if settings.smoke_model:
         model_path = settings.smoke_model
     else:
-        from vlmrl.testing.tiny_vlm import build_tiny_vlm
+        from vlmrl.tiny.qwen2_5_vl import build_tiny_vlm
 
         model_path = str(build_tiny_vlm(out / "tiny_model", seed=0))
     details["model"] = model_path
@@ -332,7 +196,7 @@ def run_smoke(settings: SmokeSettings, progress: Progress | None = None) -> Smok
     mark("launch", "running")
     t = time.perf_counter()
     try:
-        code, log, metrics = _launch(
+        code, log, metrics = launch_here(
             cfg,
             on_cpu,
             settings.verl_args,
@@ -377,7 +241,7 @@ def run_smoke(settings: SmokeSettings, progress: Progress | None = None) -> Smok
         ],
     )
     resume_args = settings.verl_args if settings.resume_verl_args is None else settings.resume_verl_args
-    code, log, resumed = _launch(
+    code, log, resumed = launch_here(
         resume_cfg,
         on_cpu,
         resume_args,

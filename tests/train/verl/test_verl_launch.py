@@ -13,9 +13,9 @@ from typer.testing import CliRunner
 import vlmrl
 from vlmrl.cli import app
 from vlmrl.train.config import load_config
-from vlmrl.train.verl_launch import ENTRY_MODULE, plan, runtime_env_for
+from vlmrl.train.verl.launch import ENTRY_MODULE, plan, runtime_env_for
 
-PRESETS_DIR = Path(__file__).resolve().parents[2] / "configs" / "train"
+PRESETS_DIR = Path(__file__).resolve().parents[3] / "configs" / "train"
 runner = CliRunner()
 
 
@@ -26,7 +26,7 @@ def test_dry_run_prints_command_and_resolved_verl_yaml():
     assert "preflight" not in result.stderr
     out = result.stdout
     assert f"-m {ENTRY_MODULE}" in out
-    assert "actor_rollout_ref.model.external_lib=vlmrl.train.verl_patches" in out
+    assert "actor_rollout_ref.model.external_lib=vlmrl.train.verl.patches" in out
     resolved = yaml.safe_load(out)  # the command rides along as comments: stdout is the veRL config
     assert resolved["actor_rollout_ref"]["rollout"]["n"] == 8
     assert resolved["reward"]["reward_manager"]["name"] == "dapo"
@@ -40,7 +40,7 @@ def test_dry_run_prints_command_and_resolved_verl_yaml():
 def test_brief_dry_run_is_hydra_overrides_that_veRL_takes_as_pasted():
     import shlex
 
-    from vlmrl.train.verl_validate import compose
+    from vlmrl.train.verl.validate import compose
 
     args = [
         "train",
@@ -166,7 +166,7 @@ def test_dry_run_exits_non_zero_when_preflight_fails():
 
 
 def test_trl_backend_dispatch(tmp_path):
-    """backend=trl goes to vlmrl.train.trl_backend; --dry-run runs preflight and shows the GRPOConfig."""
+    """backend=trl goes to vlmrl.train.trl.backend; --dry-run runs preflight and shows the GRPOConfig."""
     args = ["train", str(PRESETS_DIR / "text.yaml"), "backend=trl", "rollout.n=4", "--dry-run"]
     result = runner.invoke(app, args)
     assert result.exit_code == 1, result.output  # the text preset's data files are not on this machine
@@ -229,7 +229,7 @@ def test_file_logger_writes_under_the_output_dir(monkeypatch, tmp_path):
 def test_cpu_cluster_plan_carries_the_cpu_platform_to_every_node(tiny_vlm_path):
     """`trainer.device=cpu` with an address: a cluster launch (the address wins), the CPU settings
     but those only a one-machine Ray takes, and the CPU platform's environment in the runtime env."""
-    from vlmrl.train import verl_cpu
+    from vlmrl.train.verl import cpu as verl_cpu
 
     cfg = load_config(
         PRESETS_DIR / "mixed_2node.yaml",

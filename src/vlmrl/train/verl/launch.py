@@ -8,6 +8,7 @@ so no node needs the submitting machine's install path; `cluster_failure` explai
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shlex
@@ -22,7 +23,7 @@ from typing import Any, Literal
 import yaml
 
 from vlmrl.train.config import ExperimentConfig
-from vlmrl.train.verl_overrides import Override, merged_overrides, reward_function_path
+from vlmrl.train.verl.overrides import Override, merged_overrides, reward_function_path
 from vlmrl.utils.io import write_text_atomic
 
 ENTRY_MODULE = "verl.trainer.main_ppo"
@@ -107,11 +108,11 @@ def runtime_env_for(
     It ships this vlmrl package (`py_modules`, uploaded by `ray job submit`, first on every worker's
     path), so the nodes run the submitter's vlmrl and import the reward by module name; they need
     vlmrl's dependencies installed, not vlmrl at any particular path. `on_cpu` adds the CPU platform's
-    environment (vlmrl.train.verl_cpu), which every worker of a CPU run needs.
+    environment (vlmrl.train.verl.cpu), which every worker of a CPU run needs.
     """
     env_vars = {**RUNTIME_ENV_VARS, **logger_env(cfg)}
     if on_cpu:
-        from vlmrl.train import verl_cpu
+        from vlmrl.train.verl import cpu as verl_cpu
 
         env_vars.update(verl_cpu.cpu_env())
     for name in PASSTHROUGH_ENV:
@@ -158,7 +159,7 @@ def plan(
 
     A Ray address (`ray_address`, else `trainer.ray_address`, else $RAY_ADDRESS) makes it a cluster
     launch through `ray job submit`; `local` ignores every address (smoke runs). `on_cpu` (default:
-    `trainer.device: cpu`) runs veRL on CPUs (vlmrl.train.verl_cpu): its settings replace ours where
+    `trainer.device: cpu`) runs veRL on CPUs (vlmrl.train.verl.cpu): its settings replace ours where
     they set the same key, locally and on a cluster of CPU nodes alike.
     """
     if on_cpu is None:
@@ -168,7 +169,7 @@ def plan(
     overrides, hydra_args = merged_overrides(cfg, reward_path)
     cpu_env: dict[str, str] = {}
     if on_cpu:
-        from vlmrl.train import verl_cpu
+        from vlmrl.train.verl import cpu as verl_cpu
 
         overrides, hydra_args = verl_cpu.with_cpu_settings(
             overrides, cfg.extra_overrides, cluster=address is not None
@@ -176,7 +177,7 @@ def plan(
         cpu_env = verl_cpu.cpu_env()
     verl_config = None
     if validate:
-        from vlmrl.train.verl_validate import validate as validate_overrides
+        from vlmrl.train.verl.validate import validate as validate_overrides
 
         verl_config = validate_overrides(hydra_args, overrides)
     checkpoints_dir = os.path.join(os.path.abspath(cfg.trainer.resolved_output_dir()), "checkpoints")
@@ -273,7 +274,7 @@ def cluster_failure(launch: LaunchPlan, started_s: float) -> str:
             parts.append(f"Ray node {node['node_id']} at {node['node_ip']} died during the job{reason}")
     except Exception as exc:
         parts.append(f"(the nodes' state is unavailable: {type(exc).__name__}: {exc})")
-    from vlmrl.train.verl_export import latest_checkpoint
+    from vlmrl.train.verl.export import latest_checkpoint
 
     checkpoint = latest_checkpoint(launch.checkpoints_dir) if launch.checkpoints_dir else None
     if checkpoint is not None:
@@ -315,3 +316,142 @@ def run(launch: LaunchPlan) -> int:
                 else "check the Python path"
             )
         ) from None
+
+
+# --- running veRL on this machine (the smoke run and the demo's veRL stage) ---
+
+#: Known failures in a veRL log -> what to do. First match wins.
+KNOWN_FAILURES: tuple[tuple[str, str], ...] = (
+    (
+        r"No module named 'transfer_queue'",
+        "veRL's trainer needs its verl-core extra: pip install 'verl[verl-core]==0.9.1'",
+    ),
+    (
+        r"Unsupported CPU attention configuration: head_dim=(\d+)",
+        "vLLM's CPU attention does not take this head size; smoke-test with a model whose head_dim is "
+        "32, 64, 80, 96, 112, 128 or 256 (--smoke-model), or run on a GPU",
+    ),
+    (
+        r"Unable to concatenate an empty list of datasets",
+        "a data file list is empty: set data.train_files (and data.val_files, or leave it [])",
+    ),
+    (
+        r"OutOfMemoryError|out of memory|ray\.exceptions\.OutOfMemoryError",
+        "out of memory: lower data.max_prompt_length / rollout.max_response_length or --rows",
+    ),
+    (
+        r"image features and image tokens do not match|Image features and image tokens do not match",
+        "a prompt was cut inside its image tokens: raise data.max_prompt_length or lower data.max_pixels",
+    ),
+    (
+        r"Prompt length .* is longer than|is longer than the maximum model length",
+        "prompts are longer than the model allows: lower data.max_prompt_length or data.max_pixels",
+    ),
+)
+
+
+def diagnose(log_text: str) -> str:
+    """One line saying what failed in a veRL log, with the fix when it is a known failure."""
+    for pattern, fix in KNOWN_FAILURES:
+        if re.search(pattern, log_text):
+            return f"{_last_error(log_text)} -> fix: {fix}"
+    return _last_error(log_text)
+
+
+_ERROR_LINE = re.compile(r"^(?:\S+\s)*?([A-Za-z_.]*(?:Error|Exception|Exit)\b[^\n]*)$", re.MULTILINE)
+
+
+def _last_error(log_text: str) -> str:
+    lines = [m.group(1).strip() for m in _ERROR_LINE.finditer(log_text)]
+    lines = [line for line in lines if not line.startswith(("Error executing job", "UserWarning"))]
+    if lines:
+        return lines[-1][:400]
+    tail = [line for line in log_text.strip().splitlines() if line.strip()][-1:]
+    return tail[0][:400] if tail else "veRL exited without output"
+
+
+def gpu_available() -> bool:
+    try:
+        import torch
+
+        return torch.cuda.is_available()
+    except ImportError:
+        return False
+
+
+def _metrics(path: Path) -> list[dict[str, Any]]:
+    if not path.is_file():
+        return []
+    rows = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if line.strip():
+            row = json.loads(line)
+            rows.append({"step": row.get("step"), **(row.get("data") or {})})
+    return rows
+
+
+def launch_here(cfg, on_cpu: bool, verl_args: list[str], metrics_path: Path, log_path: Path, timeout_s: float):
+    """Run `main_ppo` once; (exit code or None on timeout, log text, metrics rows)."""
+    plan = plan(cfg, on_cpu=on_cpu, local=True)
+    argv = [*plan.argv, *verl_args]
+    env = {**os.environ, **plan.env, "VERL_FILE_LOGGER_PATH": str(metrics_path)}
+    env.pop("RAY_ADDRESS", None)  # a smoke run starts its own Ray on this machine
+    metrics_path.parent.mkdir(parents=True, exist_ok=True)
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_path, "w", encoding="utf-8") as log:
+        try:
+            code: int | None = subprocess.run(
+                argv, env=env, stdout=log, stderr=subprocess.STDOUT, timeout=timeout_s, check=False
+            ).returncode
+        except subprocess.TimeoutExpired:
+            code = None
+    return code, log_path.read_text(encoding="utf-8", errors="replace"), _metrics(metrics_path)
+
+
+@dataclass
+class HereRun:
+    """One veRL run on this machine (`train_here`): what it trained and where everything went."""
+
+    exit_code: int | None  # None: timed out
+    steps: list[int]
+    metrics_path: Path
+    log_path: Path
+    checkpoints_dir: Path
+    final_model_dir: Path | None
+    error: str | None = None
+
+
+def train_here(
+    cfg,
+    out_dir: Path,
+    *,
+    on_cpu: bool | None = None,
+    verl_args: list[str] | None = None,
+    timeout_s: float = 3600,
+) -> HereRun:
+    """Train `cfg` (backend verl) with veRL's `main_ppo` on this machine, then export the last checkpoint.
+
+    On the CPU when `on_cpu` (default: when torch sees no GPU). veRL's metrics go to
+    `out_dir/verl_metrics.jsonl`, its output to `out_dir/verl.log`, the merged model to `out_dir/hf_model`.
+    """
+    from vlmrl.train.verl.export import export
+
+    out_dir = Path(out_dir)
+    if on_cpu is None:
+        on_cpu = not gpu_available()
+    code, log, metrics = launch_here(
+        cfg, on_cpu, list(verl_args or []), out_dir / "verl_metrics.jsonl", out_dir / "verl.log", timeout_s
+    )
+    steps = sorted({int(r["step"]) for r in metrics if r.get("step") is not None})
+    ckpts = Path(cfg.trainer.resolved_output_dir()) / "checkpoints"
+    run = HereRun(code, steps, out_dir / "verl_metrics.jsonl", out_dir / "verl.log", ckpts, None)
+    if code != 0:
+        run.error = "veRL timed out" if code is None else diagnose(log)
+        return run
+    hf_dir = out_dir / "hf_model"
+    if hf_dir.exists():
+        import shutil
+
+        shutil.rmtree(hf_dir)
+    run.final_model_dir = export(ckpts, hf_dir)
+    return run

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from vlmrl.train import trl_backend
+from vlmrl.train.trl import backend as trl_backend
 from vlmrl.train.config import load_config
 from vlmrl.train.metrics import read_metrics
 

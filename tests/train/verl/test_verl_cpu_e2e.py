@@ -1,6 +1,6 @@
 """veRL 0.9.1's own trainer (`python -m verl.trainer.main_ppo`) on this CPU, end to end, run once.
 
-One smoke run (vlmrl.train.verl_smoke) is shared by every test here, so veRL starts twice in all:
+One smoke run (vlmrl.train.verl.smoke) is shared by every test here, so veRL starts twice in all:
 - the first launch trains 6 steps on `native` mixed data in a fixed order (2 text-only steps, 2
   image-only steps, 2 mixed steps) with a reward that varies per response, dynamic sampling on `acc`
   (rows whose ground truth is `evict` always score alike and must be evicted), and saves step 6;
@@ -19,7 +19,7 @@ import pytest
 
 pytestmark = pytest.mark.slow
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 TEST_REWARD = Path(__file__).with_name("verl_test_reward.py")
 STEPS = 6
 
@@ -72,7 +72,7 @@ def _rows(path: Path) -> None:
 
 @pytest.fixture(scope="session")
 def smoke_run(tmp_path_factory, tiny_vlm_path):
-    from vlmrl.train.verl_smoke import SmokeSettings, run_smoke
+    from vlmrl.train.verl.smoke import SmokeSettings, run_smoke
 
     base = tmp_path_factory.mktemp("verl_cpu")
     data = base / "given"
