@@ -150,8 +150,8 @@ def run_demo(settings: DemoSettings, progress: Progress | None = None) -> DemoRe
     from vlmrl.eval.text import evaluate
     from vlmrl.report.curves import plot_curves
     from vlmrl.tiny.qwen2_5_vl import build_tiny_vlm
-    from vlmrl.train.trl import backend as trl_backend
     from vlmrl.train.config import load_config
+    from vlmrl.train.trl import backend as trl_backend
 
     def tick(phase: str, done: int, total: int) -> None:
         if progress is not None:
