@@ -191,18 +191,18 @@ def test_rule_check_reads_the_answer(pred, gold):
 
 
 @pytest.mark.parametrize(
-    ("pred", "gold"),
+    ("pred", "gold", "how"),
     [
-        ("\\sqrt{8}", "2\\sqrt{2}"),
-        ("\\frac{\\sqrt{2}}{2}", "\\frac{1}{\\sqrt{2}}"),
-        ("x^2 + 2x + 1", "(x+1)^2"),
-        ("\\pi r^2", "r^2\\pi"),
-        ("[1, 3)", "[1,3)"),
+        ("\\sqrt{8}", "2\\sqrt{2}", "surd"),  # exact surds: decided in-process
+        ("\\frac{\\sqrt{2}}{2}", "\\frac{1}{\\sqrt{2}}", "surd"),
+        ("x^2 + 2x + 1", "(x+1)^2", "math_verify"),
+        ("\\pi r^2", "r^2\\pi", "math_verify"),
+        ("[1, 3)", "[1,3)", "exact"),  # the same formula but for spaces
     ],
 )
-def test_math_verify_symbolic_equivalence(pred, gold):
+def test_math_verify_symbolic_equivalence(pred, gold, how):
     result = rule_check(pred, [gold], timeout_s=30)
-    assert result.outcome is Outcome.CORRECT and result.how == "math_verify"
+    assert result.outcome is Outcome.CORRECT and result.how == how
 
 
 @pytest.mark.parametrize(

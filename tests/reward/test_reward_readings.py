@@ -123,3 +123,31 @@ def test_choices_hold_letters_or_texts():
 )
 def test_yes_no_in_a_final_sentence(answer, gold, expected):
     assert acc(answer, gold, {"question": "Is it?", "answer_type": "text"}) == expected
+
+
+# --- the fast rule path agrees with math-verify ---------------------------------------------------
+
+SAME_AS_MATH_VERIFY = [
+    ("2\\sqrt{3}", "\\sqrt{12}"),
+    ("\\frac{\\sqrt{6}}{8}", "\\frac{1}{8}\\sqrt{6}"),
+    ("\\frac{\\sqrt{48}}{4}", "\\frac{48}{4}"),
+    ("\\frac{\\pi}{4}", "\\pi/4"),
+    ("\\frac{\\pi}{4}", "4\\pi"),
+    ("5\\sqrt{15}", "\\sqrt{375}"),
+    ("5\\sqrt{15}", "\\sqrt{75}"),
+    ("-\\frac{1}{3}", "-\\dfrac{1}{3}"),
+    ("\\frac{2}{\\sqrt{2}}", "\\sqrt{2}"),
+    ("[3, 5)", "\\left[3,5\\right)"),
+    ("x^2 + 6x + 9", "x^2+6x+9"),
+]
+
+
+@pytest.mark.parametrize(("gold", "pred"), SAME_AS_MATH_VERIFY)
+def test_in_process_verdicts_are_math_verify_verdicts(gold, pred):
+    from vlmrl.reward.check import Outcome, prepare
+    from vlmrl.reward.pool import get_pool
+
+    decided, question, _ = prepare(pred, [gold])
+    assert question is None and decided is not None, "decided in-process, no worker"
+    status = get_pool(1).check((gold,), f"${pred}$", timeout_s=60)
+    assert (decided.outcome is Outcome.CORRECT) == (status == "equal"), (decided, status)

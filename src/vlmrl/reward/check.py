@@ -70,6 +70,9 @@ def _in_process(value: str, golds: Sequence[str], boxed: bool) -> RuleResult | N
     """Plain numbers, simple fractions against decimals, and identical text: exact, no worker."""
     if any(ex.text_key(value) == ex.text_key(g) for g in golds):
         return RuleResult(Outcome.CORRECT, "exact")
+    key = ex.latex_key(value)
+    if key and any(key == ex.latex_key(g) for g in golds):
+        return RuleResult(Outcome.CORRECT, "exact")
     gold_values = [ex.plain_number(g) for g in golds]
     number = ex.plain_number(value)
     if number is None and not boxed:
@@ -99,6 +102,14 @@ def _in_process(value: str, golds: Sequence[str], boxed: bool) -> RuleResult | N
             # Both sides exact rationals: equal, the rounded decimal of the fraction, or certainly not.
             ok = fraction in exact or any(ex.rounds_to(g, fraction) for g in golds)
             return RuleResult(Outcome.CORRECT if ok else Outcome.WRONG, "number")
+    # Integers, fractions, square roots and pi on both sides: compared exactly, no worker.
+    surd = ex.surd_value(value) if number is None else None
+    if surd is not None:
+        gold_surds = [ex.surd_value(g) for g in golds]
+        if surd in gold_surds:
+            return RuleResult(Outcome.CORRECT, "surd")
+        if all(g is not None for g in gold_surds):
+            return RuleResult(Outcome.WRONG, "surd")
     return None
 
 

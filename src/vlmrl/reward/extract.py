@@ -471,5 +471,167 @@ def text_key(text: str) -> str:
     return s.lower() if re.fullmatch(r"[A-Za-z][A-Za-z ]+", s) else s
 
 
+_LATEX_NOISE_RE = re.compile(
+    r"\\left(?![a-zA-Z])|\\right(?![a-zA-Z])|\\displaystyle|\\[,!;: ]|\\q?quad|\s+|\$|\\\(|\\\)|\\\[|\\\]"
+)
+_LATEX_SAME = (
+    ("\\dfrac", "\\frac"),
+    ("\\tfrac", "\\frac"),
+    ("{,}", ","),
+    ("^{\\circ}", "^\\circ"),
+    ("\\%", "%"),
+)
+
+
+def latex_key(text: str) -> str:
+    """A formula as written, less what LaTeX does not render as a difference: spaces, math
+    delimiters, `\\left`/`\\right`, spacing commands, `\\dfrac` for `\\frac`, `{,}` for `,`,
+    a final full stop. Two answers with the same key are the same answer (no reading involved);
+    "" for prose (words are not squeezed together)."""
+    if len(text) > 512 or is_wordy(text):
+        return ""
+    # A space between two digits or letters may separate two things ("2 3"): kept, as one space.
+    s = _LATEX_NOISE_RE.sub("", re.sub(r"(?<=[0-9A-Za-z])\s+(?=[0-9A-Za-z])", "\x00", text)).replace(
+        "\x00", " "
+    )
+    for a, b in _LATEX_SAME:
+        s = s.replace(a, b)
+    return s.rstrip(".")
+
+
+# --- exact surds: a rational times the square root of an integer, times a power of pi -------------
+
+Surd = tuple[Fraction, int, int]  # (rational factor, square-free radicand, power of pi)
+_SURD_NOISE_RE = re.compile(r"\\left(?![a-zA-Z])|\\right(?![a-zA-Z])|\\[,!;: ]|\s+|\$|\\\(|\\\)")
+_SURD_TOKEN_RE = re.compile(r"\d+|\\[dt]?frac|\\sqrt|\\pi(?![a-zA-Z])|\\cdot|\\times|[{}()/*]|.", re.DOTALL)
+_MAX_RADICAND = 10**8
+
+
+def _square_free(n: int) -> tuple[int, int]:
+    """(k, m) with n = k*k*m and m square-free (n >= 1, at most `_MAX_RADICAND`)."""
+    k, m, f = 1, n, 2
+    while f * f <= m:
+        while m % (f * f) == 0:
+            m //= f * f
+            k *= f
+        f += 1
+    return k, m
+
+
+def _surd(coef: Fraction, radicand: int, pi: int) -> Surd | None:
+    if radicand > _MAX_RADICAND or abs(pi) > 8:
+        return None
+    if coef == 0:
+        return Fraction(0), 1, 0
+    k, m = _square_free(radicand)
+    return coef * k, m, pi
+
+
+def _times(a: Surd | None, b: Surd | None) -> Surd | None:
+    if a is None or b is None:
+        return None
+    return _surd(a[0] * b[0], a[1] * b[1], a[2] + b[2])
+
+
+def _over(a: Surd | None, b: Surd | None) -> Surd | None:
+    if a is None or b is None or b[0] == 0:
+        return None
+    # 1 / (c sqrt(m) pi^k) = sqrt(m) / (c m) pi^-k
+    return _times(a, _surd(1 / (b[0] * b[1]), b[1], -b[2]))
+
+
+class _SurdReader:
+    """A product of integers, `\\frac{..}{..}`, `\\sqrt{integer}`, `\\pi` and one top-level `/`."""
+
+    def __init__(self, tokens: list[str]) -> None:
+        self.t, self.i = tokens, 0
+
+    def peek(self) -> str | None:
+        return self.t[self.i] if self.i < len(self.t) else None
+
+    def take(self, want: str | None = None) -> str | None:
+        tok = self.peek()
+        if tok is None or (want is not None and tok != want):
+            return None
+        self.i += 1
+        return tok
+
+    def group(self) -> Surd | None:
+        if not self.take("{"):
+            return None
+        value = self.product()
+        return value if self.take("}") else None
+
+    def factor(self) -> Surd | None:
+        tok = self.take()
+        if tok is None:
+            return None
+        if tok.isdigit():
+            return _surd(Fraction(int(tok)), 1, 0) if len(tok) < 16 else None
+        if tok in ("\\frac", "\\dfrac", "\\tfrac"):
+            if self.peek() is not None and self.peek().isdigit() and len(self.peek()) == 2:  # \frac12
+                digits = self.take() or "00"
+                return _over(_surd(Fraction(int(digits[0])), 1, 0), _surd(Fraction(int(digits[1])), 1, 0))
+            return _over(self.group(), self.group())
+        if tok == "\\sqrt":
+            if self.peek() == "{":
+                self.take()
+                n = self.take()
+                if n is None or not n.isdigit() or not self.take("}") or int(n) == 0:
+                    return None
+                return _surd(Fraction(1), int(n), 0)
+            n = self.take()
+            return (
+                _surd(Fraction(1), int(n[0]), 0) if n and n.isdigit() and len(n) == 1 and n != "0" else None
+            )
+        if tok == "\\pi":
+            return Fraction(1), 1, 1
+        if tok == "(":
+            value = self.product()
+            return value if self.take(")") else None
+        return None
+
+    def product(self) -> Surd | None:
+        value: Surd | None = (Fraction(1), 1, 0)
+        seen = False
+        while self.peek() not in (None, "}", ")", "/"):
+            if self.peek() in ("\\cdot", "\\times", "*"):
+                if not seen:
+                    return None
+                self.take()
+            value = _times(value, self.factor())
+            if value is None:
+                return None
+            seen = True
+        return value if seen else None
+
+
+def surd_value(text: str) -> Surd | None:
+    """The exact value of an answer made of integers, fractions, square roots of integers and pi
+    ("2\\sqrt{3}", "\\frac{\\sqrt{6}}{8}", "\\frac{\\pi}{4}", "-\\frac{1}{3}\\sqrt{71}", "\\pi/6"),
+    as (rational, square-free radicand, power of pi); None for anything else (decimals included:
+    they are read as math-verify reads them). Square roots of distinct square-free integers are
+    linearly independent over the rationals and pi is transcendental, so two such values are equal
+    exactly when the triples are."""
+    if len(text) > 120:
+        return None
+    s = _SQRT_RE.sub(_sqrt, _UNICODE_RE.sub(lambda m: _UNICODE[m.group(0)], text))
+    if re.search(r"\d\s+\d", s):
+        return None  # "2 3": two numbers, or one with a thousands space; not read here
+    s = _SURD_NOISE_RE.sub("", s).rstrip(".")
+    sign = 1
+    while s[:1] in ("-", "+"):
+        sign, s = (-sign if s[0] == "-" else sign), s[1:]
+    if not s or "." in s:
+        return None
+    reader = _SurdReader(_SURD_TOKEN_RE.findall(s))
+    value = reader.product()
+    if reader.take("/"):
+        value = _over(value, reader.product())
+    if value is None or reader.peek() is not None:
+        return None
+    return _surd(sign * value[0], value[1], value[2])
+
+
 def truncate_pred(pred: str) -> str:
     return pred if len(pred) <= MAX_PRED_LOG_CHARS else pred[:MAX_PRED_LOG_CHARS] + "..."
