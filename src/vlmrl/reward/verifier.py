@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 import aiohttp
 
+from vlmrl.reward.knobs import default
 from vlmrl.utils import openai_api
 from vlmrl.utils.lru import LRU
 
@@ -220,9 +221,9 @@ def _loop_state(url: str, concurrency: int) -> _LoopState:
 class VerifierSettings:
     url: str
     model: str
-    timeout_s: float = 30.0
-    max_retries: int = 2
-    concurrency: int = 64
+    timeout_s: float = default("verifier_timeout_s")
+    max_retries: int = default("verifier_max_retries")
+    concurrency: int = default("verifier_concurrency")
     prompt_template: str = XVERIFY_PROMPT
     api_key: str | None = None
 
