@@ -265,9 +265,10 @@ def test_every_acceptable_ground_truth_counts():
     assert compute_score("s", wrap("3"), ["2", "4"])["acc"] == 0
 
 
-def test_ground_truth_is_a_list_and_only_the_verl_entry_reads_other_forms():
+def test_ground_truth_is_read_once_a_string_being_one_answer():
+    assert compute_score("s", wrap("3"), "3")["acc"] == 1
     with pytest.raises(TypeError, match="list"):
-        compute_score("s", wrap("3"), "3")
+        compute_score("s", wrap("3"), 3)
     assert answer_list("5") == ["5"]
     assert answer_list(["5", "five"]) == ["5", "five"]
     assert answer_list(("5",)) == ["5"]

@@ -244,9 +244,10 @@ def check_schema(
     if not pa.types.is_struct(rm_type) or rm_type.get_field_index("ground_truth") < 0:
         raise fail(f"column 'reward_model' must be a struct with 'ground_truth', is {rm_type}")
     gt_type = rm_type.field("ground_truth").type
-    if not _is_list(gt_type):
+    if not (_is_list(gt_type) or pa.types.is_string(gt_type) or pa.types.is_large_string(gt_type)):
         raise fail(
-            f"reward_model.ground_truth must be a list of strings (every acceptable answer), is {gt_type}"
+            "reward_model.ground_truth must be a list of strings (every acceptable answer) or a string "
+            f"(one answer, as veRL's own preprocessors write it), is {gt_type}"
         )
     if not pa.types.is_struct(schema.field("extra_info").type):
         raise fail(f"column 'extra_info' must be a struct, is {schema.field('extra_info').type}")

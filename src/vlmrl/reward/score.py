@@ -44,14 +44,6 @@ class Item:
     question: str = ""
 
 
-def _list_only(ground_truth: Any) -> None:
-    if isinstance(ground_truth, str) or not isinstance(ground_truth, (list, tuple)):
-        raise TypeError(
-            f"ground_truth must be a list of acceptable answers (str), got {type(ground_truth).__name__}; "
-            "vlmrl.data.normalize.answer_list reads the other forms"
-        )
-
-
 def read_item(solution_str: Any, ground_truth: Any, extra_info: Any = None) -> Item:
     """An `Item` from the arguments of veRL's `compute_score` signature. The ground truth is read by
     the data stage's one rule (`answer_list`: a string is one answer, a list several; anything else
@@ -294,7 +286,6 @@ def compute_score(
     decide, no event loop is involved.
     """
     s = _settings(settings, reward_kwargs)
-    _list_only(ground_truth)
     return _drive([read_item(solution_str, ground_truth, extra_info)], s)[0]
 
 
@@ -305,8 +296,6 @@ def score_batch(
     or a list), optional `data_source`, `extra_info`. Usable from any thread, inside or outside a
     running loop."""
     s = _settings(settings, reward_kwargs)
-    for item in items:
-        _list_only(item.get("ground_truth"))
     read = [
         read_item(
             item.get("solution_str", item.get("response", "")),
