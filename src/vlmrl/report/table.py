@@ -156,3 +156,53 @@ def build_table(
     return table + f"\n{MISSING} = not evaluated. {table_footnote()}" + (
         f" {graders}" if graders else ""
     ) + "\n", notes
+
+
+def published_rows() -> list[ModelRow]:
+    """The seed's published rows (`vlmrl.report.published`), labelled `NAME (published)`."""
+    from vlmrl.report.published import PUBLISHED, SEED_ROWS
+
+    return [ModelRow(f"{name} ({PUBLISHED})", dict(scores)) for name, scores in SEED_ROWS.items()]
+
+
+def seed_tables(rows: Sequence[ModelRow], *, published: bool = True, digits: int = 1) -> str:
+    """The seed's two tables (text; multimodal) in markdown: the published rows first (when
+    `published`), then `rows`; the text table says which grader produced each row's numbers."""
+    from vlmrl.report.published import MM_TABLE, MME_FOOTNOTE, PUBLISHED, PUBLISHED_FOOTNOTE, TEXT_TABLE
+
+    shown = [*(published_rows() if published else []), *rows]
+    known = declared_columns()
+    out = []
+    for title, columns, graded in (("Text", TEXT_TABLE, True), ("Multimodal", MM_TABLE, False)):
+        headers = ["model", *(known[c].header for c in columns)] + ([GRADER_HEADER] if graded else [])
+        lines = [f"### {title}\n", "| " + " | ".join(headers) + " |"]
+        lines.append("|" + "|".join(["---"] + ["---:"] * len(columns) + (["---"] if graded else [])) + "|")
+        for row in shown:
+            cells = [run_label(row.model).replace("|", "\\|")]
+            for column in columns:
+                value = row.scores.get(column)
+                cells.append(MISSING if value is None else f"{value:.{digits}f}")
+            if graded:
+                cells.append("R1-Evaluation" if row.model.endswith(f"({PUBLISHED})") else row_grader(row))
+            lines.append("| " + " | ".join(cells) + " |")
+        out.append("\n".join(lines) + "\n")
+    notes = [f"{MISSING} = not evaluated.", table_footnote()]
+    if published:
+        notes.append(PUBLISHED_FOOTNOTE)
+    notes.append(MME_FOOTNOTE)
+    graders = grader_footnote(list(rows))
+    if graders:
+        notes.append(graders)
+    return "\n".join(out) + "\n" + " ".join(notes) + "\n"
+
+
+def build_seed_tables(
+    results: Sequence[str | os.PathLike[str]],
+    names: Sequence[str] | None = None,
+    *,
+    published: bool = True,
+    digits: int = 1,
+) -> tuple[str, list[str]]:
+    """`seed_tables` of result files (one row per model, files of the same model merged)."""
+    rows, notes = load_rows(results, names)
+    return seed_tables(rows, published=published, digits=digits), notes
