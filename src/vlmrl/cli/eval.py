@@ -113,6 +113,12 @@ def register(app: typer.Typer) -> None:
         ),
         verifier_url: str = verifier_url_option(),
         verifier_name: str = verifier_name_option(),
+        audit_sample: int = typer.Option(
+            200,
+            "--audit-sample",
+            help="With a verifier: rule verdicts per benchmark (half right, half wrong) also put to it, the "
+            "agreement counted (`vlmrl eval audit`); 0 = none.",
+        ),
         verifier_model: str = deprecated_alias("--verifier-served-model-name", "--verifier-model"),
         served_model_name: str = served_model_name_option(
             "openai: the name the server serves the model under (default: its only model)."
@@ -194,6 +200,7 @@ def register(app: typer.Typer) -> None:
             limit=limit,
             reward_kwargs=reward_kwargs,
             grader=grader,
+            audit_sample=audit_sample,
             model_name=model_name,
             overwrite=overwrite,
         )
@@ -264,6 +271,19 @@ def register(app: typer.Typer) -> None:
             "before",
             highlight=False,
         )
+        for name, r in result.benchmarks.items():
+            audit = r.metrics.get("audit")
+            if audit:
+                m = audit["matrix"]
+                agreement = "—" if audit["agreement"] is None else f"{audit['agreement']:.1f}%"
+                console.print(
+                    f"{name}: rule vs judge on {sum(audit['sampled'].values())} rule verdicts: agreement "
+                    f"{agreement} of {audit['judged']} judged (rule right/judge incorrect "
+                    f"{m['rule_right_judge_incorrect']}, rule wrong/judge correct {m['rule_wrong_judge_correct']}, "
+                    f"judge failed {audit['judge_failed']}); disagreements: {audit['file']}",
+                    highlight=False,
+                    soft_wrap=True,
+                )
         console.print(f"results: {result.results_path}\nsummary: {result.summary_path}", soft_wrap=True)
 
     @group.command("mm", cls=Command)
@@ -558,4 +578,94 @@ def register(app: typer.Typer) -> None:
             soft_wrap=True,
         )
 
+    @group.command("audit", cls=Command)
+    def audit(
+        scored: list[str] = typer.Argument(
+            ...,
+            help="Scored samples: `vlmrl reward score` output (jsonl), an `eval text` samples.jsonl, or an "
+            "`eval text` --out-dir (every <benchmark>/samples.jsonl in it).",
+        ),
+        verifier_url: str = verifier_url_option(),
+        verifier_name: str = verifier_name_option(),
+        sample: int = typer.Option(
+            200, "--sample", help="Rule verdicts to ask the judge about: half right, half wrong (at most)."
+        ),
+        seed: int = typer.Option(0, "--seed", help="Seed of the sample."),
+        timeout_s: float = typer.Option(30.0, "--timeout-s", help="Seconds to wait for one judge answer."),
+        show: int = typer.Option(20, "--show", help="Disagreeing samples printed (all go to --out)."),
+        out: Path = typer.Option(
+            None, "--out", "-o", help="Write the counts and every disagreeing sample here (JSON)."
+        ),
+    ) -> None:
+        """Ask an LLM judge about a sample of the rule check's verdicts, right and wrong alike, and print the
+        agreement matrix (rule right/wrong x judge correct/incorrect/failed) with the disagreeing samples.
+
+        The judge is asked through the reward's verifier client (xVerify's prompt). Example:
+        vlmrl eval audit eval/base/text --verifier-url http://127.0.0.1:8888/v1 --verifier-served-model-name xVerify-0.5B-I
+        """
+        from vlmrl.eval.audit import audit_samples, judge_settings, read_scored, write_audit
+
+        settings = judge_settings(verifier_url, verifier_name, verifier_timeout_s=timeout_s)
+        samples, total = read_scored(scored)
+        err_console.print(
+            f"{total} scored records, {len(samples)} decided by the rules; judge {settings.model} at {settings.url}",
+            highlight=False,
+            soft_wrap=True,
+        )
+        if not samples:
+            raise UserError(
+                f"{', '.join(scored)}: no verdict decided by the rules (verdict `rule`) among {total} records; "
+                "nothing to audit"
+            )
+        with Progress(
+            TextColumn("judge"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=err_console
+        ) as progress:
+            task = progress.add_task("judge", total=min(sample, len(samples)))
+            result = audit_samples(
+                samples,
+                settings,
+                n=sample,
+                seed=seed,
+                on_progress=lambda done, total: progress.update(task, completed=done, total=total),
+            )
+        _print_audit(result, show)
+        if out is not None:
+            write_audit(out, result, scored)
+            console.print(f"wrote {out}")
+
     app.add_typer(group, name="eval")
+
+
+def _print_audit(result: Any, show: int) -> None:
+    """The agreement matrix, the agreement rate, the judge's failures and the disagreeing samples."""
+    m = result.matrix
+    table = Table(title=f"rule vs judge ({result.judge['model']})")
+    for col in ("rule verdict", "judge: correct", "judge: incorrect", "judge failed", "sampled / decided"):
+        table.add_column(col, justify="left" if col == "rule verdict" else "right", no_wrap=True)
+    for side in ("right", "wrong"):
+        table.add_row(
+            f"rule: {side}",
+            str(m[f"rule_{side}_judge_correct"]),
+            str(m[f"rule_{side}_judge_incorrect"]),
+            str(m[f"rule_{side}_judge_failed"]),
+            f"{result.sampled[f'rule_{side}']} / {result.population[f'rule_{side}']}",
+        )
+    console.print(table)
+    agreement = result.agreement
+    failed = m["rule_right_judge_failed"] + m["rule_wrong_judge_failed"]
+    console.print(
+        f"agreement: {'—' if agreement is None else f'{agreement:.1f}%'} of {result.judged} judged; "
+        f"{len(result.disagreements)} disagree; judge failed on {failed} (not counted either way)",
+        highlight=False,
+    )
+    for line in result.failures:
+        err_console.print(f"[yellow]judge failed:[/] {line}", highlight=False, soft_wrap=True)
+    if result.disagreements and show > 0:
+        dis = Table(title="disagreeing samples")
+        for col in ("source", "rule", "judge", "extracted", "answer"):
+            dis.add_column(col, overflow="fold")
+        for d in result.disagreements[:show]:
+            dis.add_row(d["source"], d["rule"], d["judge"], d["pred"][:80], d["answer"][:80])
+        console.print(dis)
+        if len(result.disagreements) > show:
+            console.print(f"... and {len(result.disagreements) - show} more (--show, --out)")
