@@ -25,7 +25,7 @@ from typing import Any
 from vlmrl.errors import UserError
 from vlmrl.eval.benchmarks import registry
 from vlmrl.eval.grading import DEFAULT_GRADER, check_grader
-from vlmrl.eval.results import write_result
+from vlmrl.eval.results import read_result, write_result
 from vlmrl.utils.io import write_json_atomic
 
 TEXT_BENCHMARKS = ("aime24", "math500", "gpqa_diamond")
@@ -285,13 +285,13 @@ def _judge_env(url: str, model: str, api_key: str) -> Iterator[None]:
                 os.environ[key] = value
 
 
-def _judge_name(url: str, given: str | None) -> str:
+def _judge_name(url: str, given: str | None, api_key: str | None) -> str:
     """The judge's model name: given, else the one model the server lists."""
     if given:
         return given
-    from vlmrl.reward.verifier_service import probe_models
+    from vlmrl.utils.openai_api import probe_models
 
-    listed, detail = probe_models(url, 10.0, "--ready-timeout")
+    listed, detail = probe_models(url, 10.0, "--ready-timeout", api_key=api_key)
     if listed is None:
         raise UserError(f"--judge-url {url}: {detail}; start the judge first")
     if len(listed) != 1:
@@ -308,7 +308,7 @@ def _judge(s: SeedSettings, out: Path, event: Event, started: list[str]) -> Iter
     if s.judge_url:
         url = s.judge_url.rstrip("/")
         url = url if url.endswith("/v1") else url + "/v1"
-        name = _judge_name(url, s.judge_served_model_name)
+        name = _judge_name(url, s.judge_served_model_name, key)
         event(f"judge: {name} at {url}")
         with _judge_env(url, name, key):
             yield
@@ -378,12 +378,15 @@ def run_seed(
     scores: dict[str, float | None] = {}
     graders: dict[str, str] = {}
     benchmarks: dict[str, Any] = {}
+    judge: dict[str, Any] = {}  # judged / failed / not needed per lmms-eval task (`vlmrl eval mm`)
     for name in s.benchmarks:
         record = done[name]
         scores.update(record["scores"])
         if name in TEXT_BENCHMARKS:
             graders.update(dict.fromkeys(record["scores"], record.get("grader", s.grader)))
-        benchmarks[name] = {k: v for k, v in record.items() if k not in ("key", "scores")}
+        benchmarks[name] = {k: v for k, v in record.items() if k not in ("key", "scores", "judge")}
+        if record.get("judge"):
+            judge[name] = record["judge"]
     result.scores = scores
     write_result(
         result.results_path,
@@ -391,6 +394,7 @@ def run_seed(
         scores,
         graders=graders,
         benchmarks=benchmarks,
+        judge=judge,
         settings={
             "seed": {
                 "model": s.model,
@@ -518,7 +522,10 @@ def _run_mm(
                         f"{task}: lmms-eval's results ({run.result_path}) hold no {', '.join(missing)}; "
                         "see its log above"
                     )
-                finish(task, scores, {"lmms_eval_results": str(run.result_path), "max_new_tokens": tokens})
+                saved = read_result(group_dir / "results.json").get("judge") or {}
+                judge = saved.get(task, run.judge.get(task))
+                extra = {"lmms_eval_results": str(run.result_path), "max_new_tokens": tokens}
+                finish(task, scores, {**extra, **({"judge": judge} if judge else {})})
                 event(
                     f"{task}: "
                     + ", ".join(f"{c} {'—' if v is None else f'{v:.1f}'}" for c, v in scores.items())
