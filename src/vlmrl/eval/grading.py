@@ -61,7 +61,7 @@ def check_grader(grader: str) -> str:
     return grader
 
 
-def _after_reasoning(response: str) -> str:
+def after_reasoning(response: str) -> str:
     """The text after the last `</think>` when there is any, else the whole response."""
     cut = response.rfind(_THINK_CLOSE)
     if cut >= 0 and response[cut + len(_THINK_CLOSE) :].strip():
@@ -94,7 +94,7 @@ def final_statement(response: Any) -> str:
     """
     if not isinstance(response, str) or not response.strip():
         return ""
-    s = _TAG_RE.sub("\n", _after_reasoning(response))
+    s = _TAG_RE.sub("\n", after_reasoning(response))
     spans = ex.boxed_spans(s)
     if spans:
         start, end, _ = spans[-1]

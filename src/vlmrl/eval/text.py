@@ -252,6 +252,7 @@ def evaluate(
     limit: int | None = None,
     reward_kwargs: Mapping[str, Any] | None = None,
     grader: str = DEFAULT_GRADER,
+    audit_sample: int = 200,
     model_name: str | None = None,
     overwrite: bool = False,
     on_progress: Progress | None = None,
@@ -264,7 +265,10 @@ def evaluate(
     `rows_name` (default: the file stem, or "rows"); or {name: path or rows} for several. n samples per problem at the given sampling.
     instruction: for registry benchmarks, replaces the training instruction ("" = none); rows keep
     their own prompt. grader: `final-answer` (the field's protocol, no format gate; the default) or
-    `reward` (the training reward as training scores it). Writes into out_dir: <bench>/generations.jsonl (raw, resumable),
+    `reward` (the training reward as training scores it). With a verifier configured (reward_kwargs or
+    $REWARD_MODEL_URL), up to `audit_sample` rule verdicts per benchmark, right and wrong alike, are
+    also put to it (`vlmrl.eval.audit`): counts in metrics["audit"], disagreements in <bench>/audit.json.
+    Writes into out_dir: <bench>/generations.jsonl (raw, resumable),
     <bench>/samples.jsonl (prompt, response, extracted answer, verdict), <bench>/metrics.json,
     results.json (docs/contracts.md) and summary.md. A re-run skips finished samples.
     """
@@ -306,11 +310,10 @@ def evaluate(
     out.mkdir(parents=True, exist_ok=True)
     backend_kind = backend if isinstance(backend, str) else backend.name
     reward_kwargs = dict(reward_kwargs or {})
-    if grader != "reward" and reward_kwargs.get("verifier_url"):
-        raise UserError(
-            "a verifier grades only under --grader reward; the default final-answer grader is the "
-            "field's rule check: drop --verifier-url, or add --grader reward"
-        )
+    # A configured verifier grades under `reward` and audits the rule verdicts under either grader.
+    from vlmrl.reward.settings import RewardSettings
+
+    judge = RewardSettings.from_kwargs(**reward_kwargs).verifier
     settings = {
         "model": model,
         "model_fingerprint": _model_fingerprint(model),
@@ -344,6 +347,8 @@ def evaluate(
             result.benchmarks[name] = _grade_benchmark(
                 name, items, n, done, bench_dir, reward_kwargs, settings, reused, len(todo), on_progress
             )
+            if judge is not None and audit_sample > 0:
+                _audit_benchmark(result.benchmarks[name], judge, audit_sample, on_progress)
     finally:
         if engine is not None and isinstance(backend, str):
             engine.close()
@@ -486,6 +491,25 @@ def _grade_benchmark(
         metrics["notes"] = notes
     write_json_atomic(bench_dir / "metrics.json", metrics)
     return BenchmarkResult(name, metrics, samples_path, generated, reused)
+
+
+def _audit_benchmark(bench: BenchmarkResult, judge: Any, n: int, on_progress: Progress | None) -> None:
+    """Rule versus judge on this benchmark's rule verdicts; counts into its metrics and metrics.json."""
+    from vlmrl.eval.audit import audit_samples, sample_from_record, write_audit
+
+    samples = []
+    for lineno, record in iter_jsonl(bench.samples_path):
+        sample = sample_from_record(record, f"{bench.samples_path}:{lineno}")
+        if sample is not None:
+            samples.append(sample)
+    stage = f"{bench.name}: audit"
+    result = audit_samples(
+        samples, judge, n=n, on_progress=(lambda d, t: on_progress(stage, d, t)) if on_progress else None
+    )
+    audit_path = bench.samples_path.parent / "audit.json"
+    write_audit(audit_path, result, [str(bench.samples_path)])
+    bench.metrics["audit"] = {**result.counts(), "file": str(audit_path)}
+    write_json_atomic(bench.samples_path.parent / "metrics.json", bench.metrics)
 
 
 def _count(values: Iterable[Any]) -> dict[str, int]:

@@ -9,6 +9,7 @@ import asyncio
 import contextlib
 import importlib.util
 import os
+import secrets
 import shlex
 import signal
 import subprocess
@@ -85,10 +86,42 @@ def require_vllm(cmd: list[str], port: int, name: str) -> None:
     if importlib.util.find_spec("vllm") is None:
         raise UserError(
             "vLLM is not installed in this environment. On a GPU machine run `pip install vllm` and "
-            "retry, or start the server on the GPU host yourself with:\n  "
+            "retry, or start the server on the GPU host yourself, with a secret of your own as its key:\n  "
+            + "VLLM_API_KEY=<secret> "
             + printable(cmd)
-            + f"\nthen set REWARD_MODEL_URL=http://<that host>:{port}/v1 REWARD_MODEL_NAME={name}"
+            + f"\nthen set REWARD_MODEL_URL=http://<that host>:{port}/v1 REWARD_MODEL_NAME={name} "
+            + "REWARD_MODEL_API_KEY=<secret>"
         )
+
+
+#: The variable the reward, `vlmrl verifier check` and training read the verifier's API key from.
+API_KEY_ENV = "REWARD_MODEL_API_KEY"
+LOOPBACK_HOSTS = ("127.0.0.1", "::1", "localhost")
+
+
+def is_loopback(host: str) -> bool:
+    """Whether a server bound to `host` can be reached from this machine only."""
+    return host in LOOPBACK_HOSTS or host.startswith("127.")
+
+
+def server_api_key(host: str, api_key: str | None) -> tuple[str | None, bool]:
+    """(the API key a server bound to `host` requires, whether it was generated here).
+
+    A server listening beyond loopback (e.g. 0.0.0.0, every interface) always requires one: the
+    given key, else a new random one; on loopback only a given key is required.
+    """
+    if api_key:
+        return api_key, False
+    if is_loopback(host):
+        return None, False
+    return secrets.token_urlsafe(24), True
+
+
+def export_lines(host: str, port: int, name: str, api_key: str | None) -> str:
+    """The shell line that points the reward (and `vlmrl verifier check`) at this server."""
+    where = "127.0.0.1" if is_loopback(host) else "<this host>"
+    line = f"export REWARD_MODEL_URL=http://{where}:{port}/v1 REWARD_MODEL_NAME={name}"
+    return line + (f" {API_KEY_ENV}={api_key}" if api_key else "")
 
 
 def client_url(host: str, port: int) -> str:
@@ -203,9 +236,10 @@ def wait_until_ready(
 def serve_verifier(
     model: str,
     *,
-    host: str = "0.0.0.0",
+    host: str = "127.0.0.1",
     port: int = 8888,
     served_model_name: str | None = None,
+    api_key: str | None = None,
     log_path: str | os.PathLike[str] | None = None,
     ready_timeout_s: float = 900.0,
     on_wait: Callable[[float], None] | None = None,
@@ -213,13 +247,21 @@ def serve_verifier(
 ) -> tuple[ServerProcess, float]:
     """Start vLLM serving `model` and wait until it answers; (server, start-up seconds).
 
-    `command_options` go to `serve_command` (max_model_len, dtype, extra, ...). On failure the
-    server is stopped before the error is raised.
+    The server requires `api_key` (vLLM's own check, given through `$VLLM_API_KEY`, so the key is
+    not on the command line); on a `host` beyond loopback a key is required, a new one when none
+    is given (`server_api_key`; `server.api_key` holds it). `command_options` go to
+    `serve_command` (max_model_len, dtype, extra, ...). On failure the server is stopped before
+    the error is raised.
     """
     name = served_name(model, served_model_name)
     command = serve_command(model, host=host, port=port, served_model_name=name, **command_options)
     require_vllm(command, port, name)
-    server = start_server(command, client_url(host, port), name, log_path=log_path)
+    api_key, _ = server_api_key(host, api_key)
+    env = {k: v for k, v in os.environ.items() if k != "VLLM_API_KEY"}
+    if api_key:
+        env["VLLM_API_KEY"] = api_key
+    server = start_server(command, client_url(host, port), name, log_path=log_path, env=env)
+    server.api_key = api_key
     try:
         seconds = wait_until_ready(server, ready_timeout_s, on_wait=on_wait)
     except BaseException:
@@ -249,9 +291,11 @@ class VerifierCheck:
         return sum(not r.ok for r in self.results)
 
 
-def check_verifier(url: str | None, model: str | None = None, timeout_s: float = 30.0) -> VerifierCheck:
+def check_verifier(
+    url: str | None, model: str | None = None, timeout_s: float = 30.0, api_key: str | None = None
+) -> VerifierCheck:
     """GET /models, then the PROBES judged by `model` (default $REWARD_MODEL_NAME, else the one model
-    the server lists). `url` defaults to $REWARD_MODEL_URL.
+    the server lists). `url` defaults to $REWARD_MODEL_URL, `api_key` to $REWARD_MODEL_API_KEY.
 
     A server that lists no model (or several) and no name given: the judgements are not sent, and
     the result says why (never a made-up name).
@@ -260,8 +304,9 @@ def check_verifier(url: str | None, model: str | None = None, timeout_s: float =
     if not url:
         raise UserError("no verifier URL: pass --url http://HOST:PORT/v1 or set $REWARD_MODEL_URL")
     model = model or os.environ.get("REWARD_MODEL_NAME") or None
+    api_key = api_key or os.environ.get(API_KEY_ENV) or None
     report = VerifierCheck(url, model)
-    listed, detail = openai_api.probe_models(url, timeout_s, "--timeout-s")
+    listed, detail = openai_api.probe_models(url, timeout_s, "--timeout-s", api_key=api_key)
     if listed is None:
         report.results.append(ProbeResult("GET /models", "200", detail, False))
         return report
@@ -282,7 +327,7 @@ def check_verifier(url: str | None, model: str | None = None, timeout_s: float =
             return report
         model = report.model = listed[0]
     # `vf.health` asks as the reward would, past its cache and circuit breaker: its listing, then PROBES.
-    settings = vf.VerifierSettings(url=url, model=model, timeout_s=timeout_s)
+    settings = vf.VerifierSettings(url=url, model=model, timeout_s=timeout_s, api_key=api_key)
     health = asyncio.run(vf.health(settings, listed=listed))
     (listing, listed_ok, seen), judged = health.checks[0], health.checks[1:]
     if not listed_ok:  # a --served-model-name the server does not list
