@@ -30,9 +30,9 @@ def main() -> None:
     from vlmrl.data.build import build_from_examples
     from vlmrl.demo.synthetic import make_examples
     from vlmrl.tiny.qwen2_5_vl import build_tiny_vlm
-    from vlmrl.train.trl import backend as trl_backend
     from vlmrl.train.config import load_config
     from vlmrl.train.metrics import read_metrics
+    from vlmrl.train.trl import backend as trl_backend
 
     datasets.disable_progress_bars()
     torch.set_num_threads(args.threads)

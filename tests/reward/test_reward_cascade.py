@@ -7,13 +7,13 @@ import threading
 import numpy as np
 import pytest
 
+from vlmrl.data.normalize import answer_list
 from vlmrl.errors import UserError
 from vlmrl.reward import RewardSettings, compute_score, score_batch
 from vlmrl.reward.check import Outcome, rule_check
 from vlmrl.reward.choice import extract_letters
 from vlmrl.reward.extract import check_format, final_answer
 from vlmrl.reward.pool import get_pool
-from vlmrl.reward.verl_entry import ground_truth_list
 
 KEYS = {
     "score",
@@ -281,13 +281,13 @@ def test_every_acceptable_ground_truth_counts():
 def test_ground_truth_is_a_list_and_only_the_verl_entry_reads_other_forms():
     with pytest.raises(TypeError, match="list"):
         compute_score("s", wrap("3"), "3")
-    assert ground_truth_list("5") == ["5"]
-    assert ground_truth_list(["5", "five"]) == ["5", "five"]
-    assert ground_truth_list(("5",)) == ["5"]
-    assert ground_truth_list(np.array(["5", "6"], dtype=object)) == ["5", "6"]
-    assert ground_truth_list("['3', '3.0']") == ["3", "3.0"]
-    assert ground_truth_list("[0, 1]") == ["[0, 1]"]  # an interval, not a list of answers
-    assert ground_truth_list(None) == []
+    assert answer_list("5") == ["5"]
+    assert answer_list(["5", "five"]) == ["5", "five"]
+    assert answer_list(("5",)) == ["5"]
+    assert answer_list(np.array(["5", "6"], dtype=object)) == ["5", "6"]
+    assert answer_list("['3', '3.0']") == ["3", "3.0"]
+    assert answer_list("[0, 1]") == ["[0, 1]"]  # an interval, not a list of answers
+    assert answer_list(None) == []
 
 
 def test_multiple_choice():

@@ -34,7 +34,7 @@ from vlmrl.eval.benchmarks import benchmarks as declared
 def register(app: typer.Typer) -> None:
     group = new_group(
         f"Evaluate a checkpoint: `eval text` ({', '.join(b.header for b in declared(TEXT))}; Pass@1 over "
-        "n samples, graded by the training reward) and `eval mm` (lmms-eval: "
+        "n samples, graded on the final answer as the field grades it, or by the training reward) and `eval mm` (lmms-eval: "
         f"{', '.join(b.label for b in declared(LMMS))})."
     )
 
@@ -102,6 +102,15 @@ def register(app: typer.Typer) -> None:
         overwrite: bool = typer.Option(
             False, "--overwrite", help="Discard samples made with other settings."
         ),
+        grader: str = typer.Option(
+            "final-answer",
+            "--grader",
+            help="final-answer (default): the field's protocol (R1-Evaluation, lighteval, lmms-eval) -- the "
+            "final answer anywhere in the response (last \\boxed{}, else the last answer-like statement; "
+            "option letters), checked by the reward's rules, no format gate. reward: the training reward "
+            "as training scores it (a right answer outside <think>/<answer> scores 0). The format rate is "
+            "reported either way.",
+        ),
         verifier_url: str = verifier_url_option(),
         verifier_name: str = verifier_name_option(),
         verifier_model: str = deprecated_alias("--verifier-served-model-name", "--verifier-model"),
@@ -135,11 +144,14 @@ def register(app: typer.Typer) -> None:
             None, "--device", help="hf: cpu, cuda, cuda:1 (default: cuda if available)."
         ),
     ) -> None:
-        """Generate n samples per problem, grade them with the training reward, write per-sample jsonl,
-        metrics (Pass@1, pass@k, format rate, lengths), results.json and a summary table. Resumable."""
+        """Generate n samples per problem, grade them (--grader: the field's final-answer protocol, or the
+        training reward), write per-sample jsonl, metrics (Pass@1, pass@k, format rate, lengths),
+        results.json and a summary table. Resumable; re-grading under another --grader reuses samples."""
         from vlmrl.eval.generation import backend_options, choose_backend
+        from vlmrl.eval.grading import GRADERS, check_grader
         from vlmrl.eval.text import evaluate
 
+        check_grader(grader)
         names = [b.strip() for b in benchmarks.split(",") if b.strip()]
         row_files = named_paths(rows, "--rows")
         kind = choose_backend(model, backend)
@@ -181,13 +193,14 @@ def register(app: typer.Typer) -> None:
             instruction=instruction,
             limit=limit,
             reward_kwargs=reward_kwargs,
+            grader=grader,
             model_name=model_name,
             overwrite=overwrite,
         )
         err_console.print(
             f"backend [bold]{kind}[/], n={n}, temperature={temperature}, top_p={top_p}, "
             f"top_k={'off' if top_k is None else top_k}, "
-            f"max_new_tokens={max_new_tokens}",
+            f"max_new_tokens={max_new_tokens}, grader {grader}",
             highlight=False,
         )
         with Progress(
@@ -214,7 +227,7 @@ def register(app: typer.Typer) -> None:
                 on_progress=on_progress,
             )
 
-        table = Table(title=f"{result.model}: {out_dir}")
+        table = Table(title=f"{result.model}: {out_dir} (graded by {grader})")
         for col in (
             "benchmark",
             "problems",
@@ -246,7 +259,10 @@ def register(app: typer.Typer) -> None:
             )
         console.print(table)
         console.print(
-            "rates in %; length = mean response tokens; new/old = samples generated now / found from before"
+            f"Pass@1 graded by {grader}: {GRADERS[grader]}. Rates in %; format = the training format "
+            "gate's pass rate; length = mean response tokens; new/old = samples generated now / found from "
+            "before",
+            highlight=False,
         )
         console.print(f"results: {result.results_path}\nsummary: {result.summary_path}", soft_wrap=True)
 

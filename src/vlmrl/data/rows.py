@@ -16,7 +16,7 @@ from typing import Any
 import pyarrow as pa
 
 from vlmrl.data.example import Example
-from vlmrl.data.normalize import parse_answer_list
+from vlmrl.data.normalize import answer_list
 from vlmrl.data.prompt import (
     DEFAULT_INSTRUCTION,
     IMAGE_PLACEHOLDER,
@@ -179,8 +179,8 @@ def _plain(value: Any) -> Any:
 
 def check_row(raw: Mapping[str, Any], where: str = "row") -> Row:
     """A decoded row (from pyarrow, pandas or hand-made) checked against the contract; errors name
-    `where` and the key at fault. A string ground truth (foreign files) is read by the data stage's one
-    rule, `vlmrl.data.normalize.parse_answer_list` (a Python-literal list string is its answers)."""
+    `where` and the key at fault. The ground truth is read by the one rule of every door,
+    `vlmrl.data.normalize.answer_list` (a string, as other tools write it, is one answer)."""
     row = _plain(dict(raw))
     prompt = row.get("prompt")
     if not isinstance(prompt, list) or not prompt or not all(isinstance(m, dict) for m in prompt):
@@ -190,10 +190,10 @@ def check_row(raw: Mapping[str, Any], where: str = "row") -> Row:
             raise UserError(f"{where}: each prompt message needs string `role` and `content`")
     reward_model = row.get("reward_model")
     gt = reward_model.get("ground_truth") if isinstance(reward_model, dict) else None
-    if isinstance(gt, str):
-        gt = parse_answer_list(gt)
-    if not isinstance(gt, list):
-        raise UserError(f"{where}: `reward_model.ground_truth` must be a non-empty list of answers")
+    try:
+        gt = answer_list(gt, f"{where}: `reward_model.ground_truth`")
+    except TypeError as exc:
+        raise UserError(str(exc)) from None
     extra = row.get("extra_info") or {}
     if not isinstance(extra, dict):
         raise UserError(f"{where}: `extra_info` must be a struct/dict")
@@ -208,7 +208,7 @@ def check_row(raw: Mapping[str, Any], where: str = "row") -> Row:
         data_source=str(row.get("data_source") or ""),
         prompt=[{"role": m["role"], "content": m["content"]} for m in prompt],
         images=images,
-        ground_truth=[str(a) for a in gt],
+        ground_truth=gt,
         extra_info=extra,
     ).check(where)
 

@@ -23,6 +23,7 @@ from vlmrl.errors import UserError
 from vlmrl.eval.benchmarks import LMMS, benchmarks, registry
 from vlmrl.eval.lmms_env import LMMS_EVAL_VERSION, SETUP_HINT, LmmsInfo, find_lmms_python, probe
 from vlmrl.eval.results import load_json, write_result
+from vlmrl.utils import openai_api
 from vlmrl.utils.io import write_text_atomic
 
 INSTALL_HINT = f"lmms-eval {LMMS_EVAL_VERSION} runs in its own venv: {SETUP_HINT}"
@@ -275,26 +276,25 @@ def probe_judge(
         return []
     import httpx
 
-    base = url.rstrip("/")
+    base = openai_api.base_url(url)
     model = env.get("MODEL_VERSION", DEFAULT_JUDGE_MODEL)
     try:
-        response = httpx.get(
-            f"{base}/models",
-            headers={"Authorization": f"Bearer {env.get('OPENAI_API_KEY', '')}"},
-            timeout=timeout_s,
-        )
+        ids = openai_api.list_models(url, api_key=env.get("OPENAI_API_KEY") or None, timeout_s=timeout_s)
     except httpx.TimeoutException:
         return [
             f"the judge at OPENAI_API_URL={url} did not answer {base}/models within {timeout_s:g} s; start "
             "it first, or pass --no-judge-check if it is only slow"
         ]
+    except httpx.HTTPStatusError as exc:
+        if exc.response.status_code == 401:
+            return [
+                f"the judge at OPENAI_API_URL={url} refused OPENAI_API_KEY (HTTP 401): set it to the key "
+                "the judge server was started with"
+            ]
+        return []  # not every server lists models; the run will tell
     except httpx.HTTPError as exc:
         return [f"the judge at OPENAI_API_URL={url} is unreachable ({type(exc).__name__}); start it first"]
-    if response.status_code != 200:
-        return []  # not every server lists models; the run will tell
-    try:
-        ids = [m.get("id") for m in response.json().get("data", [])]
-    except (ValueError, AttributeError):
+    except ValueError:
         return []
     if ids and model not in ids:
         how = "MODEL_VERSION" if "MODEL_VERSION" in env else f"MODEL_VERSION (unset: {DEFAULT_JUDGE_MODEL})"

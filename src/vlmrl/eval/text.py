@@ -1,5 +1,6 @@
-"""Text benchmarks end to end: problems (examples or rows) -> n samples each -> grading with the
-training reward -> per-sample jsonl, metrics, results JSON and a summary; re-runs resume.
+"""Text benchmarks end to end: problems (examples or rows) -> n samples each -> grading (the field's
+final-answer protocol by default, or the training reward: `vlmrl.eval.grading`) -> per-sample jsonl,
+metrics, results JSON and a summary; re-runs resume.
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ from vlmrl.errors import UserError
 from vlmrl.eval.benchmarks import TEXT, Benchmark, columns, get_benchmark
 from vlmrl.eval.benchmarks import benchmarks as declared
 from vlmrl.eval.generation import Backend, Completion, GenerationRequest, SamplingParams, make_backend
+from vlmrl.eval.grading import DEFAULT_GRADER, check_grader
+from vlmrl.eval.grading import grade as grade_with
 from vlmrl.eval.metrics import summarize
 from vlmrl.eval.results import write_result
 from vlmrl.utils.io import iter_jsonl, write_json_atomic, write_jsonl_atomic, write_text_atomic
@@ -186,17 +189,18 @@ def _check_settings(out_dir: Path, settings: dict[str, Any], overwrite: bool, na
 # ---------------------------------------------------------------- grading
 
 
-def grade(items: Sequence[Mapping[str, Any]], reward_kwargs: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """Score responses with the training reward (`vlmrl.reward`): same format gate, extraction, rules."""
-    from vlmrl.reward import score_batch
-
-    return score_batch(items, **reward_kwargs)
+def grade(
+    items: Sequence[Mapping[str, Any]], reward_kwargs: Mapping[str, Any], grader: str = DEFAULT_GRADER
+) -> list[dict[str, Any]]:
+    """Grade responses under `grader` (`vlmrl.eval.grading.GRADERS`): the field's final-answer
+    protocol (default) or the training reward (`reward`: same format gate, extraction, rules)."""
+    return grade_with(items, grader, reward_kwargs)
 
 
 # ---------------------------------------------------------------- the run
 
 
-def _summary_markdown(model: str, results: Mapping[str, BenchmarkResult]) -> str:
+def _summary_markdown(model: str, results: Mapping[str, BenchmarkResult], grader: str) -> str:
     ks = sorted({int(k[5:]) for r in results.values() for k in r.metrics if k.startswith("pass@")})
     head = [
         "benchmark",
@@ -207,7 +211,12 @@ def _summary_markdown(model: str, results: Mapping[str, BenchmarkResult]) -> str
         "truncated %",
         "mean length",
     ]
-    lines = [f"# {model}\n", "| " + " | ".join(head) + " |", "|---|" + "---:|" * (len(head) - 1)]
+    lines = [
+        f"# {model}\n",
+        f"Graded by `{grader}` (vlmrl.eval.grading).\n",
+        "| " + " | ".join(head) + " |",
+        "|---|" + "---:|" * (len(head) - 1),
+    ]
     for name, r in results.items():
         m = r.metrics
         cells = [name, str(m["num_problems"]), str(m["n"])]
@@ -242,6 +251,7 @@ def evaluate(
     instruction: str | None = None,
     limit: int | None = None,
     reward_kwargs: Mapping[str, Any] | None = None,
+    grader: str = DEFAULT_GRADER,
     model_name: str | None = None,
     overwrite: bool = False,
     on_progress: Progress | None = None,
@@ -253,12 +263,14 @@ def evaluate(
     rows_or_parquet: a parquet path or a list of rows (docs/contracts.md), evaluated as benchmark
     `rows_name` (default: the file stem, or "rows"); or {name: path or rows} for several. n samples per problem at the given sampling.
     instruction: for registry benchmarks, replaces the training instruction ("" = none); rows keep
-    their own prompt. Writes into out_dir: <bench>/generations.jsonl (raw, resumable),
+    their own prompt. grader: `final-answer` (the field's protocol, no format gate; the default) or
+    `reward` (the training reward as training scores it). Writes into out_dir: <bench>/generations.jsonl (raw, resumable),
     <bench>/samples.jsonl (prompt, response, extracted answer, verdict), <bench>/metrics.json,
     results.json (docs/contracts.md) and summary.md. A re-run skips finished samples.
     """
     if n < 1:
         raise UserError(f"n must be >= 1, got {n}")
+    check_grader(grader)
     params = SamplingParams(temperature, top_p, top_k, max_new_tokens, repetition_penalty, seed)
     suites: list[tuple[str, list[EvalItem], str | None]] = []
     for name in benchmarks or []:
@@ -294,13 +306,19 @@ def evaluate(
     out.mkdir(parents=True, exist_ok=True)
     backend_kind = backend if isinstance(backend, str) else backend.name
     reward_kwargs = dict(reward_kwargs or {})
+    if grader != "reward" and reward_kwargs.get("verifier_url"):
+        raise UserError(
+            "a verifier grades only under --grader reward; the default final-answer grader is the "
+            "field's rule check: drop --verifier-url, or add --grader reward"
+        )
     settings = {
         "model": model,
         "model_fingerprint": _model_fingerprint(model),
         "backend": backend_kind,
         "sampling": params.as_dict(),
         "instruction_sha": _fingerprint(instruction),
-        "reward_kwargs_sha": _fingerprint(reward_kwargs),
+        "grader": grader,
+        "reward_kwargs_sha": _fingerprint([grader, reward_kwargs]),
     }
     _check_settings(out, settings, overwrite, names)
     display_name = model_name or model
@@ -340,11 +358,12 @@ def evaluate(
         benchmarks={
             name: {**r.metrics, "samples": str(r.samples_path)} for name, r in result.benchmarks.items()
         },
+        graders=dict.fromkeys(scores, grader),
         settings={
             "text": {**settings, "n": n, "instruction": instruction, "reward_kwargs": _redact(reward_kwargs)}
         },
     )
-    write_text_atomic(result.summary_path, _summary_markdown(display_name, result.benchmarks))
+    write_text_atomic(result.summary_path, _summary_markdown(display_name, result.benchmarks, grader))
     return result
 
 
@@ -443,7 +462,7 @@ def _grade_benchmark(
             )
     for start in range(0, len(pending), GRADE_CHUNK):
         chunk = pending[start : start + GRADE_CHUNK]
-        scores = grade([inp for _, inp in chunk], reward_kwargs)
+        scores = grade([inp for _, inp in chunk], reward_kwargs, settings["grader"])
         for (record, _), score in zip(chunk, scores, strict=True):
             record.update(
                 extracted=score.get("pred"),
@@ -460,6 +479,7 @@ def _grade_benchmark(
     for record in records:
         by_problem.setdefault(record["problem_id"], []).append(record)
     metrics = summarize(by_problem)
+    metrics["grader"] = settings["grader"]
     metrics["verifier_error_rate"] = 100.0 * sum(r.get("verifier_error", 0) for r in records) / len(records)
     metrics["verdicts"] = _count(r.get("verdict") for r in records)
     if notes:

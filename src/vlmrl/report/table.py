@@ -18,6 +18,23 @@ from vlmrl.eval.benchmarks import table_footnote
 from vlmrl.eval.results import check_result, is_lmms_results, load_json
 
 MISSING = "—"
+GRADER_HEADER = "text grader"
+
+
+def row_grader(row: ModelRow) -> str:
+    """Which `eval text --grader` produced a row's text numbers ("a, b" when they differ by column)."""
+    found = list(dict.fromkeys(row.graders[c] for c in row.graders if row.scores.get(c) is not None))
+    return ", ".join(found) or MISSING
+
+
+def grader_footnote(rows: Sequence[ModelRow]) -> str:
+    """What each grader named in the table is (empty when no row records one)."""
+    from vlmrl.eval.grading import GRADERS
+
+    used = list(dict.fromkeys(g for row in rows for g in row.graders.values()))
+    if not used:
+        return ""
+    return f"{GRADER_HEADER}: " + "; ".join(f"{g} = {GRADERS.get(g, 'unknown grader')}" for g in used) + "."
 
 
 @dataclass
@@ -25,6 +42,7 @@ class ModelRow:
     model: str
     scores: dict[str, float | None] = field(default_factory=dict)
     sources: list[str] = field(default_factory=list)
+    graders: dict[str, str] = field(default_factory=dict)  # text column -> `eval text --grader`
 
 
 _CHECKPOINT_DIR = re.compile(r"^(final|huggingface|actor|hf|(checkpoint|global_step)[-_]?\d+)$")
@@ -43,14 +61,32 @@ def run_label(model: str) -> str:
 
 def read_scores(path: Path) -> tuple[str, dict[str, float | None], list[str]]:
     """(model, scores by column, notes) of our result file or of lmms-eval's raw `*_results.json`."""
+    model, scores, notes, _ = read_scored(path)
+    return model, scores, notes
+
+
+def read_scored(path: Path) -> tuple[str, dict[str, float | None], list[str], dict[str, str]]:
+    """`read_scores` plus the grader of each text column (`graders` of `vlmrl eval text`; a file
+    written before graders were recorded was graded by the training reward)."""
     doc = load_json(path)
     if is_lmms_results(doc):
         from vlmrl.eval.mm import lmms_scores
 
         parsed = lmms_scores(doc, path)
-        return parsed["model"] or path.parent.name, parsed["scores"], parsed["notes"]
+        return parsed["model"] or path.parent.name, parsed["scores"], parsed["notes"], {}
     doc = check_result(doc, path)
-    return doc["model"], dict(doc["scores"]), []
+    graders = doc.get("graders")
+    if not isinstance(graders, dict):
+        text = (doc.get("settings") or {}).get("text") if isinstance(doc.get("settings"), dict) else None
+        graders = dict.fromkeys(_text_columns(doc["scores"]), "reward") if text else {}
+    return doc["model"], dict(doc["scores"]), [], {str(k): str(v) for k, v in graders.items()}
+
+
+def _text_columns(scores: dict[str, float | None]) -> list[str]:
+    from vlmrl.eval.benchmarks import TEXT, benchmarks
+
+    text = {c.key for b in benchmarks(TEXT) for c in b.columns}
+    return [c for c in scores if c in text]
 
 
 def load_rows(
@@ -65,7 +101,7 @@ def load_rows(
     notes: list[str] = []
     for i, item in enumerate(results):
         path = Path(item)
-        model, scores, file_notes = read_scores(path)
+        model, scores, file_notes, graders = read_scored(path)
         notes += file_notes
         if names is not None and names[i]:
             model = names[i]
@@ -77,6 +113,8 @@ def load_rows(
                 )
             if value is not None or column not in row.scores:
                 row.scores[column] = value
+                if column in graders:
+                    row.graders[column] = graders[column]
         row.sources.append(str(path))
     return list(rows.values()), notes
 
@@ -88,12 +126,19 @@ def render_table(rows: Sequence[ModelRow], columns: Sequence[str] | None = None,
         extra = sorted({c for r in rows for c in r.scores if c not in known})
         columns = [*known, *extra]
     headers = ["model", *(known[c].header if c in known else c for c in columns)]
-    lines = ["| " + " | ".join(headers) + " |", "|" + "|".join(["---"] + ["---:"] * len(columns)) + "|"]
+    graded = any(row.graders for row in rows)
+    aligns = ["---"] + ["---:"] * len(columns)
+    if graded:
+        headers.append(GRADER_HEADER)
+        aligns.append("---")
+    lines = ["| " + " | ".join(headers) + " |", "|" + "|".join(aligns) + "|"]
     for row in rows:
         cells = [run_label(row.model).replace("|", "\\|")]
         for column in columns:
             value = row.scores.get(column)
             cells.append(MISSING if value is None else f"{value:.{digits}f}")
+        if graded:
+            cells.append(row_grader(row))
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
@@ -107,4 +152,7 @@ def build_table(
     """Read result files and return (markdown table, notes about merges and missing values)."""
     rows, notes = load_rows(results, names)
     table = render_table(rows, columns, digits)
-    return table + f"\n{MISSING} = not evaluated. {table_footnote()}\n", notes
+    graders = grader_footnote(rows)
+    return table + f"\n{MISSING} = not evaluated. {table_footnote()}" + (
+        f" {graders}" if graders else ""
+    ) + "\n", notes

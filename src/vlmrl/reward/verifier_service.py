@@ -22,9 +22,9 @@ import httpx
 
 from vlmrl.errors import UserError
 from vlmrl.reward import verifier as vf
+from vlmrl.utils import openai_api
 
 PROBES = vf.PROBES  # one easy judgement each way
-models_url = vf.models_url
 
 
 def served_name(model: str, served_model_name: str | None = None) -> str:
@@ -97,37 +97,6 @@ def client_url(host: str, port: int) -> str:
     return f"http://{reach}:{port}/v1"
 
 
-def served_models(url: str, timeout_s: float = 5.0) -> list[str]:
-    """Model ids a server lists at <url>/models; raises `httpx.HTTPError` or ValueError when it does not answer."""
-    response = httpx.get(models_url(url), timeout=timeout_s)
-    response.raise_for_status()
-    payload = response.json()
-    if not isinstance(payload, dict) or not isinstance(payload.get("data", []), list):
-        raise ValueError("answered, but not with an OpenAI model list")
-    return [m.get("id") for m in payload.get("data", []) if isinstance(m, dict)]
-
-
-def probe_models(url: str, timeout_s: float, timeout_setting: str) -> tuple[list[str] | None, str]:
-    """(the models <url>/models lists, or None, and a line saying what answered or what went wrong).
-
-    A failure names the URL, and a timeout also the seconds waited and `timeout_setting`, the
-    setting that raises them.
-    """
-    target = models_url(url)
-    try:
-        listed = served_models(url, timeout_s)
-    except httpx.HTTPStatusError as exc:
-        return None, f"{target}: HTTP {exc.response.status_code}"
-    except httpx.TimeoutException:
-        return None, f"{target}: no answer within {timeout_s:g} s (raise {timeout_setting})"
-    except httpx.HTTPError as exc:
-        text = " ".join(str(exc).split())
-        return None, f"{target}: no answer ({type(exc).__name__}" + (f": {text})" if text else ")")
-    except ValueError as exc:
-        return None, f"{target}: {exc}"
-    return listed, f"{target}: serving {', '.join(listed) or 'no model'}"
-
-
 @dataclass
 class ServerProcess:
     """A server we started in its own process group, so stopping it also stops its engine workers."""
@@ -137,6 +106,7 @@ class ServerProcess:
     model: str
     process: subprocess.Popen
     log_path: Path | None = None
+    api_key: str | None = None  # the key the server requires, sent by the readiness probe
 
     @property
     def pid(self) -> int:
@@ -214,7 +184,8 @@ def wait_until_ready(
                 + (f"; the end of its log ({server.log_path}):\n{tail}" if tail else "")
             )
         try:
-            if server.model in served_models(server.url, timeout_s=max(poll_s, 2.0)):
+            listed = openai_api.list_models(server.url, api_key=server.api_key, timeout_s=max(poll_s, 2.0))
+            if server.model in listed:
                 return time.monotonic() - start
         except (httpx.HTTPError, ValueError):
             pass
@@ -290,7 +261,7 @@ def check_verifier(url: str | None, model: str | None = None, timeout_s: float =
         raise UserError("no verifier URL: pass --url http://HOST:PORT/v1 or set $REWARD_MODEL_URL")
     model = model or os.environ.get("REWARD_MODEL_NAME") or None
     report = VerifierCheck(url, model)
-    listed, detail = probe_models(url, timeout_s, "--timeout-s")
+    listed, detail = openai_api.probe_models(url, timeout_s, "--timeout-s")
     if listed is None:
         report.results.append(ProbeResult("GET /models", "200", detail, False))
         return report
@@ -311,7 +282,8 @@ def check_verifier(url: str | None, model: str | None = None, timeout_s: float =
             return report
         model = report.model = listed[0]
     # `vf.health` asks as the reward would, past its cache and circuit breaker: its listing, then PROBES.
-    health = asyncio.run(vf.health(vf.VerifierSettings(url=url, model=model, timeout_s=timeout_s)))
+    settings = vf.VerifierSettings(url=url, model=model, timeout_s=timeout_s)
+    health = asyncio.run(vf.health(settings, listed=listed))
     (listing, listed_ok, seen), judged = health.checks[0], health.checks[1:]
     if not listed_ok:  # a --served-model-name the server does not list
         report.results.append(ProbeResult(listing, "listed", seen, False))

@@ -6,12 +6,12 @@ import json
 
 import pytest
 
+from vlmrl.train.config import ConfigError, load_config
+from vlmrl.train.metrics import CONTRACT_KEYS, contract_row, read_metrics, truncate_after
 from vlmrl.train.trl import backend as trl_backend
 from vlmrl.train.trl import config as trl_config
 from vlmrl.train.trl import loaders as trl_loaders
 from vlmrl.train.trl import rewards as trl_rewards
-from vlmrl.train.config import ConfigError, load_config
-from vlmrl.train.metrics import CONTRACT_KEYS, contract_row, read_metrics, truncate_after
 
 BASE = [
     "backend=trl",

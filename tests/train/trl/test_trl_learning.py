@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import pytest
 
-from vlmrl.train.trl import backend as trl_backend
 from vlmrl.train.config import load_config
 from vlmrl.train.metrics import read_metrics
+from vlmrl.train.trl import backend as trl_backend
 
 STEPS = 20
 WINDOW = 5

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from vlmrl.train.trl import config as trl_config
 from vlmrl.train.config import load_config
+from vlmrl.train.trl import config as trl_config
 
 PRESETS_DIR = Path(__file__).resolve().parents[3] / "configs" / "train"
 ALL_PRESETS = sorted(p.stem for p in PRESETS_DIR.glob("*.yaml"))

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from vlmrl.train.verl import cpu as verl_cpu
 from vlmrl.train.config import load_config
+from vlmrl.train.verl import cpu as verl_cpu
 from vlmrl.train.verl.launch import plan
 
 ROOT = Path(__file__).resolve().parents[3]

@@ -390,11 +390,13 @@ def _metrics(path: Path) -> list[dict[str, Any]]:
     return rows
 
 
-def launch_here(cfg, on_cpu: bool, verl_args: list[str], metrics_path: Path, log_path: Path, timeout_s: float):
+def launch_here(
+    cfg, on_cpu: bool, verl_args: list[str], metrics_path: Path, log_path: Path, timeout_s: float
+):
     """Run `main_ppo` once; (exit code or None on timeout, log text, metrics rows)."""
-    plan = plan(cfg, on_cpu=on_cpu, local=True)
-    argv = [*plan.argv, *verl_args]
-    env = {**os.environ, **plan.env, "VERL_FILE_LOGGER_PATH": str(metrics_path)}
+    launch = plan(cfg, on_cpu=on_cpu, local=True)
+    argv = [*launch.argv, *verl_args]
+    env = {**os.environ, **launch.env, "VERL_FILE_LOGGER_PATH": str(metrics_path)}
     env.pop("RAY_ADDRESS", None)  # a smoke run starts its own Ray on this machine
     metrics_path.parent.mkdir(parents=True, exist_ok=True)
     log_path.parent.mkdir(parents=True, exist_ok=True)

@@ -9,10 +9,6 @@ fix when it is known; `smoke_summary.json` holds the result.
 
 from __future__ import annotations
 
-import json
-import os
-import re
-import subprocess
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -28,7 +24,6 @@ SUMMARY_FILE = "smoke_summary.json"
 
 # stage, status ("running" | "ok" | an error): drives the CLI's display (library code never prints).
 Progress = Callable[[str, str], None]
-
 
 
 @dataclass
