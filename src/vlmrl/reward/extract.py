@@ -95,7 +95,8 @@ _TAIL_NEG_RE = re.compile(
 _CLAUSE_BREAK_RE = re.compile(r"[.!?。;；,，:：]\$?(?=\s|$)|\n|[。；，：]")
 _SENTENCE_BREAK_RE = re.compile(r"[.!?。]\$?(?=\s|$)|\n\s*\n|。")
 # The last number of an answer with no box: "204", "1,000.99", ".5", "-3".
-_NUMBER_TOKEN_RE = re.compile(r"[-+]?(?:\d[\d,]*(?:\.\d+)?|\.\d+)")
+# (An exponent or index, as in "cm^2" or "x_1", is no candidate of its own.)
+_NUMBER_TOKEN_RE = re.compile(r"(?<![\^_\d.])(?<!\^\{)(?<!_\{)[-+]?(?:\d[\d,]*(?:\.\d+)?|\.\d+)")
 # A restatement after the boxes wins, as in math-verify ("... \\boxed{200} ... The final answer is $10,455$.").
 _FINAL_PHRASE_RE = re.compile(r"(?i:final\s+answer)")
 _PERCENT_TAIL_RE = re.compile(r"^\s*(?:\$|\\\)|\\\])?\s*(?:\\?%|(?i:percent(?:age)?|pct)\b)")
@@ -150,10 +151,56 @@ def _sentence_start(s: str, end: int) -> int:
     return last
 
 
-def _qualified(head: str, tail: str, next_words: str) -> tuple[bool, bool]:
+# Where the words that qualify a final candidate end: a clause mark, or a relative clause about it
+# ("\\boxed{12}, which is more than the estimate" compares, it does not take the answer back).
+_TAIL_CUT_RE = re.compile(
+    r"[,;:(]|(?i:\b(?:which|that|since|because|where|as|so|hence|thus|and\s+(?:this|that|it|so))\b)"
+)
+# A turn after that cut that may still qualify it: "\\boxed{5}, but it could also be 6".
+_TAIL_TURN_RE = re.compile(
+    r"(?i:\b(?:but|though|although|however|unless|or|either|otherwise|alternatively)\b)|或"
+)
+# A next sentence that says the alternative agrees: "Alternatively, working backwards also gives 12."
+_SAME_RE = re.compile(r"(?i:\b(?:same|also|again|confirms?|agrees?|consistent|either\s+way)\b)")
+
+
+def _tail_negated(tail: str) -> bool:
+    """Words right after a final candidate that take it back or qualify it ("5 is wrong", "5 or
+    more", ", but it could also be 6"); a relative clause about it is not one."""
+    cut = _TAIL_CUT_RE.search(tail)
+    if _TAIL_NEG_RE.search(tail, 0, cut.start() if cut else len(tail)):
+        return True
+    turn = _TAIL_TURN_RE.search(tail)
+    return bool(turn and _TAIL_NEG_RE.search(tail, turn.end()))
+
+
+def _alternative_follows(next_words: str, value: str | None) -> bool:
+    """The next sentence offers an alternative ("Or 6.", "Alternatively, it could be 7"): it opens
+    with an alternative word and names a number the answer does not, or says nothing of agreeing."""
+    words = next_words.lstrip()
+    if not _OR_RE.match(words):
+        return False
+    if _SAME_RE.search(words):
+        return False
+    own = set(_NUMBER_TOKEN_RE.findall(value or ""))
+    named = set(_NUMBER_TOKEN_RE.findall(words))
+    return bool(named - own) or not named and not _OR_RE.match(words).group(0).lower().startswith("altern")
+
+
+def _qualified(head: str, tail: str, next_words: str, value: str | None = None) -> tuple[bool, bool]:
     """(hedge, negated) from the words around a final candidate."""
-    hedge = bool(_OR_RE.search(head) or _OR_RE.search(tail) or _OR_RE.match(next_words.lstrip()))
-    negated = bool(_HEAD_NEG_RE.search(head) or _TAIL_NEG_RE.search(tail))
+    cut = _TAIL_CUT_RE.search(tail)
+    or_in_tail = _OR_RE.search(tail, 0, cut.start() if cut else len(tail))
+    turn = _TAIL_TURN_RE.search(tail)
+    or_after_turn = (
+        turn is not None
+        and turn.group(0).lower() in ("or", "either", "otherwise", "alternatively", "或")
+        and cut is not None
+    )
+    hedge = bool(
+        _OR_RE.search(head) or or_in_tail or or_after_turn or _alternative_follows(next_words, value)
+    )
+    negated = bool(_HEAD_NEG_RE.search(head) or _tail_negated(tail))
     return hedge, negated
 
 
@@ -256,8 +303,13 @@ def final_answer(block: str) -> Final:
         between = " ".join(block[a[1] : b[0]] for a, b in zip(spans, spans[1:], strict=False))
         head = _clause_head(block, first)
         tail, next_words = _sentence_tail(block, last)
-        hedge, negated = _qualified(head, tail, next_words)
-        hedge = hedge or bool(_OR_RE.search(between)) or any(_OR_RE.search(c) for c in contents)
+        hedge, negated = _qualified(head, tail, next_words, contents[0] if len(contents) == 1 else None)
+        # Boxes that all hold one value are one answer, whatever the prose between them says.
+        hedge = (
+            hedge
+            or (len(contents) > 1 and bool(_OR_RE.search(between)))
+            or any(_OR_RE.search(c) for c in contents)
+        )
         percent = bool(_PERCENT_TAIL_RE.match(block[last:]))
         if len(contents) == 1 and _PERCENT_END_RE.search(contents[0]):
             percent = True
@@ -281,7 +333,7 @@ def _unboxed(text: str, block: str) -> Final:
         floor = numbers[-2].end() if len(numbers) > 1 else 0
         head = _clause_head(text, final.start(), floor)
         tail, next_words = _sentence_tail(text, final.end())
-        hedge, negated = _qualified(head, tail, next_words)
+        hedge, negated = _qualified(head, tail, next_words, final.group(0))
     else:
         hedge = bool(_OR_RE.search(text))
         negated = False

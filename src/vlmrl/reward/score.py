@@ -14,8 +14,8 @@ from collections.abc import Generator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from vlmrl.data.normalize import answer_list
-from vlmrl.reward import check
+from vlmrl.data.normalize import answer_list, option_letters, option_texts
+from vlmrl.reward import check, choice
 from vlmrl.reward import extract as ex
 from vlmrl.reward import verifier as vf
 from vlmrl.reward.check import Outcome, RuleResult
@@ -58,13 +58,12 @@ def read_item(solution_str: Any, ground_truth: Any, extra_info: Any = None) -> I
         choices = tuple(answer_list(extra_info.get("choices"), "extra_info.choices"))
     except TypeError:
         choices = ()
-    return Item(
-        solution_str,
-        golds,
-        str(answer_type) if answer_type else None,
-        choices,
-        str(extra_info.get("question") or ""),
-    )
+    question = str(extra_info.get("question") or "")
+    if choices and option_texts(choices) is None:
+        # Letters only: the question may list the options' texts, which name the same options.
+        listed = choice.options_in_question(question, option_letters(choices))
+        choices = tuple(listed) if listed and option_texts(listed) else choices
+    return Item(solution_str, golds, str(answer_type) if answer_type else None, choices, question)
 
 
 def _result(
