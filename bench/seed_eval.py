@@ -87,8 +87,13 @@ def main() -> None:
         'mm_processor_kwargs={"max_pixels":12544}',
     ):
         cmd += ["--model-arg", engine_arg]
+    from vlmrl.eval.seed import MM_TASKS, SEED_BENCHMARKS, TEXT_BENCHMARKS
+
+    aliases = {"all": SEED_BENCHMARKS, "text": TEXT_BENCHMARKS, "mm": MM_TASKS}
+    chosen = {n for b in args.benchmarks.split(",") for n in aliases.get(b.strip(), (b.strip(),))}
     for name, path in data.items():
-        cmd += ["--data", f"{name}={path}"]
+        if name in chosen:
+            cmd += ["--data", f"{name}={path}"]
     cmd += ["--", "--enforce-eager", "--language-model-only"]
     env = dict(
         os.environ,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import re
 
 import pytest
@@ -168,3 +169,87 @@ def test_missing_lmms_eval_is_named_before_anything_starts(tmp_path, monkeypatch
         match=r"lmms-eval python .*none: not found.*or run only the text benchmarks with --benchmarks aime24",
     ):
         run_seed(settings)
+
+
+@pytest.mark.slow
+def test_seed_runs_text_and_the_judged_tasks_for_real(vllm_server, tiny_vlm_path, tmp_path, monkeypatch):
+    """The tiny model end to end: the text half against a real vLLM server, MMStar, MathVerse and
+    MathVista through the real lmms-eval (one run) judged by `vlmrl verifier serve`'s vLLM; then a
+    re-run that finds everything finished and starts nothing. (`bench/seed_eval.py` runs all seven
+    with the servers started by the command itself.)"""
+    import lmms_hub_copies as hub
+
+    from vlmrl.eval.lmms_env import LMMS_EVAL_VERSION, find_lmms_python, probe
+
+    python = find_lmms_python()
+    info = probe(python) if python else None
+    if info is None or info.version != LMMS_EVAL_VERSION or info.vllm is None:
+        pytest.skip(f"no lmms-eval {LMMS_EVAL_VERSION} venv with vLLM; create it with `make lmms-env`")
+    for var, value in {
+        "HF_HUB_OFFLINE": "1",
+        "HF_DATASETS_OFFLINE": "1",
+        "HF_HOME": str(tmp_path / "hf"),
+        "VLLM_CPU_KVCACHE_SPACE": "1",
+        "VLLM_ENABLE_V1_MULTIPROCESSING": "0",
+        "OPENAI_API_KEY": vllm_server.api_key or "local",  # the text client and the judge send it
+    }.items():
+        monkeypatch.setenv(var, value)
+    monkeypatch.delenv("COLUMNS", raising=False)
+    data = write_text_benchmarks(tmp_path / "data")
+    data["mmstar"] = str(hub.write_mmstar_copy(tmp_path / "MMStar"))
+    data["mathverse_testmini"] = str(hub.write_mathverse_copy(tmp_path / "MathVerse"))
+    mm = ["mmstar", "mathverse_testmini"]
+    if not info.missing_for(["mathvista_testmini_format"]) or os.environ.get("VLMRL_REQUIRE_LMMS") == "1":
+        mm.append(
+            "mathvista_testmini_format"
+        )  # its task imports Levenshtein (`vlmrl eval mm --setup` adds it)
+        data["mathvista_testmini_format"] = str(hub.write_mathvista_copy(tmp_path / "MathVista"))
+    out = tmp_path / "seed"
+    args = ["eval", "seed", "--model", str(tiny_vlm_path), "--model-name", "tiny", "-o", str(out)]
+    args += ["-b", ",".join(["text", *mm]), "--n", "2"]
+    args += ["--text-url", vllm_server.url, "--served-model-name", vllm_server.model]
+    args += ["--judge-url", vllm_server.url, "--judge-served-model-name", vllm_server.model]
+    args += [
+        "--max-new-tokens",
+        "16",
+        "--max-model-len",
+        "1024",
+        "--mm-batch-size",
+        "8",
+        "--lmms-python",
+        python,
+    ]
+    for engine_arg in (
+        "dtype=float32",
+        "enforce_eager=True",
+        'limit_mm_per_prompt={"image":1,"video":0}',
+        'mm_processor_kwargs={"max_pixels":12544}',
+    ):
+        args += ["--model-arg", engine_arg]
+    for name, path in data.items():
+        args += ["--data", f"{name}={path}"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output[-4000:]
+
+    doc = read_result(out / "results.json")
+    assert set(doc["scores"]) == {"aime24", "math500", "gpqa_diamond", *mm}
+    assert doc["graders"] == dict.fromkeys(["aime24", "math500", "gpqa_diamond"], "final-answer")
+    assert doc["benchmarks"]["aime24"]["metrics"]["num_samples"] == 2 * len(AIME)
+    for task in mm[1:]:
+        counts = doc["judge"][task]
+        assert counts["samples"] == 2 and counts["judged"] + counts["failed"] + counts["not_needed"] == 2
+        assert counts["judge_model"] == vllm_server.model
+    assert doc["judge"]["mmstar"]["not_needed"] == doc["judge"]["mmstar"]["samples"]
+    text_table, mm_table = result.stdout.split("### Multimodal")
+    assert re.search(r"\| tiny \| \d+\.\d \| \d+\.\d \| \d+\.\d \| final-answer \|", text_table)
+    assert (
+        "| Qwen2.5-VL-7B-Instruct-RL-Text-Multimodal (published) | 51.8 | 71.4 | 1603.5 | 606.4 | 64.5 |"
+        in mm_table
+    )
+    tiny = next(line for line in mm_table.splitlines() if line.startswith("| tiny"))
+    assert tiny.count("—") == 2 + (len(mm) == 2)  # MME (and MathVista when it cannot run here): not run
+
+    again = CliRunner().invoke(app, args)
+    assert again.exit_code == 0, again.output[-3000:]
+    assert f"ran: none; finished earlier: aime24, math500, gpqa_diamond, {', '.join(mm)}" in again.output
+    assert read_result(out / "results.json")["scores"] == doc["scores"]

@@ -141,7 +141,7 @@ def check_settings(s: SeedSettings) -> None:
         )
 
 
-def _check_lmms(s: SeedSettings) -> None:
+def _check_lmms(s: SeedSettings, tasks: Sequence[str]) -> None:
     from vlmrl.eval.lmms_env import LMMS_EVAL_VERSION, SETUP_HINT, find_lmms_python, probe
 
     text_only = "or run only the text benchmarks with --benchmarks " + ",".join(TEXT_BENCHMARKS)
@@ -161,6 +161,13 @@ def _check_lmms(s: SeedSettings) -> None:
         )
     if info.vllm is None:
         raise UserError(f"{info.python} has lmms-eval but no vLLM, its engine: install vLLM, then retry")
+    lacking = info.missing_for(tasks)
+    if lacking:
+        task, modules = next(iter(lacking.items()))
+        raise UserError(
+            f"{info.python} cannot run {task}: it imports {', '.join(modules)}, not installed there; "
+            f"{SETUP_HINT} again to add it, or leave {task} out with --benchmarks"
+        )
 
 
 def _require_vllm(what: str) -> None:
@@ -355,7 +362,9 @@ def run_seed(
     for name in reused:
         event(f"{name}: finished earlier ({done[name]['finished']}), not run again")
     if any(b in MM_TASKS for b in todo):
-        _check_lmms(s)  # before any server starts: a missing harness is found in seconds
+        _check_lmms(
+            s, [b for b in todo if b in MM_TASKS]
+        )  # before any server starts: a missing harness is found in seconds
 
     result = SeedResult(s.label, out, out / "results.json", {}, [], reused, [], {})
 
