@@ -42,8 +42,10 @@ class ChatServer:
         models: tuple[str, ...] = ("served-model",),
         *,
         serialize: bool = True,
+        api_key: str | None = None,
     ):
         self.respond = respond
+        self.api_key = api_key  # when set, requests without `Authorization: Bearer <it>` get 401, as vLLM's
         self.delay_s = delay_s
         self.models = models
         self.serialize = serialize
@@ -115,8 +117,18 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
+    def _refused(self) -> bool:
+        key = self.server.chat.api_key
+        if key is None or self.headers.get("Authorization") == f"Bearer {key}":
+            return False
+        self.rfile.read(int(self.headers.get("Content-Length", "0")))
+        self._send(401, {"error": "Unauthorized"})
+        return True
+
     def do_GET(self) -> None:
         chat = self.server.chat
+        if self._refused():
+            return
         if self.path.rstrip("/").endswith("/models"):
             models = [{"id": m, "object": "model", "owned_by": chat.owned_by} for m in chat.models]
             self._send(200, {"object": "list", "data": models})
@@ -124,6 +136,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(404, {"error": "not found"})
 
     def do_POST(self) -> None:
+        if self._refused():
+            return
         raw = self.rfile.read(int(self.headers.get("Content-Length", "0")))
         if not self.path.rstrip("/").endswith("/chat/completions"):
             self._send(404, {"error": "not found"})
