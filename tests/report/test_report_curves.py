@@ -256,3 +256,38 @@ def test_one_kind_one_source_adds_no_lines(tmp_path):
     plot_curves([path], tmp_path / "curves", quantities=("reward",))
     series = json.loads((tmp_path / "curves" / "curves.json").read_text())["figures"]["reward"]["series"]
     assert [s["label"] for s in series] == ["run"]
+
+
+def test_judge_figures_by_default_only_when_the_verifier_was_asked(tmp_path):
+    asked = tmp_path / "asked" / "metrics.jsonl"
+    asked.parent.mkdir()
+    rows = [
+        {
+            "step": s,
+            "reward_mean": 0.1,
+            "judge/calls": 4.0 * s,
+            "judge/failures": 1.0,
+            "judge/overturned": 2.0,
+        }
+        | {"judge/latency_p50_s": 0.2 * s, "judge/latency_p95_s": 0.5 * s}
+        for s in (1, 2)
+    ]
+    asked.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    pngs = plot_curves([asked], tmp_path / "a")
+    assert sorted(p.stem for p in pngs) == ["judge_calls", "judge_latency", "reward"]
+    figures = json.loads((tmp_path / "a" / "curves.json").read_text())["figures"]
+    calls = {s["label"]: s["values"] for s in figures["judge_calls"]["series"]}
+    assert calls == {
+        "asked · calls": [4.0, 8.0],
+        "asked · failed": [1.0, 1.0],
+        "asked · overturned the rules": [2.0, 2.0],
+    }
+    latency = {s["label"]: s["values"] for s in figures["judge_latency"]["series"]}
+    assert latency == {"asked · p50": pytest.approx([0.2, 0.4]), "asked · p95": pytest.approx([0.5, 1.0])}
+
+    never = tmp_path / "never" / "metrics.jsonl"
+    never.parent.mkdir()
+    never.write_text(
+        "".join(json.dumps({"step": s, "reward_mean": 0.1, "judge/calls": 0.0}) + "\n" for s in (1, 2))
+    )
+    assert [p.stem for p in plot_curves([never], tmp_path / "n")] == ["reward"]
