@@ -27,7 +27,19 @@ CURVE_KEYS: dict[str, tuple[str, ...]] = {
     ),
     "acc": ("acc_mean", "train/rewards/acc/mean", "acc"),
     "format_rate": ("format_rate", "train/rewards/format_ok/mean"),
+    # The verifier's cost and effect (vlmrl.train.metrics.reward_metrics' `judge/*` keys).
+    "judge_calls": ("judge/calls", "train/judge/calls"),
+    "judge_latency": ("judge/latency_p50_s", "train/judge/latency_p50_s"),
 }
+# Further lines of a figure beside its main one, and what the main one is called then.
+EXTRA_LINES: dict[str, dict[str, tuple[str, ...]]] = {
+    "judge_calls": {
+        "failed": ("judge/failures", "train/judge/failures"),
+        "overturned the rules": ("judge/overturned", "train/judge/overturned"),
+    },
+    "judge_latency": {"p95": ("judge/latency_p95_s", "train/judge/latency_p95_s")},
+}
+MAIN_LINE = {"judge_calls": "calls", "judge_latency": "p50"}
 # veRL logs validation per data source, e.g. `val-core/aime24/acc/mean@16`: one extra line per source.
 _VERL_VAL = {
     "acc": re.compile(r"^val-core/(?P<source>[^/]+)/acc/mean@\d+$"),
@@ -51,6 +63,8 @@ CURVE_LABELS = {
     "response_length": "response length (tokens, mean)",
     "acc": "accuracy",
     "format_rate": "format rate",
+    "judge_calls": "verifier calls per step",
+    "judge_latency": "verifier latency per call (s)",
 }
 
 # veRL 0.9.1 prints `step:N - key:value - ...` (verl/utils/logger/aggregate_logger.py, pprint of each
@@ -85,6 +99,10 @@ class RunLog:
             if self.raw.get(key):
                 out[""] = self.raw[key]
                 break
+        for suffix, keys in EXTRA_LINES.get(quantity, {}).items():
+            key = next((k for k in keys if self.raw.get(k)), None)
+            if key is not None:
+                out[suffix] = self.raw[key]
         out.update(self.group_curves(quantity))
         pattern = _VERL_VAL.get(quantity)
         if pattern is not None:
