@@ -205,6 +205,7 @@ def test_openai_backend_grades_with_the_training_reward(chat_server, tmp_path):
         n=4,
         out_dir=tmp_path / "e",
         backend_options={"concurrency": 4},
+        grader="reward",
     )
     m = res.benchmarks["toy"].metrics
     assert m["pass@1"] == pytest.approx(100 / 3)

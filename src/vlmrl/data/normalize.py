@@ -99,6 +99,28 @@ def parse_answer_list(value: object) -> list[str]:
     return [text]
 
 
+def answer_list(value: object, where: str = "ground_truth") -> list[str]:
+    """Every acceptable answer of a ground truth as a file or an engine hands it over: a string is one
+    answer (or, a Python-literal list string, its answers: `parse_answer_list`), a list, tuple or
+    numpy array is several (nested ones flattened), bytes are UTF-8 text, None is none; blank answers
+    are dropped. Anything else is a `TypeError` naming `where`. The one reading of a ground truth at
+    every door (the row reader, the reward's `compute_score`/`score_batch`, veRL's entry)."""
+    if value is None:
+        return []
+    if hasattr(value, "tolist") and not isinstance(value, (str, bytes)):
+        value = value.tolist()  # a numpy array (or scalar) as parquet/veRL hand it
+    if isinstance(value, (bytes, bytearray)):
+        value = bytes(value).decode("utf-8", "replace")
+    if isinstance(value, (list, tuple)):
+        return [a for item in value for a in answer_list(item, where)]
+    if not isinstance(value, str):
+        raise TypeError(
+            f"{where} must be a string (one acceptable answer) or a list of strings (several), "
+            f"got {type(value).__name__}: {value!r:.80}"
+        )
+    return [a for a in parse_answer_list(value) if a.strip()]
+
+
 def read_ground_truth(value: object) -> list[str]:
     """Every acceptable answer of a ground truth as published (a string, a Python-literal list
     string, a list): read by `parse_answer_list`, each normalised by `normalize_answer`, empties and

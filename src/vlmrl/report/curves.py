@@ -1,4 +1,5 @@
-"""Training curves as PNG: reward, response length, accuracy and format rate over steps, runs overlaid.
+"""Training curves as PNG: reward, response length, accuracy and format rate over steps, runs overlaid,
+with a line per row kind (text, image) and per data source where a run logged them.
 
 Beside the PNGs, `curves.json` records exactly the points drawn (raw and smoothed), so the
 figures can be checked, re-plotted or tabulated without reading pixels.
@@ -68,10 +69,13 @@ def collect_curves(runs: Sequence[RunLog], quantities: Sequence[str], smoothing:
                 if run.raw.get(key):
                     std_points = {s: v * scale for s, v in run.raw[key] if math.isfinite(v)}
                     break
-            for suffix, points in run.curve(quantity).items():
+            curves = run.curve(quantity)
+            split = bool(run.group_curves(quantity))
+            for suffix, points in curves.items():
                 kept = [(s, v * scale) for s, v in points if math.isfinite(v)]
                 std = [std_points.get(s) for s, _ in kept] if not suffix and std_points else None
-                label = f"{run.name} · {suffix}" if suffix else run.name
+                # Beside its per-kind lines, the whole run's line says so.
+                label = f"{run.name} · {suffix or 'all'}" if suffix or split else run.name
                 if len(points) > len(kept):
                     run.notes.append(
                         f"{label}: {len(points) - len(kept)} NaN/inf value(s) of {quantity} not drawn"
@@ -80,6 +84,7 @@ def collect_curves(runs: Sequence[RunLog], quantities: Sequence[str], smoothing:
                     {
                         "label": label,
                         "run": run.name,
+                        "line": suffix or "all",
                         "source": str(run.source),
                         "kind": run.kind,
                         "steps": [s for s, _ in kept],
@@ -92,6 +97,16 @@ def collect_curves(runs: Sequence[RunLog], quantities: Sequence[str], smoothing:
         if series_out:
             figures[quantity] = {"series": series_out}
     return figures
+
+
+# Row kinds and data sources dashed and dotted, so the whole run's line (solid) stands out.
+_LINE_STYLES = {"text": "--", "image": ":"}
+
+
+def _style(line: str) -> str:
+    if line in _LINE_STYLES:
+        return _LINE_STYLES[line]
+    return "-." if line.startswith("source ") else "-"
 
 
 def _draw(
@@ -122,13 +137,36 @@ def _draw(
                     linewidth=0,
                     label=None,
                 )
+            style = _style(s.get("line", "all"))
             if smoothing > 0:
-                ax.plot(s["steps"], s["values"], color=color, alpha=0.25, linewidth=1, marker=marker)
                 ax.plot(
-                    s["steps"], s["smoothed"], color=color, linewidth=1.8, label=s["label"], marker=marker
+                    s["steps"],
+                    s["values"],
+                    color=color,
+                    alpha=0.25,
+                    linewidth=1,
+                    linestyle=style,
+                    marker=marker,
+                )
+                ax.plot(
+                    s["steps"],
+                    s["smoothed"],
+                    color=color,
+                    linewidth=1.8,
+                    linestyle=style,
+                    label=s["label"],
+                    marker=marker,
                 )
             else:
-                ax.plot(s["steps"], s["values"], color=color, linewidth=1.5, label=s["label"], marker=marker)
+                ax.plot(
+                    s["steps"],
+                    s["values"],
+                    color=color,
+                    linewidth=1.5,
+                    linestyle=style,
+                    label=s["label"],
+                    marker=marker,
+                )
         ax.set_xlabel("step")
         unit = " (%)" if quantity in PERCENT_QUANTITIES else ""
         ax.set_ylabel(CURVE_LABELS.get(quantity, quantity) + unit)

@@ -12,7 +12,7 @@ import re
 from collections.abc import Sequence
 
 _CJK = "\u4e00-\u9fff"
-_UNICODE = str.maketrans({"。": ".", "，": ",", "：": ":", "（": "(", "）": ")", "．": ".", "、": ","})
+_CJK_PUNCT = str.maketrans({"。": ".", "，": ",", "：": ":", "（": "(", "）": ")", "．": ".", "、": ","})
 _LETTER_ONLY_RE = re.compile(r"^\(?\s*([A-Za-z])\s*\)?\s*[.:)]?$")
 _LETTER_LEAD_RE = re.compile(rf"^\(?([A-Z])(?:\)|\.|:|\s*[)．、])\s*\S|^\(?([A-Z])\)?(?=[{_CJK}])")
 _ANSWER_WORDS = r"(?i:answer|option|choice|réponse|reponse|respuesta|antwort|resposta)|答案|选项?"
@@ -41,7 +41,8 @@ _NEGATION_RE = re.compile(
     r"(?i:\b(?:not|no|never|isn't|can't|cannot|couldn't|won't|doesn't|don't|non|neither|nor|except|"
     r"rather\s+than|instead\s+of|wrong|incorrect)\b|n't\b)|不是|不|非"
 )
-_CLAUSE_BREAK_RE = re.compile(r"[.!?;,:]|\n")
+# Where a clause of an option answer ends: any punctuation ("D. it can't be A": the clause after D).
+_OPTION_CLAUSE_RE = re.compile(r"[.!?;,:]|\n")
 _WRAPPER_RE = re.compile(r"\\(?:text|textbf|mathrm|mathbf|boxed|fbox)\s*\{([^{}]*)\}")
 _DELIMS_RE = re.compile(r"\$\$|\$|\\\(|\\\)|\\\[|\\\]")
 _OR_SPLIT_RE = re.compile(r"\s+(?:or|either)\s+|或者?|\s+and\s+", re.IGNORECASE)
@@ -51,7 +52,7 @@ _LEAD_WORDS_RE = re.compile(
 
 
 def _clean(text: str) -> str:
-    s = text.translate(_UNICODE).strip()
+    s = text.translate(_CJK_PUNCT).strip()
     for _ in range(3):
         s = _WRAPPER_RE.sub(r"\1", s)
     s = _DELIMS_RE.sub(" ", s)
@@ -61,7 +62,7 @@ def _clean(text: str) -> str:
 def _negated(s: str, pos: int) -> bool:
     """Whether a negation precedes `pos` within its clause."""
     start = 0
-    for m in _CLAUSE_BREAK_RE.finditer(s, 0, pos):
+    for m in _OPTION_CLAUSE_RE.finditer(s, 0, pos):
         # "D. it can't be A": the break right after a leading option letter ends that clause only.
         start = m.end()
     return bool(_NEGATION_RE.search(s, start, pos))

@@ -14,6 +14,8 @@ import re
 from dataclasses import dataclass
 from fractions import Fraction
 
+from vlmrl.reward.mathtext import TEXT_COMMANDS, UNIT_POWER, box_spans, decimal
+
 # A final answer (box content, or a whole answer without a box) longer than this is an essay:
 # never correct by rule, never sent to math-verify.
 MAX_ANSWER_CHARS = 4096
@@ -72,40 +74,6 @@ def check_format(response: str) -> Parsed:
     if not answer:
         return Parsed(False, "", "empty <answer> block")
     return Parsed(True, answer)
-
-
-# --- boxes (linear scans; never recursive, so deep nesting is harmless) ---------------------------
-
-_BOXED_RE = re.compile(r"\\(?:boxed|fbox)\s*\{")
-
-
-def _match_brace(s: str, open_idx: int) -> int:
-    """Index of the `}` closing the `{` at `open_idx`, or -1 when unbalanced."""
-    depth = 0
-    for i in range(open_idx, len(s)):
-        c = s[i]
-        if c == "{":
-            depth += 1
-        elif c == "}":
-            depth -= 1
-            if depth == 0:
-                return i
-    return -1
-
-
-def boxed_spans(s: str) -> list[tuple[int, int, str]]:
-    """Top-level `\\boxed{...}` / `\\fbox{...}` groups as (start, end, content)."""
-    spans: list[tuple[int, int, str]] = []
-    pos = 0
-    while True:
-        m = _BOXED_RE.search(s, pos)
-        if not m:
-            return spans
-        close = _match_brace(s, m.end() - 1)
-        if close < 0:
-            return spans
-        spans.append((m.start(), close + 1, s[m.end() : close]))
-        pos = close + 1
 
 
 # --- the final answer and its hedges ------------------------------------------------------------
@@ -272,7 +240,7 @@ def _squash(s: str) -> str:
 
 def final_answer(block: str) -> Final:
     """The final answer of an `<answer>` block and whether the words around it hedge or negate it."""
-    spans = boxed_spans(block)
+    spans = box_spans(block)
     if spans:
         restated = list(_FINAL_PHRASE_RE.finditer(block, spans[-1][1]))
         if restated:
@@ -331,7 +299,7 @@ def hedge_as_list(text: str) -> str:
 _MATH_DELIMS_RE = re.compile(r"\$|\\\(|\\\)|\\\[|\\\]")
 _SPACING_RE = re.compile(r"\\[,!;: ]|\{,\}|~|\\quad|\\qquad")
 _ASSIGN_RE = re.compile(r"^[A-Za-z](?:_\{?\w{1,3}\}?)?\s*=\s*(?=[-+\d])")
-_PLAIN_RE = re.compile(r"[-+]?(?:(?:[1-9]\d{0,2}(?:,\d{3})+|\d+)(?:\.\d+)?|\.\d+)")
+_PLAIN_RE = re.compile(r"[-+]?(?:" + decimal(",") + r"|\.\d+)")
 _PROSE_RE = re.compile(r"[A-Za-z][A-Za-z' -]*")
 _PROSE_NUMBER_RE = re.compile(r"(?<![\w.,])[-+]?\d+(?:\.\d+)?(?![\w%])")
 
@@ -378,9 +346,9 @@ def prose_number(text: str) -> Fraction | None:
 
 
 _UNIT_TAIL_RE = re.compile(
-    r"^(?P<num>[-+]?\d+(?:\.\d+)?)(?:\s*\\(?:text|textnormal|mbox|mathrm|textrm|rm)\s*\{\s*(?:\\,|\s)*[A-Za-z]+\s*\}"
+    r"^(?P<num>[-+]?\d+(?:\.\d+)?)(?:\s*\\(?:" + TEXT_COMMANDS + r")\s*\{\s*(?:\\,|\s)*[A-Za-z]+\s*\}"
     r"|\s+[A-Za-z]{1,12}(?:\s+[A-Za-z]{2,12})?|(?:cm|mm|km|kg|mg|ml|ft|sec|min|hrs?|mph|lbs?|oz))"
-    r"\s*(?:\^\s*\{?[23]\}?)?$"
+    r"\s*" + UNIT_POWER + "$"
     r"|^(?P<deg>[-+]?\d+(?:\.\d+)?)\s*(?:\^\s*\{?\s*\\circ\s*\}?|\\circ|\\degree|\s*degrees?)$"
 )
 

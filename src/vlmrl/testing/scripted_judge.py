@@ -22,8 +22,9 @@ from typing import Any
 
 #: A responder's reply that closes the connection without answering.
 DROP = object()
-#: respond(body) -> (HTTP status, reply): a dict is sent as JSON, bytes as they are, `DROP` closes.
-Responder = Callable[[dict[str, Any]], tuple[int, Any]]
+#: respond(body) -> (HTTP status, reply) or (HTTP status, reply, headers): a dict is sent as JSON,
+#: bytes as they are, `DROP` closes; `headers` (e.g. Retry-After) are added to the answer.
+Responder = Callable[[dict[str, Any]], tuple[Any, ...]]
 
 
 class ChatServer:
@@ -59,7 +60,7 @@ class ChatServer:
         )
         self.thread.start()
 
-    def answer(self, body: dict[str, Any]) -> tuple[int, Any]:
+    def answer(self, body: dict[str, Any]) -> tuple[Any, ...]:
         with self.lock:
             self.bodies.append(body)
             self.in_flight += 1
@@ -99,7 +100,7 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - stdlib signature
         pass
 
-    def _send(self, status: int, reply: Any) -> None:
+    def _send(self, status: int, reply: Any, headers: dict[str, str] | None = None) -> None:
         if reply is DROP:
             self.close_connection = True
             self.connection.close()
@@ -109,6 +110,8 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_response(status)
         self.send_header("Content-Type", "application/json" if is_json else "text/html")
         self.send_header("Content-Length", str(len(body)))
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
         self.end_headers()
         self.wfile.write(body)
 

@@ -339,7 +339,20 @@ def merged_overrides(
     check_raw_overrides(cfg.extra_overrides)
     taken = {override_key(text)[1] for text in cfg.extra_overrides}
     ours = [o for o in build_overrides(cfg, reward_path) if o.key not in taken]
-    return ours, [o.render() for o in ours] + list(cfg.extra_overrides)
+    args = [o.render() for o in ours]
+    if HYDRA_RUN_DIR not in taken:
+        args.append(f"{HYDRA_RUN_DIR}={format_value(hydra_run_dir(cfg))}")
+    return ours, args + list(cfg.extra_overrides)
+
+
+#: Hydra's own setting (not part of veRL's config, so not an `Override` checked against it).
+HYDRA_RUN_DIR = "hydra.run.dir"
+
+
+def hydra_run_dir(cfg: ExperimentConfig) -> str:
+    """Where `main_ppo`'s Hydra writes its `.hydra/` config copy and log: beside the checkpoints, in
+    the run's output directory, not `outputs/<date>/<time>/` in whatever directory the launch ran."""
+    return os.path.join(cfg.trainer.resolved_output_dir(), "hydra")
 
 
 def to_hydra_args(cfg: ExperimentConfig, reward_path: str | None = None) -> list[str]:
