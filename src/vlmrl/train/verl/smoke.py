@@ -127,10 +127,11 @@ def scaled_overrides(
         "trainer.n_gpus_per_node=1",
         "trainer.ray_address=null",
     ]
-    if settings.smoke_model is None:
-        # The untrained tiny model fails the format gate on every response: every group scores alike
-        # and dynamic sampling would evict every group forever.
-        out.append("algorithm.filter_groups.enable=false")
+    # Dynamic sampling is off in every smoke run: a handful of rows cannot refill the groups it evicts.
+    # With an untrained model (the tiny one, or a `--smoke-model` fresh from transformers) every
+    # response fails the format gate, every group scores alike and is evicted, and veRL 0.9.1's sync
+    # sampler refills two prompts per eviction forever: the first step never ends.
+    out.append("algorithm.filter_groups.enable=false")
     return out
 
 
@@ -205,9 +206,10 @@ def run_smoke(settings: SmokeSettings, progress: Progress | None = None) -> Smok
     run_dir = out / "run"
     common = dict(model_path=model_path, data_dir=data_dir, run_dir=run_dir, settings=settings)
     smoke = scaled_overrides(user_cfg, steps=settings.steps, **common)
-    if settings.smoke_model is None and user_cfg.algorithm.filter_groups.enable:
+    if user_cfg.algorithm.filter_groups.enable:
         details["notes"].append(
-            "algorithm.filter_groups off: the untrained tiny model scores every group alike"
+            "algorithm.filter_groups off: a smoke run's few rows cannot refill the groups dynamic sampling "
+            "evicts (an untrained model scores every group alike, and veRL would refill forever)"
         )
     cfg = load_config(
         settings.config,
