@@ -15,7 +15,17 @@ from vlmrl.reward.choice import extract_letters
 from vlmrl.reward.extract import check_format, final_answer
 from vlmrl.reward.pool import get_pool
 
-KEYS = {"score", "acc", "format_ok", "pred", "verdict", "verifier_error"}
+KEYS = {
+    "score",
+    "acc",
+    "format_ok",
+    "pred",
+    "verdict",
+    "verifier_error",
+    "verifier_called",
+    "verifier_latency_s",
+    "verifier_overturned",
+}
 
 
 def wrap(answer: str, think: str = "Let me work it out.") -> str:
@@ -74,6 +84,9 @@ def test_format_gate_rejects(response, reason):
         "pred": "",
         "verdict": "format",
         "verifier_error": 0,
+        "verifier_called": 0,
+        "verifier_latency_s": 0.0,
+        "verifier_overturned": 0,
     }
 
 

@@ -21,6 +21,7 @@ from vlmrl.data.prompt import (
     DEFAULT_INSTRUCTION,
     IMAGE_PLACEHOLDER,
     build_prompt,
+    count_placeholders,
     placeholder_mismatch,
     split_on_images,
 )
@@ -312,3 +313,20 @@ def trl_features():
             "extra_info": extra,
         }
     )
+
+
+#: The kinds of rows training metrics report apart (`modality/<kind>/...`).
+MODALITIES = ("text", "image")
+
+
+def row_modality(extra_info: Any, has_images: bool = False) -> str:
+    """'image' for a question that shows an image, else 'text'.
+
+    The question's own `<image>` placeholders decide (`extra_info.question` keeps the original
+    question), so a text row that carries the `blank` policy's blank image is still 'text'. Rows
+    without `extra_info.question` (files written by other tools) fall back to `has_images`.
+    """
+    question = extra_info.get("question") if isinstance(extra_info, Mapping) else None
+    if isinstance(question, str) and question.strip():
+        return "image" if count_placeholders(question) else "text"
+    return "image" if has_images else "text"

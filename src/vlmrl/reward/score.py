@@ -67,7 +67,14 @@ def read_item(solution_str: Any, ground_truth: Any, extra_info: Any = None) -> I
 
 
 def _result(
-    score: float, acc: int, format_ok: int, pred: str, verdict: str, verifier_error: int
+    score: float,
+    acc: int,
+    format_ok: int,
+    pred: str,
+    verdict: str,
+    verifier_error: int,
+    judgement: vf.Judgement | None = None,
+    overturned: int = 0,
 ) -> dict[str, Any]:
     return {
         "score": float(score),
@@ -76,6 +83,10 @@ def _result(
         "pred": ex.truncate_pred(pred),
         "verdict": verdict,
         "verifier_error": int(verifier_error),
+        # What the training metrics report of the judge (vlmrl.train.metrics: `judge/*`).
+        "verifier_called": int(judgement is not None),
+        "verifier_latency_s": float(judgement.latency_s) if judgement is not None else 0.0,
+        "verifier_overturned": int(overturned),
     }
 
 
@@ -131,15 +142,16 @@ def _finish(p: _Pending, settings: RewardSettings, judgement: vf.Judgement | Non
     right, wrong = settings.correct_score, settings.incorrect_score
     if judgement is not None and judgement.verdict is not None:
         ok = judgement.verdict == "correct"
-        return _result(right if ok else wrong, int(ok), 1, p.pred, "verifier", 0)
+        overturned = int(ok != (p.rule.outcome is Outcome.CORRECT))
+        return _result(right if ok else wrong, int(ok), 1, p.pred, "verifier", 0, judgement, overturned)
     error = int(judgement is not None and judgement.error)
     outcome = p.rule.outcome
     if outcome is Outcome.CORRECT:
-        return _result(right, 1, 1, p.pred, "rule", error)
+        return _result(right, 1, 1, p.pred, "rule", error, judgement)
     if outcome in (Outcome.WRONG, Outcome.MISMATCH):
-        return _result(wrong, 0, 1, p.pred, "rule", error)
+        return _result(wrong, 0, 1, p.pred, "rule", error, judgement)
     # Nobody could compare the answer: never reward what was not checked.
-    return _result(wrong, 0, 1, p.pred, "none", error)
+    return _result(wrong, 0, 1, p.pred, "none", error, judgement)
 
 
 @dataclass(frozen=True)
@@ -277,7 +289,8 @@ def compute_score(
     settings: RewardSettings | None = None,
     **reward_kwargs: Any,
 ) -> dict[str, Any]:
-    """Score one response: a dict with score, acc, format_ok, pred, verdict, verifier_error.
+    """Score one response: a dict with score, acc, format_ok, pred, verdict, verifier_error, and
+    verifier_called, verifier_latency_s, verifier_overturned (the judge's share, for training metrics).
 
     `ground_truth` is one acceptable answer (a string) or a list of every acceptable answer;
     `settings` (or the keyword arguments of `RewardSettings.from_kwargs`, built once per distinct
