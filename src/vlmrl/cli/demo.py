@@ -107,7 +107,7 @@ def register(app: typer.Typer) -> None:
             "trl",
             "--backend",
             help="GRPO engine: trl (TRL's GRPOTrainer) or verl (veRL's own trainer, on the CPU here; "
-            "4 steps unless --steps, a veRL start takes a minute or more).",
+            "16 steps unless --steps; a veRL start takes a minute or more).",
         ),
     ) -> None:
         """Run data -> reward -> GRPO training -> curves -> evaluation on a tiny model, on CPU."""
