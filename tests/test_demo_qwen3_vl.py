@@ -41,3 +41,18 @@ def test_demo_refuses_an_unknown_family(tmp_path):
     )
     assert proc.returncode != 0
     assert "--model-family" in proc.stderr and "qwen3_vl" in proc.stderr
+
+
+def test_build_model_only_builds_the_familys_tiny_model(tmp_path):
+    proc = subprocess.run(
+        [
+            sys.executable, "-m", "vlmrl.cli", "demo", "--build-model-only", "--model-family", "qwen3_vl",
+            "--model-size", "tiny", "--model-dir", str(tmp_path / "tiny"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads((tmp_path / "tiny" / "config.json").read_text())["model_type"] == "qwen3_vl"
+    assert "tiny offline Qwen3-VL" in proc.stdout and "parameters" in proc.stdout
