@@ -318,3 +318,23 @@ def test_local_judge_probe(chat_server, silent_url):
     assert "unreachable" in down[0]
     slow = probe_judge(["mathverse_testmini"], {**env, "OPENAI_API_URL": silent_url}, timeout_s=0.5)
     assert f"did not answer {silent_url}/models within 0.5 s" in slow[0] and "--no-judge-check" in slow[0]
+
+
+def test_judged_hub_tasks_run_under_vlmrl_names_with_the_installed_yaml(tmp_path):
+    from vlmrl.eval.lmms_env import LMMS_EVAL_VERSION, find_lmms_python, probe
+
+    python = find_lmms_python()
+    info = probe(python) if python else None
+    if info is None or info.version != LMMS_EVAL_VERSION:
+        pytest.skip(f"no lmms-eval {LMMS_EVAL_VERSION} here ({info})")
+    run = evaluate_mm(
+        "/ckpt/hf", ["mathverse_testmini", "mme"], tmp_path / "mm", lmms_python=python, dry_run=True
+    )
+    cmd = run.command
+    assert cmd[cmd.index("--tasks") + 1] == "vlmrl_mathverse_testmini,mme"  # MME: rule-scored, as itself
+    include = tmp_path.absolute() / "mm" / "lmms_tasks"
+    assert cmd[cmd.index("--include_path") + 1] == str(include)
+    doc = yaml.load((include / "vlmrl_mathverse_testmini.yaml").read_text(), _TaskLoader)
+    assert doc["include"] == str(info.tasks_dir / "mathverse" / "mathverse_testmini.yaml")
+    assert "dataset_path" not in doc  # the hub's, from lmms-eval's own yaml
+    assert run.task_names == {"mathverse_testmini": "vlmrl_mathverse_testmini", "mme": "mme"}
