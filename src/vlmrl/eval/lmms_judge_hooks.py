@@ -96,8 +96,10 @@ def mathvista_process_results(doc: dict, results: list) -> dict[str, Any]:
     elif not replies:
         out[KEY] = _status(FAILED, log[-1][1] or "empty reply", len(log))
     elif result.get("prediction") is None and doc.get("question_type") != "multi_choice":
-        what = f"{doc.get('answer_type')}"
-        out[KEY] = _status(FAILED, f"unparseable extraction (not a {what}): {replies[-1][:120]!r}", len(log))
+        what = doc.get("answer_type")
+        out[KEY] = _status(
+            FAILED, f"unparseable extraction for an answer of type {what}: {replies[-1][:120]!r}", len(log)
+        )
     else:
         out[KEY] = _status(JUDGED, replies[-1][:120], len(log))
     return out
