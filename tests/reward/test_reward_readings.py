@@ -151,3 +151,13 @@ def test_in_process_verdicts_are_math_verify_verdicts(gold, pred):
     assert question is None and decided is not None, "decided in-process, no worker"
     status = get_pool(1).check((gold,), f"${pred}$", timeout_s=60)
     assert (decided.outcome is Outcome.CORRECT) == (status == "equal"), (decided, status)
+
+
+def test_letters_only_choices_read_the_options_the_question_lists():
+    question = "Which planet is largest?\n(A) Mercury\n(B) Venus\n(C) Jupiter\n(D) Mars"
+    info = {"answer_type": "choice", "choices": ["A", "B", "C", "D"], "question": question}
+    assert acc("The answer is \\boxed{Jupiter}.", "C", info) == 1
+    assert acc("The answer is \\boxed{Mars}.", "C", info) == 0
+    # A question that lists other letters than the choices is not read.
+    info_other = {**info, "question": "Which?\n(A) Mercury\n(B) Venus"}
+    assert acc("The answer is \\boxed{Jupiter}.", "C", info_other) == 0
