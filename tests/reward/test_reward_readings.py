@@ -161,3 +161,12 @@ def test_letters_only_choices_read_the_options_the_question_lists():
     # A question that lists other letters than the choices is not read.
     info_other = {**info, "question": "Which?\n(A) Mercury\n(B) Venus"}
     assert acc("The answer is \\boxed{Jupiter}.", "C", info_other) == 0
+
+
+def test_a_text_ground_truth_among_the_options_still_reads_the_answer_its_own_way():
+    info = {"answer_type": "choice", "choices": ["10", "12", "14", "16"], "question": "How long?"}
+    assert acc("The side is \\boxed{12.0}.", "12", info) == 1
+    assert acc("The side is \\boxed{B}.", "12", info) == 1
+    assert acc("The side is \\boxed{13}.", "12", info) == 0
+    assert acc("The side is \\boxed{12.5}.", "12", info) == 0  # not option B's "12"
+    assert acc("The side is -12.", "12", info) == 0
