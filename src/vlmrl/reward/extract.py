@@ -143,14 +143,6 @@ def _sentence_tail(s: str, start: int) -> tuple[str, str]:
     return window[: m.start()], window[m.end() : m.end() + 40]
 
 
-def _sentence_start(s: str, end: int) -> int:
-    start = max(0, end - _CONTEXT_CHARS)
-    last = start
-    for m in _SENTENCE_BREAK_RE.finditer(s, start, end):
-        last = m.end()
-    return last
-
-
 # Where the words that qualify a final candidate end: a clause mark, or a relative clause about it
 # ("\\boxed{12}, which is more than the estimate" compares, it does not take the answer back).
 _TAIL_CUT_RE = re.compile(
