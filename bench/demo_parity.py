@@ -64,11 +64,10 @@ def measure(argv: list[str], log: Path, env: dict[str, str]) -> tuple[int, float
     return code, time.perf_counter() - t, peak[0]
 
 
-def rewards_per_step(metrics_path: Path, backend: str) -> list[float]:
-    """The training reward of each step, from the run's metrics.jsonl (veRL rows nest under `data`)."""
+def per_step(metrics_path: Path, key: str) -> list[float]:
+    """`key` at each step that logged it, from the run's metrics.jsonl (veRL rows nest under `data`)."""
     if not metrics_path.is_file():
         return []
-    key = REWARD_KEYS[backend]
     by_step: dict[int, float] = {}
     for line in metrics_path.read_text().splitlines():
         if not line.strip():
@@ -78,6 +77,10 @@ def rewards_per_step(metrics_path: Path, backend: str) -> list[float]:
         if key in row and row.get("step") is not None:
             by_step[int(row["step"])] = float(row[key])
     return [by_step[s] for s in sorted(by_step)]
+
+
+#: Per-kind training curves both backends log (vlmrl.train.metrics.reward_metrics).
+KIND_KEYS = tuple(f"modality/{k}/{q}" for k in ("text", "image") for q in ("reward_mean", "format_rate"))
 
 
 def run_one(
@@ -127,7 +130,9 @@ def run_one(
         summary = json.loads(summary_path.read_text())
         record["before"], record["after"] = summary["before"], summary["after"]
         record["grpo_s"] = summary["timings_s"].get("GRPO")
-        record["rewards"] = rewards_per_step(Path(summary["artifacts"]["metrics.jsonl"]), backend)
+        metrics = Path(summary["artifacts"]["metrics.jsonl"])
+        record["rewards"] = per_step(metrics, REWARD_KEYS[backend])
+        record["by_kind"] = {key: per_step(metrics, key) for key in KIND_KEYS}
     (run_dir / "parity_run.json").write_text(json.dumps(record, indent=1))
     return record
 
@@ -144,15 +149,16 @@ def _pass(record: dict, when: str, kind: str | None) -> float | None:
 def table(records: list[dict]) -> str:
     head = (
         "| backend | seed | steps | run | Pass@1 all before -> after (delta) | text | image | "
-        "reward first -> last step | wall s | GRPO s | peak RSS GB | load 1-min start/end |\n"
-        "|---|---|---|---|---|---|---|---|---|---|---|---|"
+        "reward first -> last step | lowest training format rate text / image | wall s | GRPO s | "
+        "peak RSS GB | load 1-min start/end |\n"
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|"
     )
     lines = [head]
     for r in sorted(records, key=lambda r: (r["steps"], r["seed"], r["backend"], r["repeat"])):
         if "after" not in r:
             lines.append(
                 f"| {r['backend']} | {r['seed']} | {r['steps']} | {r['repeat']} | failed (exit "
-                f"{r['exit_code']}) | | | | {r['wall_s']} | | {r['peak_rss_gb']} | "
+                f"{r['exit_code']}) | | | | | {r['wall_s']} | | {r['peak_rss_gb']} | "
                 f"{r['load_1min_start']}/{r['load_1min_end']} |"
             )
             continue
@@ -162,9 +168,11 @@ def table(records: list[dict]) -> str:
             cells.append(f"{b:.1f} -> {a:.1f} ({a - b:+.1f})" if b is not None and a is not None else "-")
         rw = r.get("rewards") or []
         reward = f"{rw[0]:.2f} -> {rw[-1]:.2f}" if rw else "-"
+        fmt = [(r.get("by_kind") or {}).get(f"modality/{k}/format_rate") for k in ("text", "image")]
+        lowest = " / ".join(f"{min(f):.2f}" if f else "-" for f in fmt)
         lines.append(
             f"| {r['backend']} | {r['seed']} | {r['steps']} | {r['repeat']} | {cells[0]} | {cells[1]} | "
-            f"{cells[2]} | {reward} | {r['wall_s']:.0f} | {r.get('grpo_s') or 0:.0f} | {r['peak_rss_gb']} | "
+            f"{cells[2]} | {reward} | {lowest} | {r['wall_s']:.0f} | {r.get('grpo_s') or 0:.0f} | {r['peak_rss_gb']} | "
             f"{r['load_1min_start']}/{r['load_1min_end']} |"
         )
     return "\n".join(lines)

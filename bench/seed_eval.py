@@ -80,6 +80,7 @@ def main() -> None:
     cmd += ["-o", str(work / "seed"), "-b", args.benchmarks, "--n", str(args.n)]
     cmd += ["--max-new-tokens", str(args.max_new_tokens), "--max-model-len", "1024", "--dtype", "float32"]
     cmd += ["--judge-model", str(model), "--judge-served-model-name", "tiny-judge", "--mm-batch-size", "8"]
+    cmd += ["--judge-max-model-len", "4096"]
     for engine_arg in (
         "dtype=float32",
         "enforce_eager=True",

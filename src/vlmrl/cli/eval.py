@@ -459,6 +459,11 @@ def register(app: typer.Typer) -> None:
             "--judge-served-model-name",
             help="The judge's served name (default: the directory's name, or the one model --judge-url lists).",
         ),
+        judge_max_model_len: int = typer.Option(
+            8192,
+            "--judge-max-model-len",
+            help="vLLM context length of a judge served here (lmms-eval asks it for up to 1024 tokens).",
+        ),
         text_url: str = typer.Option(
             None,
             "--text-url",
@@ -542,6 +547,7 @@ def register(app: typer.Typer) -> None:
             judge_model=judge_model,
             judge_url=judge_url,
             judge_served_model_name=judge_served_model_name,
+            judge_max_model_len=judge_max_model_len,
             max_model_len=max_model_len,
             dtype=dtype,
             tensor_parallel_size=tensor_parallel_size,

@@ -71,6 +71,7 @@ class SeedSettings:
     judge_url: str | None = None  # or already served there (OpenAI-compatible base URL, .../v1)
     judge_served_model_name: str | None = None
     judge_api_key: str | None = None
+    judge_max_model_len: int = 8192  # lmms-eval's judge asks for up to 1024 tokens after its prompt
     # engines
     max_model_len: int | None = None
     dtype: str = "auto"
@@ -327,7 +328,7 @@ def _judge(s: SeedSettings, out: Path, event: Event, started: list[str]) -> Iter
                 s.judge_served_model_name,
                 s,
                 out / "logs" / "judge_server.log",
-                s.max_model_len or 8192,
+                s.judge_max_model_len,
                 event,
                 started,
             ) as (url, name),

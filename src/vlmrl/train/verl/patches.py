@@ -25,6 +25,9 @@ importing it applies the fixes once (idempotent) and only to veRL code shaped li
    judge's calls, failures, latency and overturns (`vlmrl.train.metrics.reward_metrics`: the same
    keys TRL's backend logs) to the metrics of each training step. It runs in veRL's trainer process,
    which imports this module when it builds the model config (`HFModelConfig` imports `external_lib`).
+5. Reproducibility and the image-row check (`apply_parity_hooks`): a vLLM sampling seed per rollout
+   request (`vlmrl.train.verl.seeding`; veRL's own `full_determinism` gives a group's n requests one
+   seed) and |log p(vLLM) - log p(actor)| per row kind (`vlmrl.train.verl.alignment`). docs/parity.md.
 """
 
 from __future__ import annotations
@@ -337,7 +340,19 @@ def apply_reward_metrics() -> bool:
     return True
 
 
+def apply_parity_hooks() -> bool:
+    """A sampling seed per rollout request (vlmrl.train.verl.seeding) and the per-kind rollout-vs-update
+    log-prob metrics (vlmrl.train.verl.alignment), in whichever veRL process imports this module (the
+    agent-loop workers and the trainer build the model config, which imports it), on GPUs too."""
+    from vlmrl.train.verl import alignment, seeding
+
+    seeding.apply()
+    alignment.apply()
+    return True
+
+
 APPLIED = apply()
+PARITY_HOOKS_APPLIED = apply_parity_hooks()
 TRL_CHECK_APPLIED = apply_trl_check()
 POSITION_IDS_FIX_APPLIED = apply_position_ids_fix()
 REWARD_METRICS_APPLIED = apply_reward_metrics()
