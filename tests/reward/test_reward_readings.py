@@ -35,6 +35,7 @@ def acc(answer: str, gold: str, info=None) -> int:
         "This gives \\boxed{12}. Hence, the final answer is \\boxed{12}.",
         "So the answer is \\boxed{12}. Alternatively, working backwards also gives \\boxed{12}.",
         "So the answer is \\boxed{12}. Alternatively, one could use symmetry.",
+        "So the answer is \\boxed{12}. Otherwise, the second condition would fail.",
         "We get \\boxed{12} or, written differently, \\boxed{12}.",
         "The total is \\boxed{12}, which is less than 20 as expected.",
     ],

@@ -176,7 +176,10 @@ def _alternative_follows(next_words: str, value: str | None) -> bool:
         return False
     own = set(_NUMBER_TOKEN_RE.findall(value or ""))
     named = set(_NUMBER_TOKEN_RE.findall(words))
-    return bool(named - own) or not named and not _OR_RE.match(words).group(0).lower().startswith("altern")
+    opener = _OR_RE.match(words).group(0).lower()
+    # "Or maybe not." offers an alternative by itself; "Otherwise, ..." / "Alternatively, ..." only
+    # with a number the answer does not have (else they describe a case or another method).
+    return bool(named - own) or (not named and opener in ("or", "either", "或"))
 
 
 def _qualified(head: str, tail: str, next_words: str, value: str | None = None) -> tuple[bool, bool]:
