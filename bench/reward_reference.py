@@ -485,13 +485,16 @@ def main() -> None:
     parser.add_argument(
         "--rule-workers", type=int, default=4, help="vlmrl's math-verify processes (veRL's scorer has 4)"
     )
+    parser.add_argument(
+        "--rule-timeout-s", type=float, default=5.0, help="vlmrl's bound on one math-verify check (default 5)"
+    )
     args = parser.parse_args()
 
     from vlmrl.reward import RewardSettings
     from vlmrl.reward.pool import get_pool
 
     os.environ.pop("REWARD_MODEL_URL", None)
-    settings = RewardSettings.from_kwargs(rule_workers=args.rule_workers)
+    settings = RewardSettings.from_kwargs(rule_workers=args.rule_workers, rule_timeout_s=args.rule_timeout_s)
     get_pool(settings.workers)  # started and ready: a one-off start is not throughput
     _verl("1", "1")  # starts veRL's spawn pool
     print(f"math-verify workers: {settings.workers}, cores: {os.cpu_count()}")

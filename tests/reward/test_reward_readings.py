@@ -35,6 +35,7 @@ def acc(answer: str, gold: str, info=None) -> int:
         "This gives \\boxed{12}. Hence, the final answer is \\boxed{12}.",
         "So the answer is \\boxed{12}. Alternatively, working backwards also gives \\boxed{12}.",
         "So the answer is \\boxed{12}. Alternatively, one could use symmetry.",
+        "So the answer is \\boxed{12}. Otherwise, the second condition would fail.",
         "We get \\boxed{12} or, written differently, \\boxed{12}.",
         "The total is \\boxed{12}, which is less than 20 as expected.",
     ],
@@ -151,3 +152,22 @@ def test_in_process_verdicts_are_math_verify_verdicts(gold, pred):
     assert question is None and decided is not None, "decided in-process, no worker"
     status = get_pool(1).check((gold,), f"${pred}$", timeout_s=60)
     assert (decided.outcome is Outcome.CORRECT) == (status == "equal"), (decided, status)
+
+
+def test_letters_only_choices_read_the_options_the_question_lists():
+    question = "Which planet is largest?\n(A) Mercury\n(B) Venus\n(C) Jupiter\n(D) Mars"
+    info = {"answer_type": "choice", "choices": ["A", "B", "C", "D"], "question": question}
+    assert acc("The answer is \\boxed{Jupiter}.", "C", info) == 1
+    assert acc("The answer is \\boxed{Mars}.", "C", info) == 0
+    # A question that lists other letters than the choices is not read.
+    info_other = {**info, "question": "Which?\n(A) Mercury\n(B) Venus"}
+    assert acc("The answer is \\boxed{Jupiter}.", "C", info_other) == 0
+
+
+def test_a_text_ground_truth_among_the_options_still_reads_the_answer_its_own_way():
+    info = {"answer_type": "choice", "choices": ["10", "12", "14", "16"], "question": "How long?"}
+    assert acc("The side is \\boxed{12.0}.", "12", info) == 1
+    assert acc("The side is \\boxed{B}.", "12", info) == 1
+    assert acc("The side is \\boxed{13}.", "12", info) == 0
+    assert acc("The side is \\boxed{12.5}.", "12", info) == 0  # not option B's "12"
+    assert acc("The side is -12.", "12", info) == 0

@@ -278,3 +278,13 @@ def test_breaker_probe_that_raises_or_is_cancelled_does_not_stick_open(monkeypat
     # The failed probe counted as a failure; a later probe is allowed, not refused forever.
     assert breaker.is_open
     assert breaker.allow()
+
+
+def test_the_judge_reads_the_options_texts_when_the_question_does_not_list_them():
+    info = {"question": "Which gas do plants take in?", "answer_type": "choice"}
+    info["choices"] = ["Oxygen", "Carbon dioxide", "Nitrogen", "Helium"]
+    with ScriptedJudge() as judge:
+        # An answer that names no option: only the judge can tell, and it sees the options.
+        compute_score("s", wrap("the one animals breathe out"), ["B"], info, **kw(judge))
+        prompt = judge.script.prompts[0]
+    assert "(A) Oxygen\n(B) Carbon dioxide\n(C) Nitrogen\n(D) Helium" in prompt

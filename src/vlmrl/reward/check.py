@@ -132,9 +132,11 @@ def prepare(
         if read is not None:
             ok, how, said = read
             return RuleResult(Outcome.CORRECT if ok and not final.negated else Outcome.WRONG, how), None, said
-        if answer_type == "choice":
+        if all(choice.is_letter(g) for g in golds):
+            # A letter ground truth and an answer that names no option: only a verifier can tell.
             return RuleResult(Outcome.UNDECIDED, "choice_no_option"), None, pred
-        choices = ()
+        # The option's text as ground truth: the answer may still state it its own way ("12.0").
+        choices, answer_type = (), None
     yes_no = {choice.yes_no_gold(g) for g in golds}
     if None not in yes_no:
         said = choice.read_yes_no(final.value if not final.hedge else None, answer)

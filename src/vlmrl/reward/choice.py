@@ -184,7 +184,8 @@ def _named_option(text: str, texts: Sequence[str]) -> list[int]:
         key = _key(t)
         if len(key) < 2:
             continue  # a one-character option text ("5") is read only as the whole answer
-        for m in re.finditer(r"(?<![\w])" + re.escape(key) + r"(?![\w])", s.casefold()):
+        # Whole words only, and a number's text not inside a longer number ("12" in "12.5", "-12").
+        for m in re.finditer(r"(?<![\w.,-])" + re.escape(key) + r"(?![\w])(?![.,]\d)", s.casefold()):
             if not _negated(s, m.start()):
                 named.append(k)
                 break

@@ -143,14 +143,6 @@ def _sentence_tail(s: str, start: int) -> tuple[str, str]:
     return window[: m.start()], window[m.end() : m.end() + 40]
 
 
-def _sentence_start(s: str, end: int) -> int:
-    start = max(0, end - _CONTEXT_CHARS)
-    last = start
-    for m in _SENTENCE_BREAK_RE.finditer(s, start, end):
-        last = m.end()
-    return last
-
-
 # Where the words that qualify a final candidate end: a clause mark, or a relative clause about it
 # ("\\boxed{12}, which is more than the estimate" compares, it does not take the answer back).
 _TAIL_CUT_RE = re.compile(
@@ -184,7 +176,10 @@ def _alternative_follows(next_words: str, value: str | None) -> bool:
         return False
     own = set(_NUMBER_TOKEN_RE.findall(value or ""))
     named = set(_NUMBER_TOKEN_RE.findall(words))
-    return bool(named - own) or not named and not _OR_RE.match(words).group(0).lower().startswith("altern")
+    opener = _OR_RE.match(words).group(0).lower()
+    # "Or maybe not." offers an alternative by itself; "Otherwise, ..." / "Alternatively, ..." only
+    # with a number the answer does not have (else they describe a case or another method).
+    return bool(named - own) or (not named and opener in ("or", "either", "或"))
 
 
 def _qualified(head: str, tail: str, next_words: str, value: str | None = None) -> tuple[bool, bool]:

@@ -122,7 +122,19 @@ def _prepare(
             prepared = RuleResult(Outcome.UNDECIDED, "error"), None, parsed.answer
         seen[key] = prepared
     rule, math, pred = prepared
-    return _Pending(pred, parsed.answer, item.golds, item.question, rule, math)
+    return _Pending(pred, parsed.answer, item.golds, _judge_question(item), rule, math)
+
+
+def _judge_question(item: Item) -> str:
+    """The question as the verifier reads it: with the options' texts listed ("(A) text") when
+    `choices` holds them and the question does not already list them all."""
+    texts = option_texts(item.choices)
+    if not texts or all(t in item.question for t in texts):
+        return item.question
+    listed = "\n".join(
+        f"({letter}) {text}" for letter, text in zip(option_letters(texts), texts, strict=True)
+    )
+    return f"{item.question}\n\n{listed}" if item.question else listed
 
 
 def _needs_verifier(p: _Pending, settings: RewardSettings) -> bool:
