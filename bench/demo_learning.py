@@ -2,6 +2,7 @@
 
     PYTHONPATH=src python bench/demo_learning.py                 # seeds 0 1 2, default settings
     PYTHONPATH=src python bench/demo_learning.py --seeds 0 --steps 60 algorithm.lr=1e-3
+    PYTHONPATH=src python bench/demo_learning.py --model-family qwen3_vl   # on the tiny Qwen3-VL
 
 Prints, per seed: held-out Pass@1 before and after GRPO, overall and per kind (text, image), the
 change, and the wall time with the load average beside it (the machine is shared: timings move).
@@ -21,6 +22,9 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--steps", type=int, default=None, help="GRPO steps (default: the preset's)")
     parser.add_argument("--out", type=Path, default=None, help="where the runs go (default: a temp dir)")
+    parser.add_argument(
+        "--model-family", default="qwen2_5_vl", help="tiny model family (vlmrl.tiny.FAMILIES)"
+    )
     parser.add_argument("overrides", nargs="*", help="key=value overrides of configs/train/demo.yaml")
     args = parser.parse_args()
 
@@ -37,7 +41,13 @@ def main() -> None:
         load_before = os.getloadavg()[0]
         t = time.perf_counter()
         result = run_demo(
-            DemoSettings(out_dir=root / f"seed{seed}", seed=seed, steps=args.steps, overrides=args.overrides)
+            DemoSettings(
+                out_dir=root / f"seed{seed}",
+                seed=seed,
+                steps=args.steps,
+                overrides=args.overrides,
+                model_family=args.model_family,
+            )
         )
         wall = time.perf_counter() - t
         load = (load_before + os.getloadavg()[0]) / 2

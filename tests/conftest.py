@@ -28,6 +28,14 @@ def tiny_vlm_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def tiny_qwen3_vl_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Directory of the tiny Qwen3-VL (model, tokenizer, processor), seed 0."""
+    from vlmrl.tiny.qwen3_vl import build_tiny_vlm
+
+    return build_tiny_vlm(tmp_path_factory.mktemp("models") / "tiny-qwen3-vl", seed=0)
+
+
+@pytest.fixture(scope="session")
 def tiny_processor(tiny_vlm_path: Path):
     from transformers import AutoProcessor
 

@@ -133,7 +133,8 @@ def start_vllm_via_cli(model_dir: Path, log_dir: Path) -> RunningServer:
         "--port",
         str(port),
         "--max-model-len",
-        "1024",
+        # lmms-eval's MathVerse judge asks for up to 1024 new tokens on top of its prompt.
+        "2048",
         "--dtype",
         "float32",
         "--ready-timeout",

@@ -125,3 +125,71 @@ def test_demo_size_is_wider_keeps_head_dim_32_and_has_its_own_cache(tiny_vlm_pat
     assert describe(build_tiny_vlm(tmp_path / "demo", seed=0))["size"] == "tiny"
     with pytest.raises(ValueError, match="unknown tiny-model size 'huge'"):
         build_tiny_vlm(tmp_path / "x", size="huge")
+
+
+# --- the tiny Qwen3-VL -------------------------------------------------------------------------
+
+
+def test_qwen3_vl_loads_with_its_own_classes_and_runs_image_and_text(tiny_qwen3_vl_path):
+    from transformers import Qwen3VLForConditionalGeneration
+
+    processor = AutoProcessor.from_pretrained(tiny_qwen3_vl_path)
+    model = Qwen3VLForConditionalGeneration.from_pretrained(tiny_qwen3_vl_path)
+    assert type(processor).__name__ == "Qwen3VLProcessor"
+    assert model.config.model_type == "qwen3_vl"
+    ip = processor.image_processor
+    assert (ip.patch_size, ip.merge_size) == (16, 2)  # Qwen3-VL's, not Qwen2.5-VL's 14
+    messages = [
+        {"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "How many shapes?"}]}
+    ]
+    text = processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+    # Qwen3-VL-Instruct's template adds no default system turn (Qwen2.5-VL's does)
+    assert text == (
+        "<|im_start|>user\n<|vision_start|><|image_pad|><|vision_end|>How many shapes?<|im_end|>\n"
+        "<|im_start|>assistant\n"
+    )
+    inputs = processor(text=[text], images=[_drawn_image()], return_tensors="pt")
+    grid = inputs["image_grid_thw"][0]
+    assert [int(g) for g in grid] == [1, 4, 6]  # 96x72 -> 96x64 in 16-px patches (one token per 32x32)
+    assert int((inputs["input_ids"] == model.config.image_token_id).sum()) == int(grid.prod()) // 4
+    with torch.no_grad():
+        out = model(**inputs)
+    assert torch.isfinite(out.logits).all()
+    torch.manual_seed(0)
+    gen = model.generate(**inputs, max_new_tokens=8, do_sample=True)
+    assert gen.shape[1] > inputs["input_ids"].shape[1]
+    plain = processor.apply_chat_template(
+        [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "What is 2 + 3?"}],
+        add_generation_prompt=True,
+        tokenize=False,
+    )
+    assert plain.startswith("<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nWhat is 2 + 3?")
+    with torch.no_grad():
+        logits = model(**processor(text=[plain], return_tensors="pt")).logits
+    assert torch.isfinite(logits).all()
+
+
+def test_qwen3_vl_special_tokens_and_sizes(tiny_qwen3_vl_path, tmp_path, monkeypatch):
+    from vlmrl.tiny import FAMILIES, family_module
+    from vlmrl.tiny.qwen3_vl import default_path
+
+    assert FAMILIES["qwen3_vl"] == "vlmrl.tiny.qwen3_vl"
+    assert family_module("qwen3_vl").build_tiny_vlm(tiny_qwen3_vl_path) == tiny_qwen3_vl_path  # cached
+    tok = AutoTokenizer.from_pretrained(tiny_qwen3_vl_path)
+    cfg = json.loads((tiny_qwen3_vl_path / "config.json").read_text())
+    assert cfg["image_token_id"] == tok.convert_tokens_to_ids("<|image_pad|>")
+    assert cfg["vision_start_token_id"] == tok.convert_tokens_to_ids("<|vision_start|>")
+    assert cfg["text_config"]["eos_token_id"] == tok.eos_token_id
+    info = describe(tiny_qwen3_vl_path)
+    assert 50_000 < info["parameters"] < 1_000_000 and info["disk_bytes"] < 2_000_000
+    monkeypatch.setenv("VLMRL_CACHE", str(tmp_path / "cache"))
+    assert default_path(0).name == "tiny-qwen3-vl-seed0-v1" != default_path(0, size="demo").name
+    demo = family_module("qwen3_vl").build_tiny_vlm(tmp_path / "demo", seed=0, size="demo")
+    demo_cfg = json.loads((demo / "config.json").read_text())
+    # vLLM's CPU attention: head_dim 32 in the text and the vision layers, every size
+    for c in (cfg, demo_cfg):
+        assert c["text_config"]["head_dim"] == 32
+        assert c["vision_config"]["hidden_size"] // c["vision_config"]["num_heads"] == 32
+    assert info["parameters"] < describe(demo)["parameters"] < 2_000_000
+    again = family_module("qwen3_vl").build_tiny_vlm(tmp_path / "again", seed=0)
+    assert describe(again)["sha256"] == info["sha256"]  # deterministic for a seed

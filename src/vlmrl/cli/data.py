@@ -161,6 +161,13 @@ def register(app: typer.Typer) -> None:
         table.add_row("image width (px)", fmt(Inspection.percentiles(info.image_widths)))
         table.add_row("image height (px)", fmt(Inspection.percentiles(info.image_heights)))
         table.add_row("vision tokens per image", fmt(Inspection.percentiles(info.vision_tokens)))
+        if info.vision is not None:
+            v = info.vision
+            table.add_row(
+                "vision tokens counted as",
+                f"{v.patch}-px patches merged {v.merge}x{v.merge} (one token per {v.patch * v.merge}x"
+                f"{v.patch * v.merge} px), pixels {v.min_pixels:,}..{v.max_pixels:,} ({info.vision_source})",
+            )
         table.add_row(
             "blank images (text rows, `blank` policy)",
             f"{info.blank_images:,}; vision tokens each: {fmt(Inspection.percentiles(info.blank_vision_tokens))}",

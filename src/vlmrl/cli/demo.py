@@ -10,11 +10,11 @@ from rich.table import Table
 from vlmrl.cli._common import Command, console
 
 
-def _describe_model(path: Path) -> None:
-    from vlmrl.tiny.qwen2_5_vl import describe
+def _describe_model(path: Path, family: str) -> None:
+    from vlmrl.tiny import SUPPORTED, family_module
 
-    info = describe(path)
-    table = Table(title="tiny offline Qwen2.5-VL")
+    info = family_module(family).describe(path)
+    table = Table(title=f"tiny offline {SUPPORTED[family].label}")
     table.add_column("what")
     table.add_column("value", overflow="fold")
     for key, value in info.items():
@@ -28,7 +28,7 @@ def _fmt(value: float | None, digits: int = 1) -> str:
 
 HELP = (
     "Run data -> reward -> GRPO training -> curves -> evaluation on a tiny model, on CPU.\n\n"
-    "Builds the tiny Qwen2.5-VL; synthesises text questions (the largest of three digits) and image "
+    "Builds the tiny Qwen2.5-VL (or Qwen3-VL: --model-family qwen3_vl); synthesises text questions (the largest of three digits) and image "
     "questions (a PIL-drawn shape's colour) into veRL parquet with the data stage, the held-out split "
     "disjoint from the training one; warms the model up from a sloppy teacher (right format, half the "
     "answers wrong); evaluates the held-out split; trains GRPO with TRL and the real reward "
@@ -65,6 +65,12 @@ def register(app: typer.Typer) -> None:
             help="Tiny-model size: `demo` (~0.8M parameters, learns the demo's tasks) or `tiny` (~220k, "
             "the tests' model).",
         ),
+        model_family: str = typer.Option(
+            "qwen2_5_vl",
+            "--model-family",
+            help="Tiny-model architecture: qwen2_5_vl (Qwen2.5-VL) or qwen3_vl (Qwen3-VL: 16-px patches, "
+            "DeepStack, interleaved M-RoPE).",
+        ),
         image_fraction: float = typer.Option(
             0.5, "--image-fraction", min=0.0, max=1.0, help="Share of image (shape-colour) questions."
         ),
@@ -92,7 +98,7 @@ def register(app: typer.Typer) -> None:
         build_model_only: bool = typer.Option(
             False,
             "--build-model-only",
-            help="Only build (or reuse) the tiny offline Qwen2.5-VL and describe it.",
+            help="Only build (or reuse) the tiny offline model (of --model-family) and describe it.",
         ),
         model_dir: Path = typer.Option(
             None,
@@ -107,16 +113,23 @@ def register(app: typer.Typer) -> None:
             "trl",
             "--backend",
             help="GRPO engine: trl (TRL's GRPOTrainer) or verl (veRL's own trainer, on the CPU here; "
-            "4 steps unless --steps, a veRL start takes a minute or more).",
+            "16 steps unless --steps; a veRL start takes a minute or more).",
         ),
     ) -> None:
         """Run data -> reward -> GRPO training -> curves -> evaluation on a tiny model, on CPU."""
-        from vlmrl.tiny.qwen2_5_vl import build_tiny_vlm
+        from vlmrl.tiny import FAMILIES, SUPPORTED, family_module
 
+        if model_family not in FAMILIES:
+            raise typer.BadParameter(
+                f"--model-family must be one of {', '.join(FAMILIES)}, got {model_family!r}"
+            )
         if build_model_only:
-            with console.status("building the tiny Qwen2.5-VL (tokenizer, model, processor)..."):
-                path = build_tiny_vlm(model_dir, seed=seed, force=force, size=model_size)
-            _describe_model(path)
+            label = SUPPORTED[model_family].label
+            with console.status(f"building the tiny {label} (tokenizer, model, processor)..."):
+                path = family_module(model_family).build_tiny_vlm(
+                    model_dir, seed=seed, force=force, size=model_size
+                )
+            _describe_model(path, model_family)
             return
 
         import datasets
@@ -132,6 +145,7 @@ def register(app: typer.Typer) -> None:
             train_size=train_size,
             eval_size=eval_size,
             model_size=model_size,
+            model_family=model_family,
             warmup_slip=warmup_slip,
             warmup_answer_weight=warmup_answer_weight,
             image_fraction=image_fraction,

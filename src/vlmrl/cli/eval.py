@@ -393,7 +393,7 @@ def register(app: typer.Typer) -> None:
             typer.echo(exc.run.command_line)
             raise typer.Exit(3) from None
         for note in run.notes:
-            err_console.print(f"[yellow]note:[/] {note}", highlight=False)
+            err_console.print(f"[yellow]note:[/] {note}", highlight=False, soft_wrap=True)
         if not run.ran:
             err_console.print(f"chat template: {run.chat_template}\ncommand ({INSTALL_HINT}):")
             typer.echo(run.command_line)
@@ -404,6 +404,17 @@ def register(app: typer.Typer) -> None:
         for column, value in run.scores.items():
             table.add_row(column, "—" if value is None else f"{value:.1f}")
         console.print(table)
+        counted = [
+            f"{task} {c['judged']}/{c['failed']}/{c['not_needed']}"
+            for task, c in run.judge.items()
+            if c.get("samples") is not None
+        ]
+        if counted:
+            console.print(
+                "judge calls per task (judged/failed/not needed): " + ", ".join(counted),
+                highlight=False,
+                soft_wrap=True,
+            )
         console.print(f"results: {Path(out_dir) / 'results.json'}   lmms-eval: {run.result_path}")
 
     @group.command(

@@ -41,18 +41,19 @@ def register(app: typer.Typer) -> None:
             "--metric",
             "-m",
             help=(
-                "Quantities to plot (repeatable): reward, response_length, acc, format_rate, or any raw "
-                "key of the logs (e.g. actor/entropy). Default: the four named."
+                "Quantities to plot (repeatable): reward, response_length, acc, format_rate, "
+                "judge_calls, judge_latency, or any raw key of the logs (e.g. actor/entropy). Default: "
+                "the first four, and the verifier's two when a run asked it."
             ),
         ),
     ) -> None:
         """Plot reward and response length (and accuracy, format rate when logged) over steps, runs overlaid."""
-        from vlmrl.report.curves import DEFAULT_QUANTITIES, plot_curves
+        from vlmrl.report.curves import plot_curves
         from vlmrl.report.logs import read_log
 
         paths, names = _split_named(logs)
         runs = [read_log(p, names[i] if names else None) for i, p in enumerate(paths)]
-        pngs = plot_curves(runs, out_dir, quantities=metric or DEFAULT_QUANTITIES, smoothing=smoothing)
+        pngs = plot_curves(runs, out_dir, quantities=metric or None, smoothing=smoothing)
         for run in runs:
             for note in run.notes:
                 err_console.print(f"[yellow]note:[/] {note}", highlight=False)

@@ -130,6 +130,13 @@ def _run_smoke(config: Path, overrides: list[str], out: Path, smoke_model: str |
         style = "green" if status == "ok" else "dim" if status == "not run" else "bold red"
         table.add_row(stage, f"[{style}]{escape(status)}[/]")
     console.print(table)
+    family = result.details.get("family")
+    model = result.details.get("model")
+    if model:
+        which = f"the tiny {family} model" if family else "the given model"
+        console.print(f"model: {which} ({escape(str(model))})", highlight=False, soft_wrap=True)
+    for note in result.details.get("notes", []):
+        console.print(f"note: {escape(note)}", highlight=False, soft_wrap=True)
     console.print(f"summary: {result.summary_path}  logs: {result.summary_path.parent / 'logs'}")
     if not result.ok:
         raise typer.Exit(1)
@@ -190,8 +197,10 @@ def register(app: typer.Typer) -> None:
             False,
             "--smoke",
             help="Try the config small here first, through veRL's real trainer (on the CPU when there is "
-            "no GPU): the tiny model, the first rows of your train/val files, rollout n 2, 2 steps + "
-            "checkpoint, 1 resumed step, export. Prints a table of stages; writes OUT/smoke_summary.json.",
+            "no GPU): the tiny model of the config's family (Qwen2.5-VL or Qwen3-VL, from model.path's "
+            "config.json when local, else its name), the first rows of your train/val files, rollout n 2, "
+            "2 steps + checkpoint, 1 resumed step, export. Prints a table of stages; writes "
+            "OUT/smoke_summary.json. A timeout or Ctrl-C stops every process veRL started.",
         ),
         out: Path = typer.Option(
             Path("outputs/smoke"), "--out", help="With --smoke: where its data, run, logs and summary go."
@@ -199,7 +208,8 @@ def register(app: typer.Typer) -> None:
         smoke_model: str = typer.Option(
             None,
             "--smoke-model",
-            help="With --smoke: a model directory to use instead of the built-in tiny model.",
+            help="With --smoke: a model directory to use instead of the built-in tiny model of the "
+            "config's family.",
         ),
     ) -> None:
         """Launch GRPO/DAPO training: veRL on this node or a Ray cluster, or TRL on one machine.

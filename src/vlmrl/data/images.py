@@ -147,8 +147,9 @@ def vision_tokens(
     patch: int = 14,
     merge: int = 2,
 ) -> int:
-    """Vision tokens Qwen2.5-VL's processor spends on an image: its smart_resize to multiples of
-    patch x merge within [min_pixels, max_pixels], then one token per (patch x merge)^2 pixels."""
+    """Vision tokens a Qwen2-VL-style processor (Qwen2.5-VL: patch 14, Qwen3-VL: patch 16; both merge
+    2x2) spends on an image: its smart_resize to multiples of patch x merge within [min_pixels,
+    max_pixels], then one token per (patch x merge)^2 pixels."""
     factor = patch * merge
     h_bar = round(height / factor) * factor
     w_bar = round(width / factor) * factor
@@ -176,12 +177,26 @@ class VisionSettings:
         return vision_tokens(width, height, self.min_pixels, self.max_pixels, self.patch, self.merge)
 
 
-#: Qwen2VLImageProcessor's own defaults (what the engines use when nothing narrows the bounds).
+#: Published Qwen2.5-VL processor settings (what the engines use when nothing narrows the bounds).
 PROCESSOR_DEFAULTS = VisionSettings(56 * 56, 28 * 28 * 16384)
 
 
+def family_vision_defaults(family: str | None) -> VisionSettings:
+    """The published processor settings of a supported model family (`vlmrl.tiny.SUPPORTED`: Qwen3-VL
+    has 16-pixel patches where Qwen2.5-VL has 14), for a model whose processor is not on this machine;
+    Qwen2.5-VL's for an unknown family."""
+    from vlmrl.tiny import SUPPORTED
+
+    f = SUPPORTED.get(family or "")
+    if f is None:
+        return PROCESSOR_DEFAULTS
+    return VisionSettings(f.min_pixels, f.max_pixels, f.patch_size, f.merge_size)
+
+
 def vision_settings(processor: object, default: VisionSettings = PROCESSOR_DEFAULTS) -> VisionSettings:
-    """The settings of a (Qwen2-VL style) processor's image processor; `default` for what it lacks."""
+    """The settings of a (Qwen2-VL style) processor's image processor, read from it: pixel bounds
+    (`min_pixels`/`max_pixels` or `size.shortest_edge`/`longest_edge`), `patch_size`, `merge_size`;
+    `default` for what it lacks (all of it without a processor)."""
     ip = getattr(processor, "image_processor", None)
     if ip is None:
         return default

@@ -14,9 +14,18 @@ from typing import Any
 
 import numpy as np
 
-from vlmrl.data.images import QWEN_MAX_PIXELS, QWEN_MIN_PIXELS, VisionSettings, image_size, vision_settings
+from vlmrl.data.images import (
+    QWEN_MAX_PIXELS,
+    QWEN_MIN_PIXELS,
+    VisionSettings,
+    family_vision_defaults,
+    image_size,
+    vision_settings,
+)
+from vlmrl.data.normalize import answer_list
 from vlmrl.data.prompt import count_placeholders, load_processor, prompt_text_tokens
 from vlmrl.data.rows import open_parquet
+from vlmrl.errors import UserError
 
 
 @dataclass
@@ -36,6 +45,9 @@ class Inspection:
     prompt_tokens: list[int] = field(default_factory=list)
     samples: list[dict[str, Any]] = field(default_factory=list)
     has_images_column: bool = False
+    #: How vision tokens were counted (pixel bounds, patch, merge) and from what.
+    vision: VisionSettings | None = None
+    vision_source: str = ""
 
     @staticmethod
     def percentiles(values: list[int]) -> dict[str, float]:
@@ -69,17 +81,39 @@ def inspect_parquet(
     p = Path(path)
     pf = open_parquet(p)  # the footer checked against the row contract; rows are read raw below
     processor, tok = load_processor(tokenizer) if tokenizer else (None, None)
-    # Without a processor: the bounds `vlmrl data build` resizes into.
-    vision = vision_settings(processor, VisionSettings(QWEN_MIN_PIXELS, QWEN_MAX_PIXELS))
-    info = Inspection(path=str(p), has_images_column="images" in pf.schema_arrow.names)
+    # Without a processor: the bounds `vlmrl data build` resizes into, at the patch and merge sizes of
+    # the family the name says (Qwen2.5-VL's when it says none).
+    from vlmrl.tiny import family_from_name, local_model_type
+
+    family = (local_model_type(tokenizer) or family_from_name(tokenizer)) if tokenizer else None
+    fallback = family_vision_defaults(family)
+    vision = vision_settings(
+        processor, VisionSettings(QWEN_MIN_PIXELS, QWEN_MAX_PIXELS, fallback.patch, fallback.merge)
+    )
+    if processor is not None and getattr(processor, "image_processor", None) is not None:
+        source = f"{type(processor).__name__} of {tokenizer}"
+    else:
+        source = f"no processor; {family or 'qwen2_5_vl'} patch size, data build's pixel bounds"
+    info = Inspection(
+        path=str(p),
+        has_images_column="images" in pf.schema_arrow.names,
+        vision=vision,
+        vision_source=source,
+    )
     for batch in pf.iter_batches(batch_size=256):
         for row in batch.to_pylist():
             info.rows += 1
             info.by_source[row["data_source"]] += 1
             extra = row.get("extra_info") or {}
             info.answer_types[extra.get("answer_type") or "?"] += 1
-            ground_truth = (row.get("reward_model") or {}).get("ground_truth") or []
-            info.multi_answer_rows += isinstance(ground_truth, list) and len(ground_truth) > 1
+            try:
+                ground_truth = answer_list(
+                    (row.get("reward_model") or {}).get("ground_truth"),
+                    f"{p} row {info.rows - 1}: reward_model.ground_truth",
+                )
+            except TypeError as exc:
+                raise UserError(str(exc)) from None
+            info.multi_answer_rows += len(ground_truth) > 1
             images = row.get("images") or []
             info.images_per_row[len(images)] += 1
             blank = bool(images) and count_placeholders(extra.get("question") or "") == 0

@@ -239,6 +239,12 @@ class OpenAIBackend:
                 f"cannot reach {self.base_url}/models after {self.max_retries} retries ({last}); "
                 "is the server running at that address?"
             )
+        if status == 401:
+            sent = "was refused" if self.api_key not in (None, "", "EMPTY") else "was not sent"
+            raise UserError(
+                f"{self.base_url}/models: HTTP 401: the server wants an API key and the one in $OPENAI_API_KEY "
+                f"{sent}; set OPENAI_API_KEY to the key the server was started with"
+            )
         entries = openai_api.model_entries(data) if status == 200 else None
         if self.model:
             # Informational only: some servers (`transformers serve`) answer 500 or list nothing.

@@ -25,6 +25,7 @@ from vlmrl.errors import UserError
 from vlmrl.reward import check
 from vlmrl.reward import extract as ex
 from vlmrl.reward.check import Outcome
+from vlmrl.reward.mathtext import box_spans
 
 FINAL_ANSWER = "final-answer"
 REWARD = "reward"
@@ -95,7 +96,7 @@ def final_statement(response: Any) -> str:
     if not isinstance(response, str) or not response.strip():
         return ""
     s = _TAG_RE.sub("\n", after_reasoning(response))
-    spans = ex.boxed_spans(s)
+    spans = box_spans(s)
     if spans:
         start, end, _ = spans[-1]
         return s[_sentence_start(s, start) : _sentence_stop(s, end)].strip()

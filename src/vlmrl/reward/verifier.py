@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import atexit
 import contextlib
+import dataclasses
 import hashlib
 import json
 import os
@@ -20,6 +21,7 @@ from dataclasses import dataclass
 
 import aiohttp
 
+from vlmrl.reward.knobs import default
 from vlmrl.utils import openai_api
 from vlmrl.utils.lru import LRU
 
@@ -71,11 +73,13 @@ CACHE_SIZE = 65536
 
 @dataclass(frozen=True)
 class Judgement:
-    """`verdict`: 'correct' | 'incorrect' | None (undecided); `error`: the request failed."""
+    """`verdict`: 'correct' | 'incorrect' | None (undecided); `error`: the request failed;
+    `latency_s`: how long `judge` took to answer (retries included; a cache hit takes ~0)."""
 
     verdict: str | None
     error: bool
     detail: str = ""
+    latency_s: float = 0.0
 
 
 def parse_reply(text: object) -> str | None:
@@ -220,9 +224,9 @@ def _loop_state(url: str, concurrency: int) -> _LoopState:
 class VerifierSettings:
     url: str
     model: str
-    timeout_s: float = 30.0
-    max_retries: int = 2
-    concurrency: int = 64
+    timeout_s: float = default("verifier_timeout_s")
+    max_retries: int = default("verifier_max_retries")
+    concurrency: int = default("verifier_concurrency")
     prompt_template: str = XVERIFY_PROMPT
     api_key: str | None = None
 
@@ -328,7 +332,16 @@ def _cache_key(settings: VerifierSettings, prompt: str) -> str:
 
 
 async def judge(settings: VerifierSettings, question: str, output: str, answer: str) -> Judgement:
-    """Ask the verifier whether `output` answers `question` with `answer`; never raises."""
+    """Ask the verifier whether `output` answers `question` with `answer`; never raises.
+
+    The answer carries its `latency_s`, which the training metrics report (`judge/latency_p50_s`).
+    """
+    start = time.perf_counter()
+    result = await _judge_timed(settings, question, output, answer)
+    return dataclasses.replace(result, latency_s=time.perf_counter() - start)
+
+
+async def _judge_timed(settings: VerifierSettings, question: str, output: str, answer: str) -> Judgement:
     try:
         prompt = build_prompt(settings.prompt_template, question, output, answer)
         key = _cache_key(settings, prompt)

@@ -21,21 +21,86 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from vlmrl.data.images import PROCESSOR_DEFAULTS, vision_settings
+from vlmrl.data.images import PROCESSOR_DEFAULTS, VisionSettings, family_vision_defaults, vision_settings
 from vlmrl.data.prompt import prompt_text_tokens, with_vision_markers
 from vlmrl.errors import UserError
 from vlmrl.train.config import ExperimentConfig
 
 GIB = 1024**3
 
-# Published Qwen2.5-VL configs (config.json on the hub), for hub ids that are not on this machine.
-KNOWN_ARCHS: dict[str, dict[str, int | bool]] = {
-    "3b": dict(hidden=2048, layers=36, heads=16, kv_heads=2, intermediate=11008, vocab=151936, tied=True),
-    "7b": dict(hidden=3584, layers=28, heads=28, kv_heads=4, intermediate=18944, vocab=152064, tied=False),
-    "32b": dict(hidden=5120, layers=64, heads=40, kv_heads=8, intermediate=27648, vocab=152064, tied=False),
-    "72b": dict(hidden=8192, layers=80, heads=64, kv_heads=8, intermediate=29568, vocab=152064, tied=False),
+# Published configs (config.json on the hub) per family and size, for hub ids that are not on this
+# machine: the text model, and the vision tower (depth, width, MLP width, patch, DeepStack mergers).
+KNOWN_ARCHS: dict[str, dict[str, dict[str, int | bool]]] = {
+    "qwen2_5_vl": {
+        "3b": dict(hidden=2048, layers=36, heads=16, kv_heads=2, intermediate=11008, vocab=151936, tied=True),
+        "7b": dict(
+            hidden=3584, layers=28, heads=28, kv_heads=4, intermediate=18944, vocab=152064, tied=False
+        ),
+        "32b": dict(
+            hidden=5120, layers=64, heads=40, kv_heads=8, intermediate=27648, vocab=152064, tied=False
+        ),
+        "72b": dict(
+            hidden=8192, layers=80, heads=64, kv_heads=8, intermediate=29568, vocab=152064, tied=False
+        ),
+    },
+    "qwen3_vl": {  # Qwen3 text models: explicit head_dim 128
+        "2b": dict(
+            hidden=2048,
+            layers=28,
+            heads=16,
+            kv_heads=8,
+            head_dim=128,
+            intermediate=6144,
+            vocab=151936,
+            tied=True,
+        ),
+        "4b": dict(
+            hidden=2560,
+            layers=36,
+            heads=32,
+            kv_heads=8,
+            head_dim=128,
+            intermediate=9728,
+            vocab=151936,
+            tied=True,
+        ),
+        "8b": dict(
+            hidden=4096,
+            layers=36,
+            heads=32,
+            kv_heads=8,
+            head_dim=128,
+            intermediate=12288,
+            vocab=151936,
+            tied=False,
+        ),
+        "32b": dict(
+            hidden=5120,
+            layers=64,
+            heads=64,
+            kv_heads=8,
+            head_dim=128,
+            intermediate=25600,
+            vocab=151936,
+            tied=False,
+        ),
+    },
 }
-QWEN_VISION = dict(depth=32, hidden=1280, intermediate=3420)  # the same tower for every size
+_SMALL_QWEN3_VISION = dict(depth=24, hidden=1024, intermediate=4096, patch=16, deepstack=3)
+_LARGE_QWEN3_VISION = dict(depth=27, hidden=1152, intermediate=4304, patch=16, deepstack=3)
+KNOWN_VISION: dict[str, dict[str, dict[str, int]]] = {
+    # Qwen2.5-VL: the same tower for every size
+    "qwen2_5_vl": {
+        size: dict(depth=32, hidden=1280, intermediate=3420, patch=14, deepstack=0)
+        for size in KNOWN_ARCHS["qwen2_5_vl"]
+    },
+    "qwen3_vl": {
+        "2b": _SMALL_QWEN3_VISION,
+        "4b": _SMALL_QWEN3_VISION,
+        "8b": _LARGE_QWEN3_VISION,
+        "32b": _LARGE_QWEN3_VISION,
+    },
+}
 
 
 # ---------------------------------------------------------------------------
@@ -62,6 +127,8 @@ class TokenBudget:
     rows_total: int = 0  # rows in the files (rows may be a sample of them)
     exact_text: bool = True  # False: no tokenizer on this machine, text tokens estimated from bytes
     pixels: tuple[int, int] = (PROCESSOR_DEFAULTS.min_pixels, PROCESSOR_DEFAULTS.max_pixels)
+    #: How vision tokens are counted (the model's processor's pixel bounds, patch and merge sizes).
+    vision: VisionSettings = PROCESSOR_DEFAULTS
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -129,14 +196,27 @@ def token_budget(cfg: ExperimentConfig, max_rows: int = 2000, processor: Any = N
     if processor is None:
         processor = _load_processor(cfg.model.path)
     tokenizer = getattr(processor, "tokenizer", processor) if processor is not None else None
-    # The processor's settings (Qwen2VLImageProcessor's defaults without one), narrowed by the config's bounds.
-    vision = vision_settings(processor)
+    # The processor's own settings (patch and merge sizes, pixel bounds); without one on this machine,
+    # the published ones of the model's family (Qwen3-VL: 16-px patches, Qwen2.5-VL: 14); then
+    # narrowed by the config's bounds.
+    from vlmrl.tiny import model_family
+
+    family = model_family(cfg.model.path)
+    vision = vision_settings(processor, family_vision_defaults(family))
     vision = dataclasses.replace(
         vision, min_pixels=d.min_pixels or vision.min_pixels, max_pixels=d.max_pixels or vision.max_pixels
     )
     budget = TokenBudget(
-        d.max_prompt_length, d.filter_overlong_prompts, pixels=(vision.min_pixels, vision.max_pixels)
+        d.max_prompt_length,
+        d.filter_overlong_prompts,
+        pixels=(vision.min_pixels, vision.max_pixels),
+        vision=vision,
     )
+    if processor is None or getattr(processor, "image_processor", None) is None:
+        budget.notes.append(
+            f"{cfg.model.path}: no processor on this machine; vision tokens counted with the published "
+            f"{family or 'qwen2_5_vl'} processor settings ({vision.patch}-px patches, merge {vision.merge})"
+        )
     budget.exact_text = tokenizer is not None and getattr(tokenizer, "chat_template", None) is not None
     if not budget.exact_text:
         budget.notes.append(
@@ -203,33 +283,50 @@ class Arch:
     tied: bool
     vision_params: int
     source: str
+    explicit_head_dim: int | None = None  # Qwen3: head_dim is its own key (not hidden / heads)
 
     @property
     def head_dim(self) -> int:
-        return self.hidden // self.heads
+        return self.explicit_head_dim or self.hidden // self.heads
 
     @property
     def params(self) -> int:
-        h, kv = self.hidden, self.kv_heads * self.head_dim
-        per_layer = h * h + 2 * h * kv + h * h + (h + 2 * kv) + 3 * h * self.intermediate + 2 * h
+        h, q, kv = self.hidden, self.heads * self.head_dim, self.kv_heads * self.head_dim
+        per_layer = h * q + 2 * h * kv + q * h + (q + 2 * kv) + 3 * h * self.intermediate + 2 * h
         embed = self.vocab * h * (1 if self.tied else 2)
         return self.layers * per_layer + embed + h + self.vision_params
 
 
-def _vision_params(depth: int, hidden: int, intermediate: int, out_hidden: int, patch: int = 14) -> int:
+def _vision_params(
+    depth: int, hidden: int, intermediate: int, out_hidden: int, patch: int = 14, deepstack: int = 0
+) -> int:
+    """Vision tower parameters: blocks, patch embedding, the merger (and Qwen3-VL's DeepStack mergers)."""
     block = 4 * hidden * hidden + 4 * hidden + 3 * hidden * intermediate + 2 * hidden
     merged = 4 * hidden
-    return depth * block + 3 * 2 * patch * patch * hidden + merged * merged + merged * out_hidden
+    merger = merged * merged + merged * out_hidden
+    return depth * block + 3 * 2 * patch * patch * hidden + (1 + deepstack) * merger
 
 
 def model_arch(model_path: str) -> Arch | None:
-    """Architecture from a local config.json, else from the published Qwen2.5-VL size in the name."""
+    """Architecture from a local config.json, else from the published config of the family and size
+    the name says (`Qwen/Qwen2.5-VL-7B-Instruct`, `Qwen/Qwen3-VL-8B-Instruct`)."""
     import json
 
     config_file = Path(os.path.expanduser(model_path)) / "config.json"
     if config_file.is_file():
         cfg = json.loads(config_file.read_text(encoding="utf-8"))
         text = cfg.get("text_config") or cfg
+        if not all(
+            k in text
+            for k in (
+                "hidden_size",
+                "num_hidden_layers",
+                "num_attention_heads",
+                "intermediate_size",
+                "vocab_size",
+            )
+        ):
+            return None  # not a config this estimate can read: the architecture counts as unknown
         vision = cfg.get("vision_config") or {}
         vision_params = 0
         if vision:
@@ -239,6 +336,7 @@ def model_arch(model_path: str) -> Arch | None:
                 vision.get("intermediate_size", 0),
                 vision.get("out_hidden_size", text["hidden_size"]),
                 vision.get("patch_size", 14),
+                len(vision.get("deepstack_visual_indexes") or []),
             )
         return Arch(
             hidden=text["hidden_size"],
@@ -250,16 +348,24 @@ def model_arch(model_path: str) -> Arch | None:
             tied=bool(cfg.get("tie_word_embeddings", text.get("tie_word_embeddings", False))),
             vision_params=vision_params,
             source=str(config_file),
+            explicit_head_dim=text.get("head_dim"),
         )
-    m = re.search(r"(?i)qwen2(?:\.5)?-vl-(\d+)b", model_path)
-    if m and f"{m.group(1)}b" in KNOWN_ARCHS:
-        a = KNOWN_ARCHS[f"{m.group(1)}b"]
-        v = QWEN_VISION
+    from vlmrl.tiny import SUPPORTED, family_from_name
+
+    family = family_from_name(model_path)
+    m = re.search(r"(?i)-vl-(\d+)b", model_path)
+    sizes = KNOWN_ARCHS.get(family or "", {})
+    if m and f"{m.group(1)}b" in sizes:
+        size = f"{m.group(1)}b"
+        a, v = sizes[size], KNOWN_VISION[family][size]
         return Arch(
             **{k: int(a[k]) for k in ("hidden", "layers", "heads", "kv_heads", "intermediate", "vocab")},
             tied=bool(a["tied"]),
-            vision_params=_vision_params(v["depth"], v["hidden"], v["intermediate"], int(a["hidden"])),
-            source=f"published Qwen2.5-VL-{m.group(1).upper()} config",
+            vision_params=_vision_params(
+                v["depth"], v["hidden"], v["intermediate"], int(a["hidden"]), v["patch"], v["deepstack"]
+            ),
+            source=f"published {SUPPORTED[family].label}-{size.upper()} config",
+            explicit_head_dim=int(a["head_dim"]) if "head_dim" in a else None,
         )
     return None
 
@@ -401,9 +507,11 @@ def render_budget(tokens: TokenBudget | None, memory: MemoryBudget | None) -> st
     """Plain-text tables (fixed width, never cut when piped) of both budgets."""
     out: list[str] = []
     if tokens is not None and tokens.rows:
+        v = tokens.vision
         out.append(
             f"prompt tokens per row ({len(tokens.rows):,} of {tokens.rows_total:,} rows; pixels "
-            f"{tokens.pixels[0]:,}..{tokens.pixels[1]:,}; limit data.max_prompt_length={tokens.max_prompt_length:,})"
+            f"{tokens.pixels[0]:,}..{tokens.pixels[1]:,}, {v.patch}-px patches merged {v.merge}x{v.merge}; "
+            f"limit data.max_prompt_length={tokens.max_prompt_length:,})"
         )
         out.append(f"  {'':<8}{'min':>8}{'p50':>8}{'p90':>8}{'p99':>8}{'max':>8}")
         for which in ("text", "vision", "total"):

@@ -18,7 +18,6 @@ from vlmrl.train.config import ExperimentConfig
 
 Status = Literal["ok", "warn", "fail", "info"]
 _HUB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$")
-_VL_MODEL_TYPES = ("qwen2_5_vl", "qwen2_vl")
 
 
 class PreflightError(UserError):
@@ -111,20 +110,41 @@ def _check_model(cfg: ExperimentConfig, report: PreflightReport) -> None:
         except (OSError, ValueError) as exc:
             report.add("model", "fail", f"{config_file}: unreadable ({exc})")
             return
-        if model_type not in _VL_MODEL_TYPES:
-            report.add("model", "warn", f"{p}: model_type {model_type!r}; vlmrl's recipes target Qwen2.5-VL")
-        else:
-            report.add("model", "ok", f"{p}: local {model_type} checkpoint")
+        report.add("model", *_family_verdict(str(p), model_type, "local"))
     elif _HUB_ID.match(path) and not path.startswith((".", "/", "~")):
-        report.add(
-            "model", "info", f"{path}: hub id; each node downloads it (or set HF_HOME to a shared cache)"
-        )
+        from vlmrl.tiny import family_from_name
+
+        download = "each node downloads it (or set HF_HOME to a shared cache)"
+        family = family_from_name(path)
+        if family is None:
+            report.add("model", "info", f"{path}: hub id of no family the name shows; {download}")
+        else:
+            status, detail = _family_verdict(path, family, "hub id of a")
+            report.add("model", "info" if status == "ok" else status, f"{detail}; {download}")
     else:
         report.add(
             "model",
             "fail",
             f"{path}: neither a local model directory nor a hub id like Qwen/Qwen2.5-VL-7B-Instruct",
         )
+
+
+def _family_verdict(where: str, model_type: object, kind: str) -> tuple[Status, str]:
+    """(status, one line) for a model of `model_type`, from the one table of families (vlmrl.tiny.SUPPORTED)."""
+    from vlmrl.tiny import SUPPORTED, supported_text
+
+    family = SUPPORTED.get(model_type) if isinstance(model_type, str) else None
+    if family is None:
+        return "warn", (
+            f"{where}: model_type {model_type!r} is not a supported family ({supported_text()}); "
+            "vlmrl's budget, patches and presets do not cover it"
+        )
+    scope = (
+        ""
+        if family.exercised
+        else " (composed, validated and budgeted here; not trained end to end in vlmrl's tests)"
+    )
+    return "ok", f"{where}: {kind} {family.label} checkpoint ({model_type}){scope}"
 
 
 def local_gpu_count() -> int:

@@ -8,11 +8,13 @@ so no node needs the submitting machine's install path; `cluster_failure` explai
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
 import shlex
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -34,7 +36,14 @@ RUNTIME_ENV_VARS = {
     "VLLM_LOGGING_LEVEL": "WARN",
 }
 #: Variables passed through to Ray workers when set where `vlmrl train` runs.
-PASSTHROUGH_ENV = ("REWARD_MODEL_URL", "REWARD_MODEL_NAME", "HF_HOME", "HF_ENDPOINT", "WANDB_PROJECT")
+PASSTHROUGH_ENV = (
+    "REWARD_MODEL_URL",
+    "REWARD_MODEL_NAME",
+    "REWARD_MODEL_API_KEY",
+    "HF_HOME",
+    "HF_ENDPOINT",
+    "WANDB_PROJECT",
+)
 #: How long a failed cluster job waits for Ray to report the nodes it lost.
 NODE_DEATH_WAIT_S = 45.0
 #: Left out of the vlmrl package shipped to the nodes (Ray's gitignore-style `excludes`).
@@ -304,7 +313,12 @@ def run(launch: LaunchPlan) -> int:
         if sibling.is_file():
             argv[0] = str(sibling)
     try:
-        return subprocess.run(argv, check=False, env={**os.environ, **launch.env}).returncode
+        if launch.mode == "cluster":  # `ray job submit`: the job lives on the cluster, not here
+            return subprocess.run(argv, check=False, env={**os.environ, **launch.env}).returncode
+        # Ctrl-C (or any error) stops every process main_ppo started, Ray's included
+        code = run_in_own_session(argv, env={**os.environ, **launch.env})
+        assert code is not None  # no timeout: it ran to its end
+        return code
     except FileNotFoundError as exc:
         from vlmrl.errors import UserError
 
@@ -390,10 +404,130 @@ def _metrics(path: Path) -> list[dict[str, Any]]:
     return rows
 
 
+# --- stopping everything a local veRL run started (its Ray head, agents and workers included) ---
+
+#: Seconds the processes of a stopped run get to exit on SIGTERM before SIGKILL.
+STOP_GRACE_S = 10.0
+
+
+def _state(pid: int) -> str | None:
+    """The process's state letter from /proc (`Z` for a zombie); None when it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="utf-8") as f:
+            return f.read().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return None
+
+
+def _alive(pid: int) -> bool:
+    if os.path.isdir("/proc"):
+        return _state(pid) not in (None, "Z", "X")
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _pids() -> list[int]:
+    return [int(e) for e in os.listdir("/proc") if e.isdigit()] if os.path.isdir("/proc") else []
+
+
+def process_tree(root: int) -> list[int]:
+    """Every live descendant of `root`, from /proc (Linux); [] where there is no /proc.
+
+    Ray's workers run in sessions of their own (raylet starts them so), so the run's process group
+    alone does not name them all: the tree does, while the run still holds them.
+    """
+    children: dict[int, list[int]] = {}
+    for pid in _pids():
+        try:
+            with open(f"/proc/{pid}/stat", encoding="utf-8") as f:
+                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+        children.setdefault(ppid, []).append(pid)
+    out, todo = [], [root]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            out.append(child)
+            todo.append(child)
+    return out
+
+
+def group_members(pgid: int) -> list[int]:
+    """Live processes of process group `pgid` (zombies left out)."""
+    out = []
+    for pid in _pids():
+        try:
+            if os.getpgid(pid) == pgid and _alive(pid):
+                out.append(pid)
+        except (ProcessLookupError, PermissionError):
+            continue
+    return out
+
+
+def _signal_all(pgid: int, pids: list[int], sig: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, sig)
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, sig)
+
+
+def stop_process_group(proc: subprocess.Popen, grace_s: float = STOP_GRACE_S) -> None:
+    """Stop `proc` (started with `start_new_session=True`), its whole process group and every process
+    below it: SIGTERM, then SIGKILL for what is left after `grace_s`. Only this run's processes are
+    signalled (its own group, whose id is its pid, and its descendants), never processes by name."""
+    pgid = proc.pid
+    tree = process_tree(proc.pid)
+    for sig, wait_s in ((signal.SIGTERM, grace_s), (signal.SIGKILL, 5.0)):
+        _signal_all(pgid, tree, sig)
+        deadline = time.monotonic() + wait_s
+        while time.monotonic() < deadline:
+            proc.poll()
+            if proc.returncode is not None and not group_members(pgid) and not any(map(_alive, tree)):
+                return
+            time.sleep(0.2)
+    proc.wait()
+
+
+def run_in_own_session(
+    argv: list[str], env: dict[str, str], stdout: Any = None, timeout_s: float | None = None
+) -> int | None:
+    """Run `argv` in a session (and process group) of its own and wait: its exit code, None on timeout.
+
+    On a timeout, an interrupt (Ctrl-C) or any other error while waiting, every process it started is
+    stopped (`stop_process_group`): veRL's `main_ppo` starts a Ray head (GCS, raylet, dashboard and its
+    agents) that outlives a killed driver otherwise. After a normal exit, what is left in its group is
+    stopped too.
+    """
+    proc = subprocess.Popen(
+        argv, env=env, stdout=stdout, stderr=subprocess.STDOUT if stdout else None, start_new_session=True
+    )
+    try:
+        code = proc.wait(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        stop_process_group(proc)
+        return None
+    except BaseException:
+        stop_process_group(proc)
+        raise
+    if group_members(proc.pid):
+        stop_process_group(proc)
+    return code
+
+
 def launch_here(
     cfg, on_cpu: bool, verl_args: list[str], metrics_path: Path, log_path: Path, timeout_s: float
 ):
-    """Run `main_ppo` once; (exit code or None on timeout, log text, metrics rows)."""
+    """Run `main_ppo` once; (exit code or None on timeout, log text, metrics rows).
+
+    veRL runs in a session of its own: on a timeout or an interrupt every process it started (Ray's
+    included) is stopped before this returns or re-raises.
+    """
     launch = plan(cfg, on_cpu=on_cpu, local=True)
     argv = [*launch.argv, *verl_args]
     env = {**os.environ, **launch.env, "VERL_FILE_LOGGER_PATH": str(metrics_path)}
@@ -401,12 +535,7 @@ def launch_here(
     metrics_path.parent.mkdir(parents=True, exist_ok=True)
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "w", encoding="utf-8") as log:
-        try:
-            code: int | None = subprocess.run(
-                argv, env=env, stdout=log, stderr=subprocess.STDOUT, timeout=timeout_s, check=False
-            ).returncode
-        except subprocess.TimeoutExpired:
-            code = None
+        code = run_in_own_session(argv, env, stdout=log, timeout_s=timeout_s)
     return code, log_path.read_text(encoding="utf-8", errors="replace"), _metrics(metrics_path)
 
 

@@ -31,7 +31,7 @@ class SmokeSettings:
     config: Path
     out_dir: Path = Path("outputs/smoke")
     overrides: list[str] = field(default_factory=list)
-    smoke_model: str | None = None  # None = the built-in tiny model
+    smoke_model: str | None = None  # None = the built-in tiny model of the config's model family
     train_rows: int = 4
     val_rows: int = 2
     steps: int = 2
@@ -54,6 +54,20 @@ class SmokeResult:
 
     def as_dict(self) -> dict[str, Any]:
         return {"ok": self.ok, "steps": self.steps, "stages": dict(self.stages), **self.details}
+
+
+def smoke_family(model_path: str) -> str:
+    """The family of the tiny model a smoke run of a config with `model.path` uses: the model's own
+    (config.json's `model_type` when it is a local directory, else its name: `Qwen/Qwen3-VL-8B-Instruct`
+    -> qwen3_vl), a stand-in for a family without a tiny model (a MoE -> its dense family), Qwen2.5-VL
+    for a name that says nothing; a `UserError` naming the supported families for a local model of
+    another family."""
+    from vlmrl.tiny import tiny_family_for
+
+    try:
+        return tiny_family_for(model_path)
+    except ValueError as exc:
+        raise UserError(f"{exc}; or pass --smoke-model DIR") from None
 
 
 def first_rows(sources: list[str], rows: int, out_path: Path) -> int:
@@ -113,20 +127,22 @@ def scaled_overrides(
         "trainer.n_gpus_per_node=1",
         "trainer.ray_address=null",
     ]
-    if settings.smoke_model is None:
-        # The untrained tiny model fails the format gate on every response: every group scores alike
-        # and dynamic sampling would evict every group forever.
-        out.append("algorithm.filter_groups.enable=false")
+    # Dynamic sampling is off in every smoke run: a handful of rows cannot refill the groups it evicts.
+    # With an untrained model (the tiny one, or a `--smoke-model` fresh from transformers) every
+    # response fails the format gate, every group scores alike and is evicted, and veRL 0.9.1's sync
+    # sampler refills two prompts per eviction forever: the first step never ends.
+    out.append("algorithm.filter_groups.enable=false")
     return out
 
 
 def generate_from(model_dir: Path, prompt: str = "What is 2+3?", max_new_tokens: int = 8) -> str:
-    """Load a Hugging Face Qwen2.5-VL directory and generate from one chat prompt (greedy)."""
+    """Load a Hugging Face vision-language model directory (any supported family: the class its
+    config.json names) and generate from one chat prompt (greedy)."""
     import torch
-    from transformers import AutoProcessor, Qwen2_5_VLForConditionalGeneration
+    from transformers import AutoModelForImageTextToText, AutoProcessor
 
     processor = AutoProcessor.from_pretrained(model_dir)
-    model = Qwen2_5_VLForConditionalGeneration.from_pretrained(model_dir, dtype=torch.float32)
+    model = AutoModelForImageTextToText.from_pretrained(model_dir, dtype=torch.float32)
     messages = [{"role": "user", "content": [{"type": "text", "text": prompt}]}]
     text = processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
     inputs = processor(text=[text], return_tensors="pt")
@@ -171,16 +187,29 @@ def run_smoke(settings: SmokeSettings, progress: Progress | None = None) -> Smok
     if settings.smoke_model:
         model_path = settings.smoke_model
     else:
-        from vlmrl.tiny.qwen2_5_vl import build_tiny_vlm
+        family = smoke_family(user_cfg.model.path)
+        from vlmrl.tiny import SUPPORTED, family_module, model_family
 
-        model_path = str(build_tiny_vlm(out / "tiny_model", seed=0))
+        stood_for = model_family(user_cfg.model.path)
+        if stood_for is None:
+            details["notes"].append(
+                f"{user_cfg.model.path}: no family known from its name or config.json; "
+                f"smoke-testing with the tiny {family} (--smoke-model DIR picks another model)"
+            )
+        elif stood_for != family:
+            details["notes"].append(
+                f"{SUPPORTED[stood_for].label} has no tiny model of its own; the tiny {family} stands in"
+            )
+        details["family"] = family
+        model_path = str(family_module(family).build_tiny_vlm(out / f"tiny_model_{family}", seed=0))
     details["model"] = model_path
     run_dir = out / "run"
     common = dict(model_path=model_path, data_dir=data_dir, run_dir=run_dir, settings=settings)
     smoke = scaled_overrides(user_cfg, steps=settings.steps, **common)
-    if settings.smoke_model is None and user_cfg.algorithm.filter_groups.enable:
+    if user_cfg.algorithm.filter_groups.enable:
         details["notes"].append(
-            "algorithm.filter_groups off: the untrained tiny model scores every group alike"
+            "algorithm.filter_groups off: a smoke run's few rows cannot refill the groups dynamic sampling "
+            "evicts (an untrained model scores every group alike, and veRL would refill forever)"
         )
     cfg = load_config(
         settings.config,
