@@ -15,7 +15,7 @@ from vlmrl.cli import app
 from vlmrl.errors import UserError
 from vlmrl.eval.results import read_result
 from vlmrl.eval.seed import SeedSettings, run_seed
-from vlmrl.testing.scripted_judge import chat_reply, last_user_text
+from vlmrl.testing.scripted_judge import ScriptedJudge, chat_reply, last_user_text
 
 AIME = [  # two AIME 2024 problems (AI-MO/aimo-validation-aime layout), with their published answers
     {
@@ -98,7 +98,8 @@ def test_text_half_results_tables_and_resume(chat_server, tmp_path, monkeypatch)
     args += ["--text-url", server.url, "--n", "2", "-o", str(out)]
     for name, path in data.items():
         args += ["--data", f"{name}={path}"]
-    result = CliRunner().invoke(app, args)
+    with ScriptedJudge() as judge:  # a judge by URL also audits the text half's rule verdicts
+        result = CliRunner().invoke(app, [*args, "--judge-url", judge.url])
     assert result.exit_code == 0, result.output
     assert len(server.bodies) == 2 * (2 + 1 + 1)
 
@@ -107,6 +108,9 @@ def test_text_half_results_tables_and_resume(chat_server, tmp_path, monkeypatch)
     assert doc["scores"] == {"aime24": 50.0, "math500": 100.0, "gpqa_diamond": 100.0}
     assert doc["graders"] == dict.fromkeys(doc["scores"], "final-answer")
     assert doc["benchmarks"]["aime24"]["metrics"]["format_rate"] == 0.0
+    audit = doc["benchmarks"]["aime24"]["metrics"]["audit"]
+    assert audit["sampled"] == {"rule_right": 2, "rule_wrong": 2} and audit["agreement"] == 100.0
+    assert audit["judge"]["model"] == judge.model_name
 
     # The seed's two tables: published rows first, then this checkpoint's, the grader named.
     text_table, mm_table = result.stdout.split("### Multimodal")

@@ -454,6 +454,7 @@ def _run_text(
                 )
             )
         engine = make_backend("openai", url, served_model_name=served, concurrency=s.concurrency)
+        audit = _audit_judge(s, event)
         for name in names:
             event(f"{name}: {s.n} samples per problem at temperature {s.temperature:g}, graded by {s.grader}")
             res = evaluate(
@@ -469,6 +470,7 @@ def _run_text(
                 instruction=s.instruction,
                 limit=s.limit,
                 grader=s.grader,
+                reward_kwargs=audit,
                 model_name=s.label,
                 on_progress=on_progress,
             )
@@ -482,6 +484,19 @@ def _run_text(
                 {column: bench.metrics["pass@1"]},
                 {"grader": s.grader, "metrics": bench.metrics, "samples": str(bench.samples_path)},
             )
+
+
+def _audit_judge(s: SeedSettings, event: Event) -> dict[str, Any]:
+    """The judge given by --judge-url, as the verifier that audits the text half's rule verdicts
+    (`vlmrl.eval.audit`); only under the final-answer grader, where it cannot change a grade."""
+    if not s.judge_url or s.grader != DEFAULT_GRADER:
+        return {}
+    key = s.judge_api_key or os.environ.get("OPENAI_API_KEY") or None
+    url = s.judge_url.rstrip("/")
+    url = url if url.endswith("/v1") else url + "/v1"
+    name = _judge_name(url, s.judge_served_model_name, key)
+    event(f"text: {name} at {url} also audits the rule verdicts (rule versus judge)")
+    return {"verifier_url": url, "verifier_model": name, **({"verifier_api_key": key} if key else {})}
 
 
 def _run_mm(
