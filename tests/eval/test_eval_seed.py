@@ -257,3 +257,23 @@ def test_seed_runs_text_and_the_judged_tasks_for_real(vllm_server, tiny_vlm_path
     assert again.exit_code == 0, again.output[-3000:]
     assert f"ran: none; finished earlier: aime24, math500, gpqa_diamond, {', '.join(mm)}" in again.output
     assert read_result(out / "results.json")["scores"] == doc["scores"]
+
+
+def test_a_failing_benchmark_leaves_the_finished_ones_in_results(chat_server, tmp_path):
+    def respond(body):
+        if "photon" in last_user_text(body):
+            return 400, {"error": {"message": "this server refuses GPQA"}}
+        return base_model(body)
+
+    server = chat_server(respond)
+    settings = SeedSettings(
+        model="org/base-model",
+        out_dir=tmp_path / "seed",
+        benchmarks=["aime24", "math500", "gpqa_diamond"],
+        data=write_text_benchmarks(tmp_path / "data"),
+        text_url=server.url,
+        n=1,
+    )
+    with pytest.raises(UserError, match="refuses GPQA"):
+        run_seed(settings)
+    assert read_result(tmp_path / "seed" / "results.json")["scores"] == {"aime24": 50.0, "math500": 100.0}

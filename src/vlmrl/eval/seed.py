@@ -363,9 +363,8 @@ def run_seed(
     for name in reused:
         event(f"{name}: finished earlier ({done[name]['finished']}), not run again")
     if any(b in MM_TASKS for b in todo):
-        _check_lmms(
-            s, [b for b in todo if b in MM_TASKS]
-        )  # before any server starts: a missing harness is found in seconds
+        # Before any server starts: a missing harness or module is found in seconds.
+        _check_lmms(s, [b for b in todo if b in MM_TASKS])
 
     result = SeedResult(s.label, out, out / "results.json", {}, [], reused, [], {})
 
@@ -374,22 +373,34 @@ def run_seed(
         write_json_atomic(state_path, state)
         result.ran.append(name)
 
-    text_todo = [b for b in TEXT_BENCHMARKS if b in todo]
-    if text_todo:
-        t = time.perf_counter()
-        _run_text(s, text_todo, out, event, on_progress, result.servers, finish)
-        result.timings_s["text"] = round(time.perf_counter() - t, 1)
-    mm_todo = [b for b in MM_TASKS if b in todo]
-    if mm_todo:
-        t = time.perf_counter()
-        _run_mm(s, mm_todo, out, event, result.servers, result.notes, finish)
-        result.timings_s["multimodal"] = round(time.perf_counter() - t, 1)
+    try:
+        text_todo = [b for b in TEXT_BENCHMARKS if b in todo]
+        if text_todo:
+            t = time.perf_counter()
+            _run_text(s, text_todo, out, event, on_progress, result.servers, finish)
+            result.timings_s["text"] = round(time.perf_counter() - t, 1)
+        mm_todo = [b for b in MM_TASKS if b in todo]
+        if mm_todo:
+            t = time.perf_counter()
+            _run_mm(s, mm_todo, out, event, result.servers, result.notes, finish)
+            result.timings_s["multimodal"] = round(time.perf_counter() - t, 1)
+    finally:  # what finished is in results.json even when a later benchmark fails
+        finished = [b for b in s.benchmarks if done.get(b, {}).get("key") == keys[b]]
+        if finished:
+            _write_results(s, finished, done, result)
+    event(f"results: {result.results_path}")
+    return result
 
+
+def _write_results(
+    s: SeedSettings, names: Sequence[str], done: Mapping[str, Any], result: SeedResult
+) -> None:
+    """Every finished benchmark's numbers into one results.json (our result format)."""
     scores: dict[str, float | None] = {}
     graders: dict[str, str] = {}
     benchmarks: dict[str, Any] = {}
     judge: dict[str, Any] = {}  # judged / failed / not needed per lmms-eval task (`vlmrl eval mm`)
-    for name in s.benchmarks:
+    for name in names:
         record = done[name]
         scores.update(record["scores"])
         if name in TEXT_BENCHMARKS:
@@ -419,8 +430,6 @@ def run_seed(
             }
         },
     )
-    event(f"results: {result.results_path}")
-    return result
 
 
 def _run_text(
