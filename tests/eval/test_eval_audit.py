@@ -52,8 +52,7 @@ def test_audit_prints_the_matrix_and_the_disagreeing_samples(scored, tmp_path, m
     assert total == 6 and [s.rule_right for s in samples] == [True, True, True, False, False]
     with ScriptedJudge() as judge:
         out = tmp_path / "audit.json"
-        args = ["eval", "audit", str(scored), "--verifier-url", judge.url]
-        args += ["--verifier-served-model-name", judge.model_name, "-o", str(out)]
+        args = ["eval", "audit", str(scored), "--verifier-url", judge.url, "-o", str(out)]  # its one model
         result = CliRunner().invoke(app, args)
         assert result.exit_code == 0, result.output
     assert len(judge.script.prompts) == 5

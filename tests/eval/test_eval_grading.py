@@ -194,10 +194,12 @@ def test_final_answer_grader_keeps_the_rewards_guards_and_reads_letters():
         ("A is out and so is B. The correct answer is (C).", ["C"], {"answer_type": "choice"}),
         ("Therefore, the answer is $\\frac{2}{4}$.", ["\\frac{1}{2}"], {}),  # math-verify decides
         ("<think>\nx\n</think>\n<answer>\n\\boxed{7}\n</answer>", ["7"], {}),
+        ("B looks close, but the units rule it out.\n\n**Answer: C**", ["C"], {"answer_type": "choice"}),
+        ("Therefore\n$$\n\\boxed{12}\n$$", ["12"], {}),  # a box in display math
     ]
     got = grade_final_answer([{"response": r, "ground_truth": g, "extra_info": e} for r, g, e in items])
-    assert [g["acc"] for g in got] == [0, 0, 1, 1, 1]
-    assert [g["format_ok"] for g in got] == [0, 0, 0, 0, 1]
+    assert [g["acc"] for g in got] == [0, 0, 1, 1, 1, 1, 1]
+    assert [g["format_ok"] for g in got] == [0, 0, 0, 0, 1, 0, 0]
 
 
 def test_unknown_grader_is_an_error():

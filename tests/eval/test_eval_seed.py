@@ -15,7 +15,7 @@ from vlmrl.cli import app
 from vlmrl.errors import UserError
 from vlmrl.eval.results import read_result
 from vlmrl.eval.seed import SeedSettings, run_seed
-from vlmrl.testing.scripted_judge import chat_reply, last_user_text
+from vlmrl.testing.scripted_judge import ScriptedJudge, chat_reply, last_user_text
 
 AIME = [  # two AIME 2024 problems (AI-MO/aimo-validation-aime layout), with their published answers
     {
@@ -98,7 +98,8 @@ def test_text_half_results_tables_and_resume(chat_server, tmp_path, monkeypatch)
     args += ["--text-url", server.url, "--n", "2", "-o", str(out)]
     for name, path in data.items():
         args += ["--data", f"{name}={path}"]
-    result = CliRunner().invoke(app, args)
+    with ScriptedJudge() as judge:  # a judge by URL also audits the text half's rule verdicts
+        result = CliRunner().invoke(app, [*args, "--judge-url", judge.url])
     assert result.exit_code == 0, result.output
     assert len(server.bodies) == 2 * (2 + 1 + 1)
 
@@ -107,6 +108,9 @@ def test_text_half_results_tables_and_resume(chat_server, tmp_path, monkeypatch)
     assert doc["scores"] == {"aime24": 50.0, "math500": 100.0, "gpqa_diamond": 100.0}
     assert doc["graders"] == dict.fromkeys(doc["scores"], "final-answer")
     assert doc["benchmarks"]["aime24"]["metrics"]["format_rate"] == 0.0
+    audit = doc["benchmarks"]["aime24"]["metrics"]["audit"]
+    assert audit["sampled"] == {"rule_right": 2, "rule_wrong": 2} and audit["agreement"] == 100.0
+    assert audit["judge"]["model"] == judge.model_name
 
     # The seed's two tables: published rows first, then this checkpoint's, the grader named.
     text_table, mm_table = result.stdout.split("### Multimodal")
@@ -253,3 +257,23 @@ def test_seed_runs_text_and_the_judged_tasks_for_real(vllm_server, tiny_vlm_path
     assert again.exit_code == 0, again.output[-3000:]
     assert f"ran: none; finished earlier: aime24, math500, gpqa_diamond, {', '.join(mm)}" in again.output
     assert read_result(out / "results.json")["scores"] == doc["scores"]
+
+
+def test_a_failing_benchmark_leaves_the_finished_ones_in_results(chat_server, tmp_path):
+    def respond(body):
+        if "photon" in last_user_text(body):
+            return 400, {"error": {"message": "this server refuses GPQA"}}
+        return base_model(body)
+
+    server = chat_server(respond)
+    settings = SeedSettings(
+        model="org/base-model",
+        out_dir=tmp_path / "seed",
+        benchmarks=["aime24", "math500", "gpqa_diamond"],
+        data=write_text_benchmarks(tmp_path / "data"),
+        text_url=server.url,
+        n=1,
+    )
+    with pytest.raises(UserError, match="refuses GPQA"):
+        run_seed(settings)
+    assert read_result(tmp_path / "seed" / "results.json")["scores"] == {"aime24": 50.0, "math500": 100.0}

@@ -34,8 +34,9 @@ from vlmrl.eval.benchmarks import benchmarks as declared
 def register(app: typer.Typer) -> None:
     group = new_group(
         f"Evaluate a checkpoint: `eval text` ({', '.join(b.header for b in declared(TEXT))}; Pass@1 over "
-        "n samples, graded on the final answer as the field grades it, or by the training reward) and `eval mm` (lmms-eval: "
-        f"{', '.join(b.label for b in declared(LMMS))})."
+        "n samples, graded on the final answer as the field grades it, or by the training reward), `eval mm` "
+        f"(lmms-eval: {', '.join(b.label for b in declared(LMMS))}), `eval seed` (both halves as the seed ran "
+        "them, in one command, with its published rows) and `eval audit` (rule verdicts versus an LLM judge)."
     )
 
     @group.command("text", cls=Command)

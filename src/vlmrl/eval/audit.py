@@ -247,6 +247,20 @@ def judge_settings(url: str | None, model: str | None, **kwargs: Any) -> vf.Veri
     $REWARD_MODEL_URL / $REWARD_MODEL_NAME); a missing judge is one line saying what to pass."""
     from vlmrl.reward.settings import RewardSettings
 
+    url = url or os.environ.get("REWARD_MODEL_URL") or None
+    model = model or os.environ.get("REWARD_MODEL_NAME") or None
+    if url and not model:  # the one model the server lists
+        from vlmrl.utils.openai_api import probe_models
+
+        key = kwargs.get("verifier_api_key") or os.environ.get("REWARD_MODEL_API_KEY") or None
+        listed, detail = probe_models(url, 10.0, "--timeout-s", api_key=key)
+        if listed is None:
+            raise UserError(f"the judge at {url}: {detail}")
+        if len(listed) != 1:
+            raise UserError(
+                f"the judge at {url} serves {listed or 'no model'}; name one with --verifier-served-model-name"
+            )
+        model = listed[0]
     given = {
         k: v for k, v in {"verifier_url": url, "verifier_model": model, **kwargs}.items() if v is not None
     }

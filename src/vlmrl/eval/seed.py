@@ -363,9 +363,8 @@ def run_seed(
     for name in reused:
         event(f"{name}: finished earlier ({done[name]['finished']}), not run again")
     if any(b in MM_TASKS for b in todo):
-        _check_lmms(
-            s, [b for b in todo if b in MM_TASKS]
-        )  # before any server starts: a missing harness is found in seconds
+        # Before any server starts: a missing harness or module is found in seconds.
+        _check_lmms(s, [b for b in todo if b in MM_TASKS])
 
     result = SeedResult(s.label, out, out / "results.json", {}, [], reused, [], {})
 
@@ -374,22 +373,34 @@ def run_seed(
         write_json_atomic(state_path, state)
         result.ran.append(name)
 
-    text_todo = [b for b in TEXT_BENCHMARKS if b in todo]
-    if text_todo:
-        t = time.perf_counter()
-        _run_text(s, text_todo, out, event, on_progress, result.servers, finish)
-        result.timings_s["text"] = round(time.perf_counter() - t, 1)
-    mm_todo = [b for b in MM_TASKS if b in todo]
-    if mm_todo:
-        t = time.perf_counter()
-        _run_mm(s, mm_todo, out, event, result.servers, result.notes, finish)
-        result.timings_s["multimodal"] = round(time.perf_counter() - t, 1)
+    try:
+        text_todo = [b for b in TEXT_BENCHMARKS if b in todo]
+        if text_todo:
+            t = time.perf_counter()
+            _run_text(s, text_todo, out, event, on_progress, result.servers, finish)
+            result.timings_s["text"] = round(time.perf_counter() - t, 1)
+        mm_todo = [b for b in MM_TASKS if b in todo]
+        if mm_todo:
+            t = time.perf_counter()
+            _run_mm(s, mm_todo, out, event, result.servers, result.notes, finish)
+            result.timings_s["multimodal"] = round(time.perf_counter() - t, 1)
+    finally:  # what finished is in results.json even when a later benchmark fails
+        finished = [b for b in s.benchmarks if done.get(b, {}).get("key") == keys[b]]
+        if finished:
+            _write_results(s, finished, done, result)
+    event(f"results: {result.results_path}")
+    return result
 
+
+def _write_results(
+    s: SeedSettings, names: Sequence[str], done: Mapping[str, Any], result: SeedResult
+) -> None:
+    """Every finished benchmark's numbers into one results.json (our result format)."""
     scores: dict[str, float | None] = {}
     graders: dict[str, str] = {}
     benchmarks: dict[str, Any] = {}
     judge: dict[str, Any] = {}  # judged / failed / not needed per lmms-eval task (`vlmrl eval mm`)
-    for name in s.benchmarks:
+    for name in names:
         record = done[name]
         scores.update(record["scores"])
         if name in TEXT_BENCHMARKS:
@@ -419,8 +430,6 @@ def run_seed(
             }
         },
     )
-    event(f"results: {result.results_path}")
-    return result
 
 
 def _run_text(
@@ -454,6 +463,7 @@ def _run_text(
                 )
             )
         engine = make_backend("openai", url, served_model_name=served, concurrency=s.concurrency)
+        audit = _audit_judge(s, event)
         for name in names:
             event(f"{name}: {s.n} samples per problem at temperature {s.temperature:g}, graded by {s.grader}")
             res = evaluate(
@@ -469,6 +479,7 @@ def _run_text(
                 instruction=s.instruction,
                 limit=s.limit,
                 grader=s.grader,
+                reward_kwargs=audit,
                 model_name=s.label,
                 on_progress=on_progress,
             )
@@ -482,6 +493,19 @@ def _run_text(
                 {column: bench.metrics["pass@1"]},
                 {"grader": s.grader, "metrics": bench.metrics, "samples": str(bench.samples_path)},
             )
+
+
+def _audit_judge(s: SeedSettings, event: Event) -> dict[str, Any]:
+    """The judge given by --judge-url, as the verifier that audits the text half's rule verdicts
+    (`vlmrl.eval.audit`); only under the final-answer grader, where it cannot change a grade."""
+    if not s.judge_url or s.grader != DEFAULT_GRADER:
+        return {}
+    key = s.judge_api_key or os.environ.get("OPENAI_API_KEY") or None
+    url = s.judge_url.rstrip("/")
+    url = url if url.endswith("/v1") else url + "/v1"
+    name = _judge_name(url, s.judge_served_model_name, key)
+    event(f"text: {name} at {url} also audits the rule verdicts (rule versus judge)")
+    return {"verifier_url": url, "verifier_model": name, **({"verifier_api_key": key} if key else {})}
 
 
 def _run_mm(
