@@ -182,3 +182,20 @@ def test_smoke_picks_the_tiny_model_of_the_presets_family(tiny_qwen3_vl_path, ti
     assert smoke_family(str(tiny_vlm_path)) == "qwen2_5_vl"
     with pytest.raises(UserError, match=r"'llava_next'.*qwen3_vl \(Qwen3-VL\).*--smoke-model"):
         smoke_family(str(_model_dir(tmp_path / "llava", "llava_next")))
+
+
+def test_smoke_switches_dynamic_sampling_off_for_a_given_model_too(tmp_path, tiny_qwen3_vl_path):
+    """A `--smoke-model` fresh from transformers scores every group alike, as the tiny model does:
+    with dynamic sampling on, veRL 0.9.1 refilled evicted groups forever (the first step never ended)."""
+    from vlmrl.train.verl.smoke import SmokeSettings, scaled_overrides
+
+    user = load_config(PRESETS_DIR / "qwen3vl_mixed.yaml")
+    assert user.algorithm.filter_groups.enable
+    for given in (None, str(tiny_qwen3_vl_path)):
+        settings = SmokeSettings(config=PRESETS_DIR / "qwen3vl_mixed.yaml", smoke_model=given)
+        overrides = scaled_overrides(
+            user, model_path=str(tiny_qwen3_vl_path), data_dir=tmp_path, run_dir=tmp_path / "run", steps=2,
+            settings=settings,
+        )  # fmt: skip
+        scaled = load_config(PRESETS_DIR / "qwen3vl_mixed.yaml", overrides)
+        assert scaled.algorithm.filter_groups.enable is False, given
