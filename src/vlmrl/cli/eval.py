@@ -23,6 +23,7 @@ from vlmrl.cli._common import (
     new_group,
     prefer,
     served_model_name_option,
+    stage_bars,
     verifier_name_option,
     verifier_url_option,
 )
@@ -211,21 +212,7 @@ def register(app: typer.Typer) -> None:
             f"max_new_tokens={max_new_tokens}, grader {grader}",
             highlight=False,
         )
-        with Progress(
-            TextColumn("{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            console=err_console,
-            transient=False,
-        ) as progress:
-            tasks: dict[str, Any] = {}
-
-            def on_progress(stage: str, done: int, total: int) -> None:
-                if stage not in tasks:
-                    tasks[stage] = progress.add_task(stage, total=total)
-                progress.update(tasks[stage], completed=done, total=total)
-
+        with stage_bars(err_console) as (progress, on_progress):
             result = evaluate(
                 model,
                 names,
@@ -560,20 +547,7 @@ def register(app: typer.Typer) -> None:
             ready_timeout_s=ready_timeout,
             limit=limit,
         )
-        with Progress(
-            TextColumn("{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            console=err_console,
-            transient=False,
-        ) as progress:
-            bars: dict[str, Any] = {}
-
-            def on_progress(stage: str, done: int, total: int) -> None:
-                if stage not in bars:
-                    bars[stage] = progress.add_task(stage, total=total)
-                progress.update(bars[stage], completed=done, total=total)
+        with stage_bars(err_console) as (progress, on_progress):
 
             def on_event(line: str) -> None:
                 progress.console.print(line, markup=False, highlight=False, soft_wrap=True)

@@ -250,17 +250,16 @@ def judge_settings(url: str | None, model: str | None, **kwargs: Any) -> vf.Veri
     url = url or os.environ.get("REWARD_MODEL_URL") or None
     model = model or os.environ.get("REWARD_MODEL_NAME") or None
     if url and not model:  # the one model the server lists
-        from vlmrl.utils.openai_api import probe_models
+        from vlmrl.utils.openai_api import sole_model
 
         key = kwargs.get("verifier_api_key") or os.environ.get("REWARD_MODEL_API_KEY") or None
-        listed, detail = probe_models(url, 10.0, "--timeout-s", api_key=key)
-        if listed is None:
-            raise UserError(f"the judge at {url}: {detail}")
-        if len(listed) != 1:
-            raise UserError(
-                f"the judge at {url} serves {listed or 'no model'}; name one with --verifier-served-model-name"
-            )
-        model = listed[0]
+        model = sole_model(
+            url,
+            api_key=key,
+            timeout_setting="--timeout-s",
+            name_option="--verifier-served-model-name",
+            where=f"the judge at {url}",
+        )
     given = {
         k: v for k, v in {"verifier_url": url, "verifier_model": model, **kwargs}.items() if v is not None
     }

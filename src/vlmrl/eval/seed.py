@@ -297,16 +297,16 @@ def _judge_name(url: str, given: str | None, api_key: str | None) -> str:
     """The judge's model name: given, else the one model the server lists."""
     if given:
         return given
-    from vlmrl.utils.openai_api import probe_models
+    from vlmrl.utils.openai_api import sole_model
 
-    listed, detail = probe_models(url, 10.0, "--ready-timeout", api_key=api_key)
-    if listed is None:
-        raise UserError(f"--judge-url {url}: {detail}; start the judge first")
-    if len(listed) != 1:
-        raise UserError(
-            f"--judge-url {url} serves {listed or 'no model'}; name the judge with --judge-served-model-name"
-        )
-    return listed[0]
+    return sole_model(
+        url,
+        api_key=api_key,
+        timeout_setting="--ready-timeout",
+        name_option="--judge-served-model-name",
+        where=f"--judge-url {url}",
+        hint="; start the judge first",
+    )
 
 
 @contextlib.contextmanager

@@ -145,3 +145,18 @@ def probe_models(
     except ValueError as exc:
         return None, f"{target}: {exc}"
     return listed, f"{target}: serving {', '.join(map(str, listed)) or 'no model'}"
+
+
+def sole_model(
+    url: str, *, api_key: str | None, timeout_setting: str, name_option: str, where: str, hint: str = ""
+) -> str:
+    """The one model the server at `url` lists (a judge given by URL alone), else a `UserError` naming
+    `where` (how the user gave the URL), what answered, and `name_option` to name the model instead."""
+    from vlmrl.errors import UserError
+
+    listed, detail = probe_models(url, 10.0, timeout_setting, api_key=api_key)
+    if listed is None:
+        raise UserError(f"{where}: {detail}{hint}")
+    if len(listed) != 1:
+        raise UserError(f"{where} serves {listed or 'no model'}; name one with {name_option}")
+    return listed[0]
