@@ -169,6 +169,17 @@ def judge_lines(rows: Sequence[ModelRow]) -> list[str]:
     return lines
 
 
+def score_cells(row, columns, digits: int) -> list[str]:
+    """A table row's markdown cells: the run's label, then each column's score (`MISSING` when not
+    evaluated, `JUDGE_MARK` where the judge failed on some of its samples)."""
+    cells = [run_label(row.model).replace("|", "\\|")]
+    for column in columns:
+        value = row.scores.get(column)
+        mark = JUDGE_MARK if row.judge_failed(column) else ""
+        cells.append((MISSING if value is None else f"{value:.{digits}f}") + mark)
+    return cells
+
+
 def render_table(rows: Sequence[ModelRow], columns: Sequence[str] | None = None, digits: int = 1) -> str:
     """Markdown: the seed's columns in order, then any other columns present; `—` for missing."""
     known = declared_columns()
@@ -183,11 +194,7 @@ def render_table(rows: Sequence[ModelRow], columns: Sequence[str] | None = None,
         aligns.append("---")
     lines = ["| " + " | ".join(headers) + " |", "|" + "|".join(aligns) + "|"]
     for row in rows:
-        cells = [run_label(row.model).replace("|", "\\|")]
-        for column in columns:
-            value = row.scores.get(column)
-            mark = JUDGE_MARK if row.judge_failed(column) else ""
-            cells.append((MISSING if value is None else f"{value:.{digits}f}") + mark)
+        cells = score_cells(row, columns, digits)
         if graded:
             cells.append(row_grader(row))
         lines.append("| " + " | ".join(cells) + " |")
@@ -246,11 +253,7 @@ def seed_tables(rows: Sequence[ModelRow], *, published: bool = True, digits: int
         lines = [f"### {title}\n", "| " + " | ".join(headers) + " |"]
         lines.append("|" + "|".join(["---"] + ["---:"] * len(columns) + (["---"] if graded else [])) + "|")
         for row in shown:
-            cells = [run_label(row.model).replace("|", "\\|")]
-            for column in columns:
-                value = row.scores.get(column)
-                mark = JUDGE_MARK if row.judge_failed(column) else ""
-                cells.append((MISSING if value is None else f"{value:.{digits}f}") + mark)
+            cells = score_cells(row, columns, digits)
             if graded:
                 cells.append("R1-Evaluation" if row.model.endswith(f"({PUBLISHED})") else row_grader(row))
             lines.append("| " + " | ".join(cells) + " |")
