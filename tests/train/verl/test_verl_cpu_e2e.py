@@ -175,9 +175,11 @@ def test_exported_checkpoint_loads_and_generates(smoke_run):
 
 
 #: Mean |log p(vLLM) - log p(actor)| per response token of one kind of row in a step. The rollout and
-#: the update both run the same float32 weights here, so a kind whose rows the update sees otherwise
-#: than vLLM did (other pixels, other M-RoPE positions) stands out by orders of magnitude.
+#: the update both run the same float32 weights here (measured: 0.0020-0.0023 for text and image rows
+#: alike), so a kind whose rows the update sees otherwise than vLLM did (other pixels, other M-RoPE
+#: positions) stands out: above the bound, or several times the other kind's noise floor.
 ALIGNMENT_BOUND = 0.05
+ALIGNMENT_RATIO = 3.0
 
 
 def test_update_sees_image_rows_as_the_rollout_did(smoke_run):
@@ -198,3 +200,5 @@ def test_update_sees_image_rows_as_the_rollout_did(smoke_run):
     worst = {kind: max(found) for kind, found in diffs.items()}
     assert worst["image"] < ALIGNMENT_BOUND, f"image rows out of step with the rollout: {diffs}"
     assert worst["text"] < ALIGNMENT_BOUND, f"text rows out of step with the rollout: {diffs}"
+    assert worst["image"] < ALIGNMENT_RATIO * worst["text"], f"image rows drift more than text rows: {diffs}"
+    assert worst["text"] < ALIGNMENT_RATIO * worst["image"], f"text rows drift more than image rows: {diffs}"
