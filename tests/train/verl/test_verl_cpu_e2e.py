@@ -146,6 +146,54 @@ def test_text_image_and_mixed_steps_each_train_with_signal(smoke_run):
     assert [kinds[step] for step in range(1, STEPS + 1)] == STEP_KINDS, kinds
 
 
+def test_reward_metrics_per_kind_and_source_match_the_rows_of_each_step(smoke_run):
+    """vlmrl's patch adds `modality/*`, `source/*` to veRL's step metrics: each step logs exactly the
+    kinds it trained on, and the per-kind numbers are the test reward of the rollout dump's responses,
+    split by kind (veRL's own `critic/score/mean` adds the dapo overlong penalty on top)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("verl_test_reward", TEST_REWARD)
+    test_reward = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(test_reward)
+    result, dump = smoke_run
+    metrics = _by_step(_rows_of(result.details["train_metrics"]))
+    for step, kind in enumerate(STEP_KINDS, start=1):
+        m = metrics[step]
+        logged = {k for k in ("text", "image") if f"modality/{k}/count" in m}
+        assert logged == ({"text", "image"} if kind == "mixed" else {kind}), (step, sorted(m))
+        by_kind: dict[str, list[float]] = {}
+        for s in _rows_of(str(dump / f"{step}.jsonl")):
+            is_image = re.search(r"\b2\d{3}\b", str(s["gts"])) is not None
+            score = test_reward.compute_score("", s["output"], s["gts"])["score"]
+            by_kind.setdefault("image" if is_image else "text", []).append(score)
+        for k, scores in by_kind.items():
+            assert m[f"modality/{k}/count"] == len(scores), (step, k)
+            assert m[f"modality/{k}/reward_mean"] == pytest.approx(sum(scores) / len(scores)), (step, k)
+            assert m[f"modality/{k}/acc_mean"] == pytest.approx(sum(scores) / len(scores))  # acc = score here
+            source = "demo/count" if k == "image" else "demo/arithmetic"
+            assert m[f"source/{source}/count"] == len(scores)
+        total = sum(m[f"modality/{k}/count"] for k in logged)
+        weighted = sum(m[f"modality/{k}/response_length_mean"] * m[f"modality/{k}/count"] for k in logged)
+        assert weighted / total == pytest.approx(m["response_length/mean"])
+        assert "judge/calls" not in m  # the test reward reports no judge fields
+
+
+def test_resumed_step_logs_the_real_rewards_kinds_and_judge(smoke_run):
+    result, _ = smoke_run
+    (row,) = _rows_of(result.details["resume_metrics"])
+    kinds = [k for k in ("text", "image") if f"modality/{k}/count" in row]
+    assert kinds and sum(row[f"modality/{k}/count"] for k in kinds) == 4
+    for k in kinds:  # the untrained model fails the format gate everywhere
+        assert row[f"modality/{k}/format_rate"] == 0.0 and row[f"modality/{k}/acc_mean"] == 0.0
+    assert (row["judge/calls"], row["judge/failures"], row["judge/overturned"]) == (0, 0, 0)
+
+
+def test_hydra_writes_under_the_run_dir(smoke_run):
+    result, _ = smoke_run
+    run_dir = Path(result.details["train_metrics"]).parent
+    assert (run_dir / "hydra" / ".hydra" / "config.yaml").is_file()
+
+
 def test_dynamic_sampling_evicts_constant_groups(smoke_run):
     result, _ = smoke_run
     rows = _rows_of(result.details["train_metrics"])

@@ -192,6 +192,12 @@ def test_hydra_run_dir_goes_under_the_output_dir(tmp_path):
     # the composed veRL config is untouched by Hydra's own setting
     verl = validate(args, build_overrides(cfg))
     assert verl.trainer.default_local_dir == str(out / "checkpoints")
+    # what a launch runs, on a GPU and on this CPU (whose settings rebuild the argument list) alike
+    from vlmrl.train.verl.launch import plan
+
+    for on_cpu in (False, True):
+        launch = plan(cfg, on_cpu=on_cpu, local=True, validate=False)
+        assert launch.argv.count(f"hydra.run.dir='{out / 'hydra'}'") == 1, on_cpu
     # a user's own hydra.run.dir replaces ours
     mine = load_config(
         PRESETS_DIR / "text.yaml", [f"trainer.output_dir={out}", "extra_overrides=[hydra.run.dir=/x]"]

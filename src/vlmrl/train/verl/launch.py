@@ -25,7 +25,7 @@ from typing import Any, Literal
 import yaml
 
 from vlmrl.train.config import ExperimentConfig
-from vlmrl.train.verl.overrides import Override, merged_overrides, reward_function_path
+from vlmrl.train.verl.overrides import Override, hydra_settings, merged_overrides, reward_function_path
 from vlmrl.utils.io import write_text_atomic
 
 ENTRY_MODULE = "verl.trainer.main_ppo"
@@ -184,6 +184,7 @@ def plan(
             overrides, cfg.extra_overrides, cluster=address is not None
         )
         cpu_env = verl_cpu.cpu_env()
+    hydra_args = [*hydra_args, *hydra_settings(cfg)]
     verl_config = None
     if validate:
         from vlmrl.train.verl.validate import validate as validate_overrides

@@ -339,10 +339,7 @@ def merged_overrides(
     check_raw_overrides(cfg.extra_overrides)
     taken = {override_key(text)[1] for text in cfg.extra_overrides}
     ours = [o for o in build_overrides(cfg, reward_path) if o.key not in taken]
-    args = [o.render() for o in ours]
-    if HYDRA_RUN_DIR not in taken:
-        args.append(f"{HYDRA_RUN_DIR}={format_value(hydra_run_dir(cfg))}")
-    return ours, args + list(cfg.extra_overrides)
+    return ours, [o.render() for o in ours] + list(cfg.extra_overrides)
 
 
 #: Hydra's own setting (not part of veRL's config, so not an `Override` checked against it).
@@ -355,6 +352,13 @@ def hydra_run_dir(cfg: ExperimentConfig) -> str:
     return os.path.join(cfg.trainer.resolved_output_dir(), "hydra")
 
 
+def hydra_settings(cfg: ExperimentConfig) -> list[str]:
+    """Hydra's own arguments for `main_ppo` (its run dir), unless `extra_overrides` sets them."""
+    taken = {override_key(text)[1] for text in cfg.extra_overrides}
+    return [] if HYDRA_RUN_DIR in taken else [f"{HYDRA_RUN_DIR}={format_value(hydra_run_dir(cfg))}"]
+
+
 def to_hydra_args(cfg: ExperimentConfig, reward_path: str | None = None) -> list[str]:
-    """The full override list for `main_ppo`: ours, then the config's `extra_overrides` (checked)."""
-    return merged_overrides(cfg, reward_path)[1]
+    """The full override list for `main_ppo`: ours, then the config's `extra_overrides` (checked),
+    then Hydra's own (`hydra_settings`)."""
+    return merged_overrides(cfg, reward_path)[1] + hydra_settings(cfg)
