@@ -9,9 +9,9 @@ from __future__ import annotations
 import argparse
 import time
 
+from vlmrl.data.normalize import answer_list
 from vlmrl.reward import RewardSettings, compute_score
 from vlmrl.reward.pool import get_pool
-from vlmrl.reward.verl_entry import ground_truth_list
 
 
 def wrap(answer: str, think: str = "work") -> str:
@@ -65,9 +65,7 @@ def main() -> None:
     print(f"{'case':30} {'seconds':>8}  verdict   acc  chars")
     for name, response, ground_truth in CASES:
         t = time.perf_counter()
-        result = compute_score(
-            "bench", response, ground_truth_list(ground_truth), {"question": "q"}, settings
-        )
+        result = compute_score("bench", response, answer_list(ground_truth), {"question": "q"}, settings)
         dt = time.perf_counter() - t
         worst = max(worst, dt)
         print(f"{name:30} {dt:8.3f}  {result['verdict']:8} {result['acc']:4}  {len(response)}")

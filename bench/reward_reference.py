@@ -1,6 +1,7 @@
 """The reward against the field's labelled checker cases, and its speed against veRL's scorer.
 
-Run: PYTHONPATH=src python bench/reward_reference.py --cases CASES.jsonl [--n 1024] [--groups 64] [--repeat 3]
+Run: PYTHONPATH=src python bench/reward_reference.py --cases CASES.jsonl [--responses FILE.jsonl ...]
+     [--n 1024] [--groups 64] [--repeat 3] [--only cases responses sequential throughput]
 
 1. Agreement: each labelled case (jsonl rows with `id`, `source`, `gold`, `pred`, `expected`, and
    `doubtful` on cases whose label is not about equivalence) is scored as a response whose answer
@@ -350,9 +351,132 @@ def throughput(name: str, sets: list[list[dict]], settings, verl_threads: int) -
     )
 
 
+def read_responses(paths: list[Path]) -> list[dict]:
+    """Labelled responses (the format `bench/make_reference_responses.py` documents: `id`, `set`,
+    `response`, `ground_truth` (a string or a list), optional `extra_info`, `expected`), from each file;
+    a line missing a field is an error naming the file and line."""
+    rows = []
+    for path in paths:
+        for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+            if not line.strip():
+                continue
+            row = json.loads(line)
+            missing = [k for k in ("response", "ground_truth", "expected") if k not in row]
+            if missing:
+                raise SystemExit(f"{path} line {n}: missing {', '.join(missing)}")
+            row.setdefault("set", path.stem)
+            row.setdefault("id", f"{path.stem}-{n}")
+            rows.append(row)
+    return rows
+
+
+def _first_gold(ground_truth) -> str:
+    return ground_truth if isinstance(ground_truth, str) else str(ground_truth[0])
+
+
+def responses_agreement(rows: list[dict], settings) -> None:
+    """Per set: how many each scorer agrees with the label, how many right responses it scores right,
+    and its false positives (scored right against a wrong label); then one caller scoring every
+    response one at a time (as veRL's reward loop calls a scorer), vlmrl's `compute_score` against
+    veRL's `math_verify.compute_score`, cold."""
+    from vlmrl.reward import check, compute_score
+
+    check._cache.clear()
+    t = time.perf_counter()
+    ours = [
+        bool(compute_score("bench", r["response"], r["ground_truth"], r.get("extra_info"), settings)["acc"])
+        for r in rows
+    ]
+    ours_s = time.perf_counter() - t
+    t = time.perf_counter()
+    verl = [_verl(r["response"], _first_gold(r["ground_truth"])) for r in rows]
+    verl_s = time.perf_counter() - t
+    plain = [_plain_math_verify(_first_gold(r["ground_truth"]), r["response"]) for r in rows]
+    scorers = {"vlmrl": ours, "math-verify": plain, "veRL math_verify": verl}
+    by_set: dict[str, list[int]] = collections.defaultdict(list)
+    for i, r in enumerate(rows):
+        by_set[r["set"]].append(i)
+    print(f"\n## Labelled responses: {len(rows)} in {len(by_set)} sets")
+    names = list(scorers)
+    print(
+        "| set | responses (right) | "
+        + " | ".join(f"{n}: agree / right scored right / false pos." for n in names)
+        + " |"
+    )
+    print("|---|---:|" + "---:|" * len(names))
+    for name, idx in sorted(by_set.items()) + [("**all**", list(range(len(rows))))]:
+        right = [i for i in idx if rows[i]["expected"]]
+        cells = []
+        for s in scorers.values():
+            agree = sum(s[i] == bool(rows[i]["expected"]) for i in idx) / len(idx)
+            recall = f"{sum(s[i] for i in right) / len(right):.1%}" if right else "-"
+            fp = sum(s[i] and not rows[i]["expected"] for i in idx)
+            cells.append(f"{agree:.1%} / {recall} / {fp}")
+        print(f"| {name} | {len(idx)} ({len(right)}) | " + " | ".join(cells) + " |")
+    misses = [rows[i]["id"] for i in range(len(rows)) if ours[i] != bool(rows[i]["expected"])]
+    print(f"vlmrl disagrees on {len(misses)}: {misses[:40]}")
+    print(
+        f"\n## One caller, unique responses one at a time ({len(rows)} responses, cold cache)\n"
+        f"vlmrl compute_score {ours_s:.2f} s ({1000 * ours_s / len(rows):.2f} ms each), "
+        f"veRL math_verify {verl_s:.2f} s ({1000 * verl_s / len(rows):.2f} ms each): "
+        f"{verl_s / ours_s:.1f}x; scored right (agreeing with the label): vlmrl "
+        f"{sum(o == bool(r['expected']) for o, r in zip(ours, rows, strict=True))}, veRL "
+        f"{sum(v == bool(r['expected']) for v, r in zip(verl, rows, strict=True))} of {len(rows)}"
+    )
+
+
+def one_at_a_time(sets: list[list[dict]], settings) -> None:
+    """The generated unique responses, one caller scoring them one at a time: vlmrl's sync
+    `compute_score` against veRL's scorer (its own pool; the call waits for it), cold for both."""
+    from vlmrl.reward import check, compute_score
+
+    print("\n## Unique responses, one caller, one at a time")
+    print("| set | responses | vlmrl s | veRL s | speed-up | right: vlmrl / veRL (of formatted) |")
+    print("|---:|---:|---:|---:|---:|---:|")
+    ratios = []
+    for k, items in enumerate(sets, start=1):
+        check._cache.clear()
+        t = time.perf_counter()
+        ours = [
+            compute_score(
+                it["data_source"], it["solution_str"], it["ground_truth"], it["extra_info"], settings
+            )
+            for it in items
+        ]
+        ours_s = time.perf_counter() - t
+        t = time.perf_counter()
+        verl = [_verl(it["solution_str"], it["ground_truth"][0]) for it in items]
+        verl_s = time.perf_counter() - t
+        formatted = [i for i, it in enumerate(items) if it["formatted"]]
+        ours_right = sum(ours[i]["acc"] == items[i]["expected"] for i in formatted)
+        verl_right = sum(int(verl[i]) == items[i]["expected"] for i in formatted)
+        ratios.append(verl_s / ours_s)
+        print(
+            f"| {k} | {len(items)} | {ours_s:.2f} | {verl_s:.2f} | {verl_s / ours_s:.1f}x "
+            f"| {ours_right} / {verl_right} (of {len(formatted)}) |"
+        )
+    ratios.sort()
+    print(f"median speed-up: {ratios[len(ratios) // 2]:.1f}x, range {ratios[0]:.1f}-{ratios[-1]:.1f}x")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--cases", type=Path, required=True, help="labelled cases (jsonl)")
+    parser.add_argument("--cases", type=Path, help="the field's labelled checker cases (jsonl)")
+    parser.add_argument(
+        "--responses",
+        type=Path,
+        nargs="*",
+        default=[],
+        help="labelled responses (jsonl; format in bench/make_reference_responses.py), e.g. "
+        "bench/data/reference_responses.jsonl or published generations converted to it",
+    )
+    parser.add_argument(
+        "--only",
+        choices=["cases", "responses", "sequential", "throughput"],
+        nargs="*",
+        default=["cases", "responses", "sequential", "throughput"],
+        help="which parts to run",
+    )
     parser.add_argument("--n", type=int, default=1024, help="unique responses")
     parser.add_argument("--groups", type=int, default=64, help="GRPO groups of 16")
     parser.add_argument("--seed", type=int, default=0)
@@ -361,20 +485,33 @@ def main() -> None:
     parser.add_argument(
         "--rule-workers", type=int, default=4, help="vlmrl's math-verify processes (veRL's scorer has 4)"
     )
+    parser.add_argument(
+        "--rule-timeout-s", type=float, default=5.0, help="vlmrl's bound on one math-verify check (default 5)"
+    )
     args = parser.parse_args()
 
     from vlmrl.reward import RewardSettings
     from vlmrl.reward.pool import get_pool
 
     os.environ.pop("REWARD_MODEL_URL", None)
-    settings = RewardSettings.from_kwargs(rule_workers=args.rule_workers)
+    settings = RewardSettings.from_kwargs(rule_workers=args.rule_workers, rule_timeout_s=args.rule_timeout_s)
     get_pool(settings.workers)  # started and ready: a one-off start is not throughput
     _verl("1", "1")  # starts veRL's spawn pool
     print(f"math-verify workers: {settings.workers}, cores: {os.cpu_count()}")
-    agreement(args.cases, settings)
+    print(f"load average: {os.getloadavg()}")
+    if args.cases and "cases" in args.only:
+        agreement(args.cases, settings)
+    if args.responses and "responses" in args.only:
+        responses_agreement(read_responses(args.responses), settings)
     seeds = [args.seed + 1000 * k for k in range(args.repeat)]
-    throughput("Unique responses", [make_responses(args.n, s) for s in seeds], settings, args.verl_threads)
-    throughput("GRPO-shaped", [grpo_groups(args.groups, s) for s in seeds], settings, args.verl_threads)
+    if "sequential" in args.only:
+        one_at_a_time([make_responses(args.n, s) for s in seeds], settings)
+    if "throughput" in args.only:
+        throughput(
+            "Unique responses", [make_responses(args.n, s) for s in seeds], settings, args.verl_threads
+        )
+        throughput("GRPO-shaped", [grpo_groups(args.groups, s) for s in seeds], settings, args.verl_threads)
+    print(f"load average: {os.getloadavg()}")
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -67,13 +68,24 @@ class RunningServer:
     log_path: Path
     startup_s: float
     inner_pid: int | None = None  # vLLM's own pid, as `vlmrl verifier serve` reported it
+    api_key: str | None = None  # the key the server requires, as `vlmrl verifier serve` printed it
+    host: str = "127.0.0.1"  # the interface it listens on (reached over 127.0.0.1 either way)
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
 
     def log(self) -> str:
         return self.log_path.read_text(encoding="utf-8", errors="replace")
 
 
 def _wait_listed(
-    url: str, model: str | None, process: subprocess.Popen, timeout_s: float, log: Path
+    url: str,
+    model: str | None,
+    process: subprocess.Popen,
+    timeout_s: float,
+    log: Path,
+    key: Callable[[], str | None] = lambda: None,
 ) -> float:
     start = time.monotonic()
     while time.monotonic() - start < timeout_s:
@@ -85,7 +97,8 @@ def _wait_listed(
                 if httpx.get(url.rsplit("/v1", 1)[0] + "/health", timeout=2).status_code == 200:
                     return time.monotonic() - start
             else:
-                ids = [m["id"] for m in httpx.get(f"{url}/models", timeout=2).json()["data"]]
+                headers = {"Authorization": f"Bearer {key()}"}
+                ids = [m["id"] for m in httpx.get(f"{url}/models", headers=headers, timeout=2).json()["data"]]
                 if model in ids:
                     return time.monotonic() - start
         except (httpx.HTTPError, ValueError, KeyError, TypeError):
@@ -94,9 +107,17 @@ def _wait_listed(
     raise RuntimeError(f"{url} not ready within {timeout_s:.0f} s; log: {log}")
 
 
+def printed_key(log: Path) -> str | None:
+    """The API key `vlmrl verifier serve` generated and printed in its export line."""
+    match = re.search(r"REWARD_MODEL_API_KEY=(\S+)", log.read_text(errors="replace"))
+    return match.group(1) if match else None
+
+
 def start_vllm_via_cli(model_dir: Path, log_dir: Path) -> RunningServer:
-    """`vlmrl verifier serve` on the tiny model, CPU settings, 127.0.0.1; waits until it is ready."""
+    """`vlmrl verifier serve` on the tiny model, CPU settings, on every interface (0.0.0.0), so with
+    the API key it generates and prints; reached over 127.0.0.1; waits until it is ready."""
     port = free_port()
+    host = "0.0.0.0"
     log = log_dir / "verifier_serve.log"
     vllm_log = log_dir / "vllm.log"
     cmd = [
@@ -108,11 +129,12 @@ def start_vllm_via_cli(model_dir: Path, log_dir: Path) -> RunningServer:
         "--served-model-name",
         "tiny-verifier",
         "--host",
-        "127.0.0.1",
+        host,
         "--port",
         str(port),
         "--max-model-len",
-        "1024",
+        # lmms-eval's MathVerse judge asks for up to 1024 new tokens on top of its prompt.
+        "2048",
         "--dtype",
         "float32",
         "--ready-timeout",
@@ -124,10 +146,16 @@ def start_vllm_via_cli(model_dir: Path, log_dir: Path) -> RunningServer:
         # A judge reads text only: no vision encoder to profile at start-up (minutes on a busy CPU).
         "--language-model-only",
     ]
-    process = _spawn(cmd, log, VLLM_CPU_KVCACHE_SPACE="1", NO_COLOR="1", COLUMNS="200")
+    # No key given (and none inherited): the CLI must generate one, since 0.0.0.0 is beyond loopback.
+    process = _spawn(
+        cmd, log, drop=("REWARD_MODEL_API_KEY", "VLLM_API_KEY"), VLLM_CPU_KVCACHE_SPACE="1", NO_COLOR="1",
+        COLUMNS="200",
+    )  # fmt: skip
     url = f"http://127.0.0.1:{port}/v1"
     try:
-        startup = _wait_listed(url, "tiny-verifier", process, VLLM_READY_TIMEOUT_S + 30, log)
+        startup = _wait_listed(
+            url, "tiny-verifier", process, VLLM_READY_TIMEOUT_S + 30, log, key=lambda: printed_key(log)
+        )
         # The CLI prints its ready line once its own probe passed; wait for it (and vLLM's pid).
         deadline = time.monotonic() + 30
         while "ready in" not in log.read_text(errors="replace") and time.monotonic() < deadline:
@@ -137,19 +165,28 @@ def start_vllm_via_cli(model_dir: Path, log_dir: Path) -> RunningServer:
         raise
     match = re.search(r"\(pid (\d+)\)", log.read_text(errors="replace"))
     return RunningServer(
-        url, "tiny-verifier", port, process, log, startup, int(match.group(1)) if match else None
+        url,
+        "tiny-verifier",
+        port,
+        process,
+        log,
+        startup,
+        int(match.group(1)) if match else None,
+        api_key=printed_key(log),
+        host=host,
     )
 
 
-def _spawn(cmd: list[str], log: Path, **env: str) -> subprocess.Popen:
-    """Start `cmd` in its own process group, output to `log`, with `env` over this environment."""
+def _spawn(cmd: list[str], log: Path, drop: tuple[str, ...] = (), **env: str) -> subprocess.Popen:
+    """Start `cmd` in its own process group, output to `log`, with `env` over this environment
+    (less the variables in `drop`)."""
     with log.open("wb") as out:
         return subprocess.Popen(
             cmd,
             stdout=out,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
-            env=dict(os.environ, **env),
+            env={**{k: v for k, v in os.environ.items() if k not in drop}, **env},
             start_new_session=True,
         )
 

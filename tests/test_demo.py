@@ -49,7 +49,8 @@ def test_demo_runs_end_to_end_at_reduced_size(tmp_path, tiny_vlm_path):
     assert summary["train"]["steps"] == 2
     assert summary["data"] == {"train": {"kept": 8, "rejected": 0}, "test": {"kept": 4, "rejected": 0}}
     for when in ("before", "after"):
-        assert set(summary[when]) == {"pass@1", "format_rate", "by_kind"}
+        assert set(summary[when]) == {"grader", "pass@1", "format_rate", "by_kind"}
+        assert summary[when]["grader"] == "reward"  # the demo grades as training does, and says so
         by_kind = summary[when]["by_kind"]
         assert set(by_kind) == {"text", "image"}
         assert sum(k["problems"] for k in by_kind.values()) == 4

@@ -14,12 +14,37 @@ from vlmrl.errors import UserError
 def test_footer_accepts_contract_rows(data_dir, foreign_parquet):
     assert check_file(foreign_parquet(data_dir / "t.parquet", images=False)) == (1, False)
     assert check_file(foreign_parquet(data_dir / "m.parquet", images=True)) == (1, True)
+    # A string ground truth, as other tools write it: one answer (here a Python-literal list string).
+    text = foreign_parquet(data_dir / "s.parquet", images=False, ground_truth_as_list=False)
+    assert check_file(text) == (1, False)
+    assert [row.ground_truth for row in read_rows(text)] == [["2"]]
+
+
+def test_footer_refuses_a_ground_truth_that_is_neither_string_nor_list(data_dir):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    path = data_dir / "int.parquet"
+    table = pa.table(
+        {
+            "data_source": ["x"],
+            "prompt": [[{"role": "user", "content": "q"}]],
+            "reward_model": [{"style": "rule", "ground_truth": 2}],
+            "extra_info": [{"index": 0}],
+        }
+    )
+    pq.write_table(table, path)
+    for reader in (check_file, read_rows, inspect_parquet):
+        with pytest.raises(
+            UserError,
+            match=r"int\.parquet: reward_model.ground_truth must be a list of strings .* or a string",
+        ):
+            list(reader(path)) if reader is read_rows else reader(path)
 
 
 @pytest.mark.parametrize(
     ("kwargs", "needle"),
     [
-        ({"ground_truth_as_list": False}, "ground_truth must be a list"),
         ({"drop": "reward_model"}, "missing column 'reward_model'"),
         ({"drop": "prompt"}, "missing column 'prompt'"),
     ],

@@ -128,7 +128,9 @@ def test_gpqa_seeded_shuffle(data_dir):
     assert [e.question for e in a] == [e.question for e in b]
     for ex in a:
         letter = ex.answers[0]
-        assert ex.answer_type == "choice" and ex.choices == ["A", "B", "C", "D"]
+        # `choices` records the options' texts in A-D order, so the reward maps a text to its letter.
+        assert ex.answer_type == "choice" and ex.choices == [ex.meta["options"][k] for k in "ABCD"]
+        assert ex.choices["ABCD".index(letter)] == "electron"
         assert f"\n{letter}. electron" in ex.question and ex.meta["options"][letter] == "electron"
     letters = {
         tuple(e.answers[0] for e in load_examples("gpqa_diamond", path=path, seed=s)) for s in range(8)

@@ -17,10 +17,13 @@ from vlmrl.eval.mm import (
     check_judge_env,
     evaluate_mm,
     find_results_json,
+    judge_counts,
+    judge_notes,
     parse_lmms_results,
     probe_judge,
     write_chat_template,
     write_local_tasks,
+    write_task_yamls,
 )
 
 INSTRUCTION = "Think first, then answer.\nUse <think>\n...\n</think> and <answer>\n...\n</answer>."
@@ -109,6 +112,78 @@ def test_local_task_copy_includes_the_installed_yaml(tmp_path):
         write_local_tasks({"mmstar": data}, tasks_dir, tmp_path / "local")
     with pytest.raises(UserError, match="not a directory"):
         write_local_tasks({"mme": data / "missing"}, tasks_dir, tmp_path / "local")
+
+
+class _TaskLoader(yaml.SafeLoader):
+    """YAML with lmms-eval's `!function module.name` tag read as ("!function", "module.name")."""
+
+
+_TaskLoader.add_constructor("!function", lambda loader, node: ("!function", loader.construct_scalar(node)))
+
+
+def test_judged_tasks_run_under_a_yaml_that_records_each_judge_call(tmp_path):
+    tasks_dir = tmp_path / "lmms_eval" / "tasks"
+    for family, task in (("mathverse", "mathverse_testmini"), ("mathvista", "mathvista_testmini_format")):
+        (tasks_dir / family).mkdir(parents=True)
+        (tasks_dir / family / f"{task}.yaml").write_text(f"task: {task}\n")
+    (tasks_dir / "mmstar").mkdir()
+    (tasks_dir / "mmstar" / "mmstar.yaml").write_text("task: mmstar\n")
+    data = tmp_path / "MathVista"
+    data.mkdir()
+    out = tmp_path / "tasks"
+    tasks = ["mathverse_testmini", "mathvista_testmini_format", "mmstar"]
+    names = write_task_yamls(tasks, {"mathvista_testmini_format": data}, tasks_dir, out)
+    # MMStar is rule-scored and read from the hub: it runs as itself.
+    assert names == {
+        "mathverse_testmini": "vlmrl_mathverse_testmini",
+        "mathvista_testmini_format": "vlmrl_local_mathvista_testmini_format",
+    }
+    hub = yaml.load((out / "vlmrl_mathverse_testmini.yaml").read_text(), _TaskLoader)
+    assert hub == {
+        "include": str(tasks_dir / "mathverse" / "mathverse_testmini.yaml"),
+        "task": "vlmrl_mathverse_testmini",
+        "task_alias": "mathverse_testmini",
+        "process_results": ("!function", "vlmrl_judge_hooks.mathverse_process_results"),
+    }
+    local = yaml.load((out / "vlmrl_local_mathvista_testmini_format.yaml").read_text(), _TaskLoader)
+    assert local["dataset_path"] == str(data) and local["dataset_kwargs"] == {}
+    assert local["process_results"] == ("!function", "vlmrl_judge_hooks.mathvista_process_results")
+    # The hooks travel beside the yamls: lmms-eval imports `!function` modules from the yaml's folder.
+    hooks = (out / "vlmrl_judge_hooks.py").read_text()
+    assert "def mathverse_process_results" in hooks and "def mathvista_process_results" in hooks
+    assert "vlmrl" not in "".join(line for line in hooks.splitlines() if line.startswith(("import", "from")))
+
+
+def _samples(path, records):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(json.dumps({"doc_id": i, **r}) + "\n" for i, r in enumerate(records)))
+
+
+def test_judge_counts_per_task_from_the_samples_logs(tmp_path):
+    root = tmp_path / "lmms_eval" / "model"
+    judged = {"vlmrl_judge": {"status": "judged", "detail": "1"}}
+    failed = {"vlmrl_judge": {"status": "failed", "detail": "APIConnectionError: Connection error."}}
+    _samples(root / "20261204_samples_vlmrl_mathverse_testmini.jsonl", [judged, failed, judged, {}])
+    _samples(root / "20261204_samples_mmstar.jsonl", [{"average": {"score": 1.0}}] * 3)
+    names = {
+        "mathverse_testmini": "vlmrl_mathverse_testmini",
+        "mmstar": "mmstar",
+        "mathvista_testmini_format": "vlmrl_mathvista_testmini_format",
+    }
+    counts = judge_counts(tmp_path / "lmms_eval", names)
+    verse = counts["mathverse_testmini"]
+    assert (verse["judged"], verse["failed"], verse["not_needed"], verse["samples"]) == (2, 2, 0, 4)
+    assert verse["failures"] == [
+        {"doc_id": 1, "detail": "APIConnectionError: Connection error."},
+        {"doc_id": 3, "detail": "judge call not recorded"},  # a sample the hooks did not see: failed
+    ]
+    star = counts["mmstar"]
+    assert (star["judged"], star["failed"], star["not_needed"], star["samples"]) == (0, 0, 3, 3)
+    assert counts["mathvista_testmini_format"]["samples"] is None  # no log: said, not zero
+    notes = judge_notes(counts)
+    assert any("mathverse_testmini: the judge failed on 2 of 4 samples" in n for n in notes)
+    assert any("mathvista_testmini_format: no samples log" in n for n in notes)
+    assert not any(n.startswith("mmstar") for n in notes)
 
 
 def _write_lmms_results(root, date="2026-11-23T10-00-00", mathvista=61.3):
@@ -243,3 +318,23 @@ def test_local_judge_probe(chat_server, silent_url):
     assert "unreachable" in down[0]
     slow = probe_judge(["mathverse_testmini"], {**env, "OPENAI_API_URL": silent_url}, timeout_s=0.5)
     assert f"did not answer {silent_url}/models within 0.5 s" in slow[0] and "--no-judge-check" in slow[0]
+
+
+def test_judged_hub_tasks_run_under_vlmrl_names_with_the_installed_yaml(tmp_path):
+    from vlmrl.eval.lmms_env import LMMS_EVAL_VERSION, find_lmms_python, probe
+
+    python = find_lmms_python()
+    info = probe(python) if python else None
+    if info is None or info.version != LMMS_EVAL_VERSION:
+        pytest.skip(f"no lmms-eval {LMMS_EVAL_VERSION} here ({info})")
+    run = evaluate_mm(
+        "/ckpt/hf", ["mathverse_testmini", "mme"], tmp_path / "mm", lmms_python=python, dry_run=True
+    )
+    cmd = run.command
+    assert cmd[cmd.index("--tasks") + 1] == "vlmrl_mathverse_testmini,mme"  # MME: rule-scored, as itself
+    include = tmp_path.absolute() / "mm" / "lmms_tasks"
+    assert cmd[cmd.index("--include_path") + 1] == str(include)
+    doc = yaml.load((include / "vlmrl_mathverse_testmini.yaml").read_text(), _TaskLoader)
+    assert doc["include"] == str(info.tasks_dir / "mathverse" / "mathverse_testmini.yaml")
+    assert "dataset_path" not in doc  # the hub's, from lmms-eval's own yaml
+    assert run.task_names == {"mathverse_testmini": "vlmrl_mathverse_testmini", "mme": "mme"}

@@ -141,3 +141,22 @@ def test_bad_settings_are_user_errors():
         SamplingParams(top_k=0)
     with pytest.raises(UserError, match="unknown backend"):
         make_backend("sglang", "x")
+
+
+def test_a_server_that_wants_an_api_key_gets_the_one_in_openai_api_key(chat_server, monkeypatch):
+    server = chat_server(lambda body: chat_reply("ok"), api_key="s3cret")
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    with pytest.raises(
+        UserError, match=r"HTTP 401: the server wants an API key .* was not sent; set OPENAI_API_KEY"
+    ):
+        OpenAIBackend(server.url, model="m").generate(_requests(["q"]), SamplingParams(), lambda r, c: None)
+    monkeypatch.setenv("OPENAI_API_KEY", "wrong")
+    with pytest.raises(UserError, match="was refused"):
+        OpenAIBackend(server.url, model="m").generate(_requests(["q"]), SamplingParams(), lambda r, c: None)
+    assert server.bodies == []  # refused at the door, like vLLM's --api-key
+    monkeypatch.setenv("OPENAI_API_KEY", "s3cret")
+    got = []
+    OpenAIBackend(server.url, model="m").generate(
+        _requests(["q"]), SamplingParams(), lambda r, c: got.append(c)
+    )
+    assert [c.text for c in got] == ["ok"]

@@ -68,8 +68,12 @@ def assert_completed(result, out_dir, n=2, max_new_tokens=12):
 @pytest.mark.slow
 def test_eval_text_against_vllm_server_resolves_the_model_and_completes(vllm_server, math500_file, tmp_path):
     out = tmp_path / "eval"
-    # No --served-model-name: the one model vLLM lists is used.
-    result = run_eval("--model", vllm_server.url.removesuffix("/v1"), *common(math500_file, out))
+    # No --served-model-name: the one model vLLM lists is used. The server (on every interface)
+    # requires its API key, which the OpenAI backend sends from $OPENAI_API_KEY.
+    result = run_eval(
+        "--model", vllm_server.url.removesuffix("/v1"), *common(math500_file, out),
+        env={"OPENAI_API_KEY": vllm_server.api_key},
+    )  # fmt: skip
     _, generations = assert_completed(result, out)
     for g in generations:
         assert 1 <= g["num_tokens"] <= 12

@@ -202,3 +202,92 @@ def test_rates_in_percent_std_band_and_a_note(tmp_path):
         [0.1, 0.2, 0.3]
     )
     assert figures["acc"]["series"][0]["std"] is None  # no std logged for it: no band
+
+
+def _group_rows(steps: int, kinds: dict[str, str]) -> list[dict]:
+    """Rows with `modality/*` and `source/*` keys as both backends log them; `kinds`: source -> kind."""
+    rows = []
+    for step in range(1, steps + 1):
+        row = {
+            "step": step,
+            "reward_mean": 0.0,
+            "acc_mean": 0.5,
+            "format_rate": 0.5,
+            "response_length_mean": 30.0,
+        }
+        for i, (source, kind) in enumerate(sorted(kinds.items())):
+            value = 0.1 * step + i
+            row[f"source/{source}/reward_mean"] = value
+            row[f"source/{source}/acc_mean"] = value / 10
+            row[f"modality/{kind}/reward_mean"] = row.get(f"modality/{kind}/reward_mean", 0.0) + value
+        rows.append(row)
+    return rows
+
+
+def test_a_line_per_row_kind_and_per_source_when_they_split_the_run(tmp_path):
+    path = tmp_path / "run" / "metrics.jsonl"
+    path.parent.mkdir()
+    kinds = {"demo/largest_digit": "text", "demo/shape_colour": "image", "geo/3k": "image"}
+    path.write_text("".join(json.dumps(r) + "\n" for r in _group_rows(3, kinds)))
+    pngs = plot_curves([path], tmp_path / "curves", quantities=("reward", "acc"))
+    assert all(p.read_bytes()[:8] == PNG_MAGIC for p in pngs)
+    figures = json.loads((tmp_path / "curves" / "curves.json").read_text())["figures"]
+    reward = {s["label"]: s for s in figures["reward"]["series"]}
+    assert list(reward) == [
+        "run · all",
+        "run · text",
+        "run · image",
+        "run · source demo/largest_digit",
+        "run · source demo/shape_colour",
+        "run · source geo/3k",
+    ]
+    assert reward["run · text"]["values"] == pytest.approx([0.1, 0.2, 0.3])
+    assert reward["run · image"]["values"] == pytest.approx([3.2, 3.4, 3.6])  # 0.1s + 1 + 0.1s + 2
+    assert reward["run · source geo/3k"]["line"] == "source geo/3k"
+    # acc: no per-kind key logged, so only the sources' lines beside the whole run's
+    acc = [s["label"] for s in figures["acc"]["series"]]
+    assert acc[0] == "run · all" and "run · text" not in acc and "run · source geo/3k" in acc
+
+
+def test_one_kind_one_source_adds_no_lines(tmp_path):
+    path = tmp_path / "run" / "metrics.jsonl"
+    path.parent.mkdir()
+    path.write_text("".join(json.dumps(r) + "\n" for r in _group_rows(2, {"gsm8k": "text"})))
+    plot_curves([path], tmp_path / "curves", quantities=("reward",))
+    series = json.loads((tmp_path / "curves" / "curves.json").read_text())["figures"]["reward"]["series"]
+    assert [s["label"] for s in series] == ["run"]
+
+
+def test_judge_figures_by_default_only_when_the_verifier_was_asked(tmp_path):
+    asked = tmp_path / "asked" / "metrics.jsonl"
+    asked.parent.mkdir()
+    rows = [
+        {
+            "step": s,
+            "reward_mean": 0.1,
+            "judge/calls": 4.0 * s,
+            "judge/failures": 1.0,
+            "judge/overturned": 2.0,
+        }
+        | {"judge/latency_p50_s": 0.2 * s, "judge/latency_p95_s": 0.5 * s}
+        for s in (1, 2)
+    ]
+    asked.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    pngs = plot_curves([asked], tmp_path / "a")
+    assert sorted(p.stem for p in pngs) == ["judge_calls", "judge_latency", "reward"]
+    figures = json.loads((tmp_path / "a" / "curves.json").read_text())["figures"]
+    calls = {s["label"]: s["values"] for s in figures["judge_calls"]["series"]}
+    assert calls == {
+        "asked · calls": [4.0, 8.0],
+        "asked · failed": [1.0, 1.0],
+        "asked · overturned the rules": [2.0, 2.0],
+    }
+    latency = {s["label"]: s["values"] for s in figures["judge_latency"]["series"]}
+    assert latency == {"asked · p50": pytest.approx([0.2, 0.4]), "asked · p95": pytest.approx([0.5, 1.0])}
+
+    never = tmp_path / "never" / "metrics.jsonl"
+    never.parent.mkdir()
+    never.write_text(
+        "".join(json.dumps({"step": s, "reward_mean": 0.1, "judge/calls": 0.0}) + "\n" for s in (1, 2))
+    )
+    assert [p.stem for p in plot_curves([never], tmp_path / "n")] == ["reward"]

@@ -72,3 +72,26 @@ def test_rows_are_labelled_by_run_name_not_path():
     assert run_label("Qwen/Qwen2.5-VL-7B-Instruct") == "Qwen/Qwen2.5-VL-7B-Instruct"
     table = render_table([ModelRow("/data/runs/text-grpo/checkpoint-40", {"aime24": 10.0})])
     assert "| text-grpo/checkpoint-40 |" in table and "/data/runs" not in table
+
+
+def test_judge_failures_mark_the_cell_and_every_judged_task_is_counted(tmp_path):
+    judge = {"judge_model": "tiny-verifier", "judge_url": "http://127.0.0.1:8001/v1", "api_type": "openai"}
+    result = write_result(
+        tmp_path / "mm.json",
+        "tiny",
+        {"mathverse_testmini": 50.0, "mathvista_testmini_format": None, "mmstar": 50.0},
+        judge={
+            "mathverse_testmini": {"judged": 1, "failed": 1, "not_needed": 0, "samples": 2, **judge},
+            "mathvista_testmini_format": {"judged": 2, "failed": 0, "not_needed": 0, "samples": 2, **judge},
+            "mmstar": {"judged": 0, "failed": 0, "not_needed": 2, "samples": 2},
+        },
+    )
+    table, _ = build_table([result])
+    cells = _cells(table, "tiny")
+    assert cells[3] == "50.0*" and cells[4] == MISSING and cells[7] == "50.0"
+    assert "* the judge failed" in table and "lower bound" in table
+    line = next(x for x in table.splitlines() if x.startswith("- tiny:"))
+    assert "MathVerse 1/1/0" in line and "MathVista 2/0/0" in line and "MMStar 0/0/2" in line
+    assert "tiny-verifier at http://127.0.0.1:8001/v1" in line
+    clean = write_result(tmp_path / "clean.json", "ok", {"mmstar": 1.0})
+    assert "*" not in build_table([clean])[0] and "Judge calls" not in build_table([clean])[0]

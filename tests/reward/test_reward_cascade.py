@@ -7,15 +7,25 @@ import threading
 import numpy as np
 import pytest
 
+from vlmrl.data.normalize import answer_list
 from vlmrl.errors import UserError
 from vlmrl.reward import RewardSettings, compute_score, score_batch
 from vlmrl.reward.check import Outcome, rule_check
 from vlmrl.reward.choice import extract_letters
 from vlmrl.reward.extract import check_format, final_answer
 from vlmrl.reward.pool import get_pool
-from vlmrl.reward.verl_entry import ground_truth_list
 
-KEYS = {"score", "acc", "format_ok", "pred", "verdict", "verifier_error"}
+KEYS = {
+    "score",
+    "acc",
+    "format_ok",
+    "pred",
+    "verdict",
+    "verifier_error",
+    "verifier_called",
+    "verifier_latency_s",
+    "verifier_overturned",
+}
 
 
 def wrap(answer: str, think: str = "Let me work it out.") -> str:
@@ -74,6 +84,9 @@ def test_format_gate_rejects(response, reason):
         "pred": "",
         "verdict": "format",
         "verifier_error": 0,
+        "verifier_called": 0,
+        "verifier_latency_s": 0.0,
+        "verifier_overturned": 0,
     }
 
 
@@ -191,18 +204,18 @@ def test_rule_check_reads_the_answer(pred, gold):
 
 
 @pytest.mark.parametrize(
-    ("pred", "gold"),
+    ("pred", "gold", "how"),
     [
-        ("\\sqrt{8}", "2\\sqrt{2}"),
-        ("\\frac{\\sqrt{2}}{2}", "\\frac{1}{\\sqrt{2}}"),
-        ("x^2 + 2x + 1", "(x+1)^2"),
-        ("\\pi r^2", "r^2\\pi"),
-        ("[1, 3)", "[1,3)"),
+        ("\\sqrt{8}", "2\\sqrt{2}", "surd"),  # exact surds: decided in-process
+        ("\\frac{\\sqrt{2}}{2}", "\\frac{1}{\\sqrt{2}}", "surd"),
+        ("x^2 + 2x + 1", "(x+1)^2", "math_verify"),
+        ("\\pi r^2", "r^2\\pi", "math_verify"),
+        ("[1, 3)", "[1,3)", "exact"),  # the same formula but for spaces
     ],
 )
-def test_math_verify_symbolic_equivalence(pred, gold):
+def test_math_verify_symbolic_equivalence(pred, gold, how):
     result = rule_check(pred, [gold], timeout_s=30)
-    assert result.outcome is Outcome.CORRECT and result.how == "math_verify"
+    assert result.outcome is Outcome.CORRECT and result.how == how
 
 
 @pytest.mark.parametrize(
@@ -265,16 +278,17 @@ def test_every_acceptable_ground_truth_counts():
     assert compute_score("s", wrap("3"), ["2", "4"])["acc"] == 0
 
 
-def test_ground_truth_is_a_list_and_only_the_verl_entry_reads_other_forms():
+def test_ground_truth_is_read_once_a_string_being_one_answer():
+    assert compute_score("s", wrap("3"), "3")["acc"] == 1
     with pytest.raises(TypeError, match="list"):
-        compute_score("s", wrap("3"), "3")
-    assert ground_truth_list("5") == ["5"]
-    assert ground_truth_list(["5", "five"]) == ["5", "five"]
-    assert ground_truth_list(("5",)) == ["5"]
-    assert ground_truth_list(np.array(["5", "6"], dtype=object)) == ["5", "6"]
-    assert ground_truth_list("['3', '3.0']") == ["3", "3.0"]
-    assert ground_truth_list("[0, 1]") == ["[0, 1]"]  # an interval, not a list of answers
-    assert ground_truth_list(None) == []
+        compute_score("s", wrap("3"), 3)
+    assert answer_list("5") == ["5"]
+    assert answer_list(["5", "five"]) == ["5", "five"]
+    assert answer_list(("5",)) == ["5"]
+    assert answer_list(np.array(["5", "6"], dtype=object)) == ["5", "6"]
+    assert answer_list("['3', '3.0']") == ["3", "3.0"]
+    assert answer_list("[0, 1]") == ["[0, 1]"]  # an interval, not a list of answers
+    assert answer_list(None) == []
 
 
 def test_multiple_choice():

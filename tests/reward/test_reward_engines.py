@@ -13,7 +13,17 @@ from vlmrl.testing.scripted_judge import ScriptedJudge
 from vlmrl.train.trl.rewards import completion_text, make_trl_reward
 
 VERL_ENTRY = Path(vlmrl.reward.__file__).with_name("verl_entry.py")
-KEYS = {"score", "acc", "format_ok", "pred", "verdict", "verifier_error"}
+KEYS = {
+    "score",
+    "acc",
+    "format_ok",
+    "pred",
+    "verdict",
+    "verifier_error",
+    "verifier_called",
+    "verifier_latency_s",
+    "verifier_overturned",
+}
 
 RESPONSES = [
     ("<think>\n1+1\n</think>\n<answer>\n\\boxed{2}\n</answer>", ["2"]),  # right

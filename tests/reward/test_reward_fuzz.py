@@ -11,7 +11,17 @@ from vlmrl.reward.check import prepare
 from vlmrl.reward.choice import extract_letters, gold_letters
 from vlmrl.reward.extract import check_format, final_answer, number_with_unit, plain_number, prose_number
 
-KEYS = {"score", "acc", "format_ok", "pred", "verdict", "verifier_error"}
+KEYS = {
+    "score",
+    "acc",
+    "format_ok",
+    "pred",
+    "verdict",
+    "verifier_error",
+    "verifier_called",
+    "verifier_latency_s",
+    "verifier_overturned",
+}
 # Pieces that drive the parser into its interesting corners.
 ATOMS = st.sampled_from(
     [

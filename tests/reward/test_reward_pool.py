@@ -220,7 +220,8 @@ def test_a_forked_child_gets_its_own_pool():
     assert parent.check(["2"], "$2$", timeout_s=30) == "equal"
 
 
-GROUP_ANSWER = "<think>\nroots\n</think>\n<answer>\n\\sqrt{8}\n</answer>"  # math-verify decides it
+GROUP_ANSWER = "<think>\nexpand\n</think>\n<answer>\n(x+1)^2\n</answer>"  # math-verify decides it
+GROUP_GOLD = "x^2+2x+1"
 
 
 @pytest.fixture
@@ -248,7 +249,7 @@ def test_concurrent_async_scores_of_one_answer_share_one_check(pool_checks):
     async def group():
         return await asyncio.gather(
             *(
-                compute_score_async("s", GROUP_ANSWER, ["2\\sqrt{2}"], None, rule_timeout_s=30)
+                compute_score_async("s", GROUP_ANSWER, [GROUP_GOLD], None, rule_timeout_s=30)
                 for _ in range(16)
             )
         )
@@ -266,7 +267,7 @@ def test_concurrent_sync_scores_of_one_answer_share_one_check(pool_checks):
     with ThreadPoolExecutor(8) as threads:  # veRL's thread-pooled sync scorers
         results = list(
             threads.map(
-                lambda _: compute_score("s", GROUP_ANSWER, ["2\\sqrt{2}"], None, rule_timeout_s=30), range(16)
+                lambda _: compute_score("s", GROUP_ANSWER, [GROUP_GOLD], None, rule_timeout_s=30), range(16)
             )
         )
     assert [r["acc"] for r in results] == [1] * 16

@@ -67,13 +67,18 @@ def test_verifier_decides_when_rules_cannot():
         assert judge.script.prompts and QUESTION in judge.script.prompts[0]
     assert (right["acc"], right["verdict"], right["verifier_error"]) == (1, "verifier", 0)
     assert (wrong["acc"], wrong["verdict"], wrong["score"]) == (0, "verifier", -1.0)
+    # Both were put to the judge; only the right one changed what the rules gave (wrong, 0).
+    assert (right["verifier_called"], right["verifier_overturned"]) == (1, 1)
+    assert (wrong["verifier_called"], wrong["verifier_overturned"]) == (1, 0)
 
 
 def test_rule_decided_answers_never_reach_the_verifier():
     with ScriptedJudge() as judge:
         assert compute_score("s", wrap("\\boxed{5}"), ["5"], INFO, **kw(judge))["verdict"] == "rule"
         assert compute_score("s", wrap("4"), ["5"], INFO, **kw(judge))["verdict"] == "rule"
-        assert compute_score("s", wrap("4 or 5"), ["5"], INFO, **kw(judge))["verdict"] == "rule"
+        hedged = compute_score("s", wrap("4 or 5"), ["5"], INFO, **kw(judge))
+        assert hedged["verdict"] == "rule"
+        assert (hedged["verifier_called"], hedged["verifier_latency_s"]) == (0, 0.0)
         assert judge.script.requests == 0
 
 
@@ -87,6 +92,7 @@ def test_outage_keeps_the_rule_verdict(mode):
         result = compute_score("s", wrap("x^2"), ["x^3"], INFO, **kw(judge))
         assert result["verifier_error"] == 1
         assert result["verdict"] == "rule" and result["acc"] == 0
+        assert (result["verifier_called"], result["verifier_overturned"]) == (1, 0)
         nobody = compute_score("s", wrap("five apples"), ["5 apples"], INFO, **kw(judge))
         assert nobody["verifier_error"] == 1 and nobody["verdict"] in ("none", "rule")
         assert judge.script.requests >= 2  # retried
@@ -136,9 +142,16 @@ def test_batch_dedups_identical_requests_and_caches_across_batches():
         first = score_batch(items, **kw(judge))
         assert judge.script.requests == 2
         assert all(r["verdict"] == "verifier" for r in first)
+        # every response was put to the judge; the two real requests waited the scripted 0.05 s
+        assert all(r["verifier_called"] == 1 for r in first)
+        assert max(r["verifier_latency_s"] for r in first) >= 0.05
         second = score_batch(items, **kw(judge))
         assert judge.script.requests == 2  # served from the LRU cache
-        assert second == first
+
+        def timeless(results):
+            return [{k: v for k, v in r.items() if k != "verifier_latency_s"} for r in results]
+
+        assert timeless(second) == timeless(first)
 
 
 def test_batch_calls_run_concurrently_within_the_limit():
@@ -265,3 +278,13 @@ def test_breaker_probe_that_raises_or_is_cancelled_does_not_stick_open(monkeypat
     # The failed probe counted as a failure; a later probe is allowed, not refused forever.
     assert breaker.is_open
     assert breaker.allow()
+
+
+def test_the_judge_reads_the_options_texts_when_the_question_does_not_list_them():
+    info = {"question": "Which gas do plants take in?", "answer_type": "choice"}
+    info["choices"] = ["Oxygen", "Carbon dioxide", "Nitrogen", "Helium"]
+    with ScriptedJudge() as judge:
+        # An answer that names no option: only the judge can tell, and it sees the options.
+        compute_score("s", wrap("the one animals breathe out"), ["B"], info, **kw(judge))
+        prompt = judge.script.prompts[0]
+    assert "(A) Oxygen\n(B) Carbon dioxide\n(C) Nitrogen\n(D) Helium" in prompt

@@ -71,3 +71,36 @@ def test_a_served_model_name_the_server_does_not_list_fails_without_judging():
         assert judge.script.requests == 0
     assert report.failures == 1 and report.results[-1].got == judge.model_name
     assert "lists 'other'" in report.results[-1].check
+
+
+def test_a_server_beyond_loopback_always_requires_a_key():
+    assert sv.server_api_key("127.0.0.1", None) == (None, False)  # this machine only: a key is optional
+    assert sv.server_api_key("127.0.0.1", "mine") == ("mine", False)
+    assert sv.server_api_key("0.0.0.0", "mine") == ("mine", False)
+    key, generated = sv.server_api_key("0.0.0.0", None)
+    assert generated and len(key) >= 24 and key != sv.server_api_key("0.0.0.0", None)[0]
+    assert sv.server_api_key("::", None)[1] and sv.server_api_key("10.1.2.3", None)[1]
+    line = sv.export_lines("0.0.0.0", 8888, "xv", key)
+    assert (
+        line
+        == f"export REWARD_MODEL_URL=http://<this host>:8888/v1 REWARD_MODEL_NAME=xv REWARD_MODEL_API_KEY={key}"
+    )
+
+
+def test_verifier_serve_dry_run_says_where_the_key_comes_from(monkeypatch):
+    from typer.testing import CliRunner
+
+    from vlmrl.cli import app
+
+    monkeypatch.delenv("REWARD_MODEL_API_KEY", raising=False)
+    runner = CliRunner()
+    every = runner.invoke(app, ["verifier", "serve", "--model", "/m/xv", "--dry-run"])
+    assert every.exit_code == 0 and every.output.startswith(
+        "VLLM_API_KEY=<generated at start> python -m vllm"
+    )
+    local = runner.invoke(app, ["verifier", "serve", "--model", "/m/xv", "--host", "127.0.0.1", "--dry-run"])
+    assert local.exit_code == 0 and local.output.startswith("python -m vllm")
+    given = runner.invoke(
+        app, ["verifier", "serve", "--model", "/m/xv", "--dry-run"], env={"REWARD_MODEL_API_KEY": "s3"}
+    )
+    assert "VLLM_API_KEY=<--api-key>" in given.output and "s3" not in given.output  # the secret is not echoed

@@ -9,6 +9,8 @@ in commands about something else), `--data NAME=PATH` a local copy of a named da
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -173,3 +175,27 @@ def named_paths(items: list[str] | None, option: str) -> dict[str, str]:
             raise UserError(f"{option} {item!r}: expected NAME=PATH, e.g. {option} mmk12=/data/mmk12")
         out[name] = path
     return out
+
+
+@contextmanager
+def stage_bars(console: Console) -> Iterator[tuple[Any, Callable[[str, int, int], None]]]:
+    """Rich progress bars, one per stage name: yields (the Progress, `on_progress(stage, done, total)`),
+    the callback the library's long runs take."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=False,
+    ) as progress:
+        bars: dict[str, Any] = {}
+
+        def on_progress(stage: str, done: int, total: int) -> None:
+            if stage not in bars:
+                bars[stage] = progress.add_task(stage, total=total)
+            progress.update(bars[stage], completed=done, total=total)
+
+        yield progress, on_progress

@@ -113,7 +113,7 @@ def register(app: typer.Typer) -> None:
             "trl",
             "--backend",
             help="GRPO engine: trl (TRL's GRPOTrainer) or verl (veRL's own trainer, on the CPU here; "
-            "4 steps unless --steps, a veRL start takes a minute or more).",
+            "16 steps unless --steps; a veRL start takes a minute or more).",
         ),
     ) -> None:
         """Run data -> reward -> GRPO training -> curves -> evaluation on a tiny model, on CPU."""
@@ -183,7 +183,10 @@ def register(app: typer.Typer) -> None:
         table.add_column("metric")
         table.add_column("before", justify="right")
         table.add_column("after", justify="right")
-        for key, label in (("pass@1", "pass@1 (%)"), ("format_rate", "format rate (%)")):
+        graded = (
+            "the training reward" if result.before.get("grader") == "reward" else result.before.get("grader")
+        )
+        for key, label in (("pass@1", f"pass@1 (%, graded by {graded})"), ("format_rate", "format rate (%)")):
             table.add_row(label, _fmt(result.before.get(key)), _fmt(result.after.get(key)))
         for kind in result.before.get("by_kind", {}):
             before, after = result.before["by_kind"][kind], result.after["by_kind"].get(kind, {})

@@ -41,18 +41,19 @@ def register(app: typer.Typer) -> None:
             "--metric",
             "-m",
             help=(
-                "Quantities to plot (repeatable): reward, response_length, acc, format_rate, or any raw "
-                "key of the logs (e.g. actor/entropy). Default: the four named."
+                "Quantities to plot (repeatable): reward, response_length, acc, format_rate, "
+                "judge_calls, judge_latency, or any raw key of the logs (e.g. actor/entropy). Default: "
+                "the first four, and the verifier's two when a run asked it."
             ),
         ),
     ) -> None:
         """Plot reward and response length (and accuracy, format rate when logged) over steps, runs overlaid."""
-        from vlmrl.report.curves import DEFAULT_QUANTITIES, plot_curves
+        from vlmrl.report.curves import plot_curves
         from vlmrl.report.logs import read_log
 
         paths, names = _split_named(logs)
         runs = [read_log(p, names[i] if names else None) for i, p in enumerate(paths)]
-        pngs = plot_curves(runs, out_dir, quantities=metric or DEFAULT_QUANTITIES, smoothing=smoothing)
+        pngs = plot_curves(runs, out_dir, quantities=metric or None, smoothing=smoothing)
         for run in runs:
             for note in run.notes:
                 err_console.print(f"[yellow]note:[/] {note}", highlight=False)
@@ -78,13 +79,23 @@ def register(app: typer.Typer) -> None:
         ),
         out: Path = typer.Option(None, "--out", "-o", help="Also write the markdown table to this file."),
         digits: int = typer.Option(1, "--digits", help="Decimals shown."),
+        published: bool = typer.Option(
+            False,
+            "--published",
+            help="The seed's two tables (text; multimodal) instead, its published rows (marked) above these "
+            "models': the seed's before/after comparison.",
+        ),
     ) -> None:
-        """One markdown table, a row per model, a column per declared benchmark in table order; missing cells shown."""
-        from vlmrl.report.table import build_table
+        """One markdown table, a row per model, a column per declared benchmark in table order; missing cells
+        shown; a `text grader` column says how each row's text numbers were graded."""
+        from vlmrl.report.table import build_seed_tables, build_table
         from vlmrl.utils.io import write_text_atomic
 
         paths, names = _split_named(results)
-        text, notes = build_table(paths, names, digits=digits)
+        if published:
+            text, notes = build_seed_tables(paths, names, digits=digits)
+        else:
+            text, notes = build_table(paths, names, digits=digits)
         typer.echo(text, nl=False)
         for note in notes:
             err_console.print(f"[yellow]note:[/] {note}", highlight=False)

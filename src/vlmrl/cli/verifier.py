@@ -31,8 +31,14 @@ _HELP = """Serve or health-check the verifier model (e.g. xVerify on vLLM).
 
 The reward asks the verifier only when its rules cannot decide. Serve one on a GPU host with
 `vlmrl verifier serve --model PATH`, then point training at it with
-REWARD_MODEL_URL=http://HOST:PORT/v1 and REWARD_MODEL_NAME=NAME (or reward.verifier.url/model).
+REWARD_MODEL_URL=http://HOST:PORT/v1, REWARD_MODEL_NAME=NAME and REWARD_MODEL_API_KEY=KEY (or
+reward.verifier.url/model). A server that listens beyond this machine requires that key.
 """
+
+_API_KEY_HELP = (
+    "Key clients must send (Authorization: Bearer KEY). Required when --host is not loopback: "
+    "without one a random key is generated and printed with the lines to export."
+)
 
 
 def _interrupt(signum: int, frame: object) -> None:
@@ -52,7 +58,7 @@ def register(app: typer.Typer) -> None:
         ),
         host: str = typer.Option(
             "0.0.0.0",
-            help="Interface to listen on (0.0.0.0 = reachable from workers, 127.0.0.1 = this host).",
+            help="Interface to listen on (0.0.0.0 = reachable from workers, with an API key; 127.0.0.1 = this host).",
         ),
         port: int = typer.Option(8888, help="Port of the OpenAI-compatible API."),
         served_model_name: str | None = served_model_name_option(
@@ -71,9 +77,16 @@ def register(app: typer.Typer) -> None:
         dry_run: bool = typer.Option(
             False, "--dry-run", help="Print the vLLM command instead of running it."
         ),
+        api_key: str | None = typer.Option(
+            None, "--api-key", envvar="REWARD_MODEL_API_KEY", show_envvar=True, help=_API_KEY_HELP
+        ),
     ) -> None:
         """Start vLLM's OpenAI-compatible server for the verifier, wait until it answers, print the
         settings for training, and keep it running until Ctrl-C (arguments after `--` go to vLLM).
+
+        A server on every interface (the default 0.0.0.0) lets in only requests that carry its API key:
+        --api-key (or $REWARD_MODEL_API_KEY), else one generated here and printed as
+        `export ... REWARD_MODEL_API_KEY=...`. vLLM gets it through $VLLM_API_KEY, not its command line.
 
         Example: vlmrl verifier serve --model /models/xVerify-0.5B-I --port 8888
         On a CPU: vlmrl verifier serve --model DIR --host 127.0.0.1 --dtype float32 -- --enforce-eager
@@ -90,12 +103,25 @@ def register(app: typer.Typer) -> None:
         )
         cmd = sv.serve_command(model, host=host, port=port, served_model_name=name, **options)
         if dry_run:
-            console.print(sv.printable(cmd), highlight=False, soft_wrap=True)
+            key_note = ""
+            if api_key:
+                key_note = "VLLM_API_KEY=<--api-key> "
+            elif not sv.is_loopback(host):
+                key_note = "VLLM_API_KEY=<generated at start> "
+            console.print(key_note + sv.printable(cmd), highlight=False, soft_wrap=True)
             return
         sv.require_vllm(cmd, port, name)
         err_console.print(f"starting: {sv.printable(cmd)}", highlight=False, soft_wrap=True)
         # SIGTERM (e.g. from a job scheduler) stops vLLM too, like Ctrl-C, also while it loads.
         signal.signal(signal.SIGTERM, _interrupt)
+        api_key, generated = sv.server_api_key(host, api_key)
+        if generated:
+            err_console.print(
+                f"{host} is reachable beyond this machine: the server requires an API key, generated for this run "
+                "(pass --api-key or set REWARD_MODEL_API_KEY to choose it)",
+                highlight=False,
+                soft_wrap=True,
+            )
         try:
             with err_console.status("waiting for vLLM to load the model ...") as status:
                 server, seconds = sv.serve_verifier(
@@ -103,6 +129,7 @@ def register(app: typer.Typer) -> None:
                     host=host,
                     port=port,
                     served_model_name=name,
+                    api_key=api_key,
                     log_path=log_file,
                     ready_timeout_s=ready_timeout,
                     on_wait=lambda s: status.update(f"waiting for vLLM to load the model ... {s:.0f} s"),
@@ -112,11 +139,14 @@ def register(app: typer.Typer) -> None:
             err_console.print("interrupted: vLLM stopped before it was ready")
             raise typer.Exit(130) from None
         try:
+            shown = api_key if generated else ("<your --api-key>" if api_key else None)
             console.print(
-                f"ready in {seconds:.0f} s (pid {server.pid}): {server.url} serves {name}\n"
-                f"export REWARD_MODEL_URL=http://<this host>:{port}/v1 REWARD_MODEL_NAME={name}",
+                f"ready in {seconds:.0f} s (pid {server.pid}): {server.url} serves {name}"
+                + (" (requests need the API key)" if api_key else "")
+                + f"\n{sv.export_lines(host, port, name, shown)}",
                 highlight=False,
                 soft_wrap=True,
+                markup=False,
             )
             sys.stdout.flush()
             code = server.process.wait()
@@ -138,6 +168,13 @@ def register(app: typer.Typer) -> None:
         ),
         model: str | None = deprecated_alias("--served-model-name", "--model"),
         timeout_s: float = typer.Option(30.0, help="Seconds to wait for each answer."),
+        api_key: str | None = typer.Option(
+            None,
+            "--api-key",
+            envvar="REWARD_MODEL_API_KEY",
+            show_envvar=True,
+            help="The key the verifier server requires (printed by `vlmrl verifier serve`).",
+        ),
     ) -> None:
         """Health check plus one known-correct and one known-wrong judgement; exit 1 if any fails.
 
@@ -146,7 +183,7 @@ def register(app: typer.Typer) -> None:
         from vlmrl.reward.verifier_service import check_verifier
 
         model = prefer(served_model_name, model, "--model", "--served-model-name")
-        report = check_verifier(url, model, timeout_s)
+        report = check_verifier(url, model, timeout_s, api_key)
         table = Table(title=f"verifier check: {report.url}")
         for col in ("check", "expected", "got", "result"):
             table.add_column(col)

@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from vlmrl.data.normalize import infer_answer_type, normalize_answers
+from vlmrl.data.normalize import infer_answer_type, normalize_answers, option_letters
 
 ANSWER_TYPES = ("number", "expression", "choice", "text")
 
@@ -20,7 +20,8 @@ class Example:
     `question` holds one `<image>` placeholder per entry of `images` and no reasoning
     instruction. `images` are encoded image files (bytes), in placeholder order.
     `answers` are normalised, non-empty in a valid example, first one canonical.
-    For `answer_type == "choice"`, `answers` holds the option letter and `choices` the letters.
+    For `answer_type == "choice"`, `answers` holds the option letter (or the right option's text) and
+    `choices` the letters, or the options' texts in letter order when the source has them.
     """
 
     source: str
@@ -60,7 +61,8 @@ def make_example(
     answers = normalize_answers(raw_answers)
     choices = list(choices or [])
     answer = answers[0] if answers else ""
-    if choices and answer.upper() in choices and len(answer) == 1:
+    letters = option_letters(choices)
+    if choices and answer.upper() in letters and len(answer) == 1:
         answers = [a.upper() if len(a) == 1 else a for a in answers]
         answer = answers[0]
     return Example(
@@ -71,7 +73,7 @@ def make_example(
         answers=answers,
         images=list(images or []),
         answer_type=infer_answer_type(answer, choices) if answer else "text",
-        choices=choices if (choices and answer in choices) else [],
+        choices=choices if (choices and (answer in choices or answer in letters)) else [],
         meta=dict(meta or {}),
         problem=problem,
     )

@@ -22,8 +22,10 @@ from vlmrl.data.images import (
     image_size,
     vision_settings,
 )
+from vlmrl.data.normalize import answer_list
 from vlmrl.data.prompt import count_placeholders, load_processor, prompt_text_tokens
 from vlmrl.data.rows import open_parquet
+from vlmrl.errors import UserError
 
 
 @dataclass
@@ -104,8 +106,14 @@ def inspect_parquet(
             info.by_source[row["data_source"]] += 1
             extra = row.get("extra_info") or {}
             info.answer_types[extra.get("answer_type") or "?"] += 1
-            ground_truth = (row.get("reward_model") or {}).get("ground_truth") or []
-            info.multi_answer_rows += isinstance(ground_truth, list) and len(ground_truth) > 1
+            try:
+                ground_truth = answer_list(
+                    (row.get("reward_model") or {}).get("ground_truth"),
+                    f"{p} row {info.rows - 1}: reward_model.ground_truth",
+                )
+            except TypeError as exc:
+                raise UserError(str(exc)) from None
+            info.multi_answer_rows += len(ground_truth) > 1
             images = row.get("images") or []
             info.images_per_row[len(images)] += 1
             blank = bool(images) and count_placeholders(extra.get("question") or "") == 0

@@ -99,6 +99,28 @@ def parse_answer_list(value: object) -> list[str]:
     return [text]
 
 
+def answer_list(value: object, where: str = "ground_truth") -> list[str]:
+    """Every acceptable answer of a ground truth as a file or an engine hands it over: a string is one
+    answer (or, a Python-literal list string, its answers: `parse_answer_list`), a list, tuple or
+    numpy array is several (nested ones flattened), bytes are UTF-8 text, None is none; blank answers
+    are dropped. Anything else is a `TypeError` naming `where`. The one reading of a ground truth at
+    every door (the row reader, the reward's `compute_score`/`score_batch`, veRL's entry)."""
+    if value is None:
+        return []
+    if hasattr(value, "tolist") and not isinstance(value, (str, bytes)):
+        value = value.tolist()  # a numpy array (or scalar) as parquet/veRL hand it
+    if isinstance(value, (bytes, bytearray)):
+        value = bytes(value).decode("utf-8", "replace")
+    if isinstance(value, (list, tuple)):
+        return [a for item in value for a in answer_list(item, where)]
+    if not isinstance(value, str):
+        raise TypeError(
+            f"{where} must be a string (one acceptable answer) or a list of strings (several), "
+            f"got {type(value).__name__}: {value!r:.80}"
+        )
+    return [a for a in parse_answer_list(value) if a.strip()]
+
+
 def read_ground_truth(value: object) -> list[str]:
     """Every acceptable answer of a ground truth as published (a string, a Python-literal list
     string, a list): read by `parse_answer_list`, each normalised by `normalize_answer`, empties and
@@ -106,9 +128,36 @@ def read_ground_truth(value: object) -> list[str]:
     return normalize_answers(parse_answer_list(value))
 
 
+_OPTION_LETTER_RE = re.compile(r"^\(?([A-Za-z])\)?[.:)]?$")
+OPTION_LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+
+
+def option_texts(choices: Iterable[object] | None) -> list[str] | None:
+    """The options' texts in letter order when `choices` holds texts ("Jupiter", "$2x$", "A. 11"),
+    None when it holds option letters ("A", "(B)") or nothing. A leading "A." / "(A)" of a text is
+    dropped. The one test of which of the two a `choices` list is."""
+    items = [str(c).strip() for c in (choices or [])]
+    if not items or len(items) > len(OPTION_LETTERS) or all(_OPTION_LETTER_RE.match(c) for c in items):
+        return None
+    texts = []
+    for k, c in enumerate(items):
+        lead = re.match(r"^\(?" + OPTION_LETTERS[k] + r"\)?[.:)]\s+|^\(" + OPTION_LETTERS[k] + r"\)\s*", c)
+        texts.append(c[lead.end() :].strip() if lead else c)
+    return texts
+
+
+def option_letters(choices: Iterable[object] | None) -> list[str]:
+    """The option letters of `choices`, whether it holds letters or texts (texts: A, B, ... in order)."""
+    items = [str(c).strip() for c in (choices or [])]
+    texts = option_texts(items)
+    if texts is not None:
+        return list(OPTION_LETTERS[: len(texts)])
+    return [m.group(1).upper() for m in (_OPTION_LETTER_RE.match(c) for c in items) if m]
+
+
 def infer_answer_type(answer: str, choices: list[str] | None = None) -> str:
     """`choice` (a listed option letter), `number`, `expression` (anything mathematical) or `text`."""
-    if choices and answer in choices:
+    if choices and (answer in choices or (len(answer) == 1 and answer in option_letters(choices))):
         return "choice"
     compact = answer.replace(" ", "")
     if compact and (_NUMBER_RE.match(compact) and any(c.isdigit() for c in compact)):

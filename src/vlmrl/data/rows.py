@@ -16,11 +16,12 @@ from typing import Any
 import pyarrow as pa
 
 from vlmrl.data.example import Example
-from vlmrl.data.normalize import parse_answer_list
+from vlmrl.data.normalize import answer_list
 from vlmrl.data.prompt import (
     DEFAULT_INSTRUCTION,
     IMAGE_PLACEHOLDER,
     build_prompt,
+    count_placeholders,
     placeholder_mismatch,
     split_on_images,
 )
@@ -178,8 +179,8 @@ def _plain(value: Any) -> Any:
 
 def check_row(raw: Mapping[str, Any], where: str = "row") -> Row:
     """A decoded row (from pyarrow, pandas or hand-made) checked against the contract; errors name
-    `where` and the key at fault. A string ground truth (foreign files) is read by the data stage's one
-    rule, `vlmrl.data.normalize.parse_answer_list` (a Python-literal list string is its answers)."""
+    `where` and the key at fault. The ground truth is read by the one rule of every door,
+    `vlmrl.data.normalize.answer_list` (a string, as other tools write it, is one answer)."""
     row = _plain(dict(raw))
     prompt = row.get("prompt")
     if not isinstance(prompt, list) or not prompt or not all(isinstance(m, dict) for m in prompt):
@@ -189,10 +190,10 @@ def check_row(raw: Mapping[str, Any], where: str = "row") -> Row:
             raise UserError(f"{where}: each prompt message needs string `role` and `content`")
     reward_model = row.get("reward_model")
     gt = reward_model.get("ground_truth") if isinstance(reward_model, dict) else None
-    if isinstance(gt, str):
-        gt = parse_answer_list(gt)
-    if not isinstance(gt, list):
-        raise UserError(f"{where}: `reward_model.ground_truth` must be a non-empty list of answers")
+    try:
+        gt = answer_list(gt, f"{where}: `reward_model.ground_truth`")
+    except TypeError as exc:
+        raise UserError(str(exc)) from None
     extra = row.get("extra_info") or {}
     if not isinstance(extra, dict):
         raise UserError(f"{where}: `extra_info` must be a struct/dict")
@@ -207,7 +208,7 @@ def check_row(raw: Mapping[str, Any], where: str = "row") -> Row:
         data_source=str(row.get("data_source") or ""),
         prompt=[{"role": m["role"], "content": m["content"]} for m in prompt],
         images=images,
-        ground_truth=[str(a) for a in gt],
+        ground_truth=gt,
         extra_info=extra,
     ).check(where)
 
@@ -244,9 +245,10 @@ def check_schema(
     if not pa.types.is_struct(rm_type) or rm_type.get_field_index("ground_truth") < 0:
         raise fail(f"column 'reward_model' must be a struct with 'ground_truth', is {rm_type}")
     gt_type = rm_type.field("ground_truth").type
-    if not _is_list(gt_type):
+    if not (_is_list(gt_type) or pa.types.is_string(gt_type) or pa.types.is_large_string(gt_type)):
         raise fail(
-            f"reward_model.ground_truth must be a list of strings (every acceptable answer), is {gt_type}"
+            "reward_model.ground_truth must be a list of strings (every acceptable answer) or a string "
+            f"(one answer, as veRL's own preprocessors write it), is {gt_type}"
         )
     if not pa.types.is_struct(schema.field("extra_info").type):
         raise fail(f"column 'extra_info' must be a struct, is {schema.field('extra_info').type}")
@@ -311,3 +313,20 @@ def trl_features():
             "extra_info": extra,
         }
     )
+
+
+#: The kinds of rows training metrics report apart (`modality/<kind>/...`).
+MODALITIES = ("text", "image")
+
+
+def row_modality(extra_info: Any, has_images: bool = False) -> str:
+    """'image' for a question that shows an image, else 'text'.
+
+    The question's own `<image>` placeholders decide (`extra_info.question` keeps the original
+    question), so a text row that carries the `blank` policy's blank image is still 'text'. Rows
+    without `extra_info.question` (files written by other tools) fall back to `has_images`.
+    """
+    question = extra_info.get("question") if isinstance(extra_info, Mapping) else None
+    if isinstance(question, str) and question.strip():
+        return "image" if count_placeholders(question) else "text"
+    return "image" if has_images else "text"

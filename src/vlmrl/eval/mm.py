@@ -23,6 +23,7 @@ from vlmrl.errors import UserError
 from vlmrl.eval.benchmarks import LMMS, benchmarks, registry
 from vlmrl.eval.lmms_env import LMMS_EVAL_VERSION, SETUP_HINT, LmmsInfo, find_lmms_python, probe
 from vlmrl.eval.results import load_json, write_result
+from vlmrl.utils import openai_api
 from vlmrl.utils.io import write_text_atomic
 
 INSTALL_HINT = f"lmms-eval {LMMS_EVAL_VERSION} runs in its own venv: {SETUP_HINT}"
@@ -194,35 +195,71 @@ def task_yaml(tasks_dir: Path, task: str) -> Path:
     return found[0]
 
 
+# The judge-scored tasks' `process_results`, wrapped by `lmms_judge_hooks` (copied beside the task
+# yamls as HOOKS_MODULE) so each sample records what its judge call did.
+JUDGE_HOOKS = {
+    "mathverse_testmini": "mathverse_process_results",
+    "mathvista_testmini_format": "mathvista_process_results",
+}
+HOOKS_MODULE = "vlmrl_judge_hooks"
+JUDGE_KEY = "vlmrl_judge"  # the per-sample key the hooks add (lmms_judge_hooks.KEY)
+TASK_PREFIX = "vlmrl_"
+
+
 def write_local_tasks(
     data: Mapping[str, str | os.PathLike[str]], tasks_dir: Path, out_dir: Path
 ) -> dict[str, str]:
-    """For each `task=PATH`, a task yaml reading the local copy at PATH; returns {task: local task name}.
+    """For each `task=PATH`, a task yaml reading the local copy at PATH; returns {task: its name}
+    (`write_task_yamls` for exactly the tasks of `data`)."""
+    return write_task_yamls(list(data), data, tasks_dir, out_dir)
 
-    PATH is a directory in the dataset's hub layout (e.g. a `huggingface-cli download` snapshot:
-    `data/test-00000-of-00004.parquet`, ...). The yaml includes the installed task's yaml, so
-    prompts, generation settings and metrics are lmms-eval's own; only the dataset location
-    changes. lmms-eval indexes its own tasks first, so the copy needs its own name; `task_alias`
-    carries the original one into the results file.
+
+def write_task_yamls(
+    tasks: Sequence[str],
+    data: Mapping[str, str | os.PathLike[str]],
+    tasks_dir: Path,
+    out_dir: Path,
+) -> dict[str, str]:
+    """Task yamls for the tasks that need one; returns {task: the name to run it under}.
+
+    A task gets one when `data` has a local copy of it (`task=PATH`, PATH a directory in the dataset's
+    hub layout, e.g. a `huggingface-cli download` snapshot) and when a judge scores it (`JUDGE_HOOKS`:
+    its `process_results` is wrapped so each sample records its judge call). The yaml includes the
+    installed task's yaml, so prompts, generation settings and metrics are lmms-eval's own; only
+    the dataset location and the recording change. lmms-eval indexes its own tasks first, so the
+    copy needs its own name (`vlmrl_local_<task>` for a local copy, else `vlmrl_<task>`);
+    `task_alias` carries the original one into the results file.
     """
     names = {}
-    for task, path in data.items():
-        local = Path(path).expanduser().absolute()
-        if not local.is_dir():
-            raise UserError(
-                f"--data {task}={path}: not a directory; give the dataset's hub layout "
-                "(the folder `huggingface-cli download --repo-type dataset ...` makes)"
-            )
-        name = LOCAL_TASK_PREFIX + re.sub(r"\W", "_", task)
-        doc = {
-            "include": str(task_yaml(tasks_dir, task)),
-            "task": name,
-            "task_alias": task,
-            "dataset_path": str(local),
-            "dataset_kwargs": {},  # drops `token: True`: nothing is fetched
-        }
-        write_text_atomic(out_dir / f"{name}.yaml", json.dumps(doc, indent=2) + "\n")  # JSON is YAML
+    for task in tasks:
+        path = data.get(task)
+        hook = JUDGE_HOOKS.get(task)
+        if path is None and hook is None:
+            continue
+        lines = [
+            f"include: {json.dumps(str(task_yaml(tasks_dir, task)))}",
+            f"task_alias: {json.dumps(task)}",
+        ]
+        prefix = TASK_PREFIX
+        if path is not None:
+            local = Path(path).expanduser().absolute()
+            if not local.is_dir():
+                raise UserError(
+                    f"--data {task}={path}: not a directory; give the dataset's hub layout "
+                    "(the folder `huggingface-cli download --repo-type dataset ...` makes)"
+                )
+            prefix = LOCAL_TASK_PREFIX
+            lines += [f"dataset_path: {json.dumps(str(local))}", "dataset_kwargs: {}"]  # {}: no token
+        if hook is not None:
+            lines.append(f"process_results: !function {HOOKS_MODULE}.{hook}")
+        name = prefix + re.sub(r"\W", "_", task)
+        lines.insert(1, f"task: {json.dumps(name)}")
+        # One `key: JSON value` per line: JSON scalars are YAML, and the !function tag is lmms-eval's.
+        write_text_atomic(out_dir / f"{name}.yaml", "\n".join(lines) + "\n")
         names[task] = name
+    if any(t in JUDGE_HOOKS for t in names):
+        hooks = Path(__file__).with_name("lmms_judge_hooks.py")
+        write_text_atomic(out_dir / f"{HOOKS_MODULE}.py", hooks.read_text(encoding="utf-8"))
     return names
 
 
@@ -275,26 +312,25 @@ def probe_judge(
         return []
     import httpx
 
-    base = url.rstrip("/")
+    base = openai_api.base_url(url)
     model = env.get("MODEL_VERSION", DEFAULT_JUDGE_MODEL)
     try:
-        response = httpx.get(
-            f"{base}/models",
-            headers={"Authorization": f"Bearer {env.get('OPENAI_API_KEY', '')}"},
-            timeout=timeout_s,
-        )
+        ids = openai_api.list_models(url, api_key=env.get("OPENAI_API_KEY") or None, timeout_s=timeout_s)
     except httpx.TimeoutException:
         return [
             f"the judge at OPENAI_API_URL={url} did not answer {base}/models within {timeout_s:g} s; start "
             "it first, or pass --no-judge-check if it is only slow"
         ]
+    except httpx.HTTPStatusError as exc:
+        if exc.response.status_code == 401:
+            return [
+                f"the judge at OPENAI_API_URL={url} refused OPENAI_API_KEY (HTTP 401): set it to the key "
+                "the judge server was started with"
+            ]
+        return []  # not every server lists models; the run will tell
     except httpx.HTTPError as exc:
         return [f"the judge at OPENAI_API_URL={url} is unreachable ({type(exc).__name__}); start it first"]
-    if response.status_code != 200:
-        return []  # not every server lists models; the run will tell
-    try:
-        ids = [m.get("id") for m in response.json().get("data", [])]
-    except (ValueError, AttributeError):
+    except ValueError:
         return []
     if ids and model not in ids:
         how = "MODEL_VERSION" if "MODEL_VERSION" in env else f"MODEL_VERSION (unset: {DEFAULT_JUDGE_MODEL})"
@@ -379,6 +415,83 @@ def _model_from_args(model_args: str) -> str:
     return ""
 
 
+def judge_identity(env: Mapping[str, str]) -> dict[str, str]:
+    """Which judge lmms-eval asked (API_TYPE, the URL for an OpenAI-style one, MODEL_VERSION)."""
+    api_type = env.get("API_TYPE", "openai").lower()
+    who = {"api_type": api_type, "judge_model": env.get("MODEL_VERSION", DEFAULT_JUDGE_MODEL)}
+    if api_type in ("openai", "async_openai"):
+        who["judge_url"] = env.get("OPENAI_API_URL", "https://api.openai.com/v1")
+    return who
+
+
+def _samples_file(root: Path, run_name: str, newer_than: float | None) -> Path | None:
+    found = [
+        p
+        for p in sorted(root.rglob(f"*_samples_{run_name}.jsonl"), key=lambda p: p.stat().st_mtime)
+        if newer_than is None or p.stat().st_mtime >= newer_than
+    ]
+    return found[-1] if found else None
+
+
+def judge_counts(
+    root: str | os.PathLike[str], task_names: Mapping[str, str], newer_than: float | None = None
+) -> dict[str, dict[str, Any]]:
+    """Per task, what the judge did for its samples: {"judged", "failed", "not_needed", "samples",
+    "failures": [{"doc_id", "detail"}, ... first 5]}, read from lmms-eval's samples logs under `root`.
+
+    Judge-scored tasks count the `vlmrl_judge` key `lmms_judge_hooks` adds to each sample; a
+    sample without it counts as failed (its judge call was not recorded). Rule-scored tasks need no
+    judge: every sample is `not_needed`. A task whose samples log is missing gets `samples: None`.
+    """
+    out: dict[str, dict[str, Any]] = {}
+    for task, run_name in task_names.items():
+        path = _samples_file(Path(root), run_name, newer_than)
+        counts: dict[str, Any] = {"judged": 0, "failed": 0, "not_needed": 0, "samples": None}
+        if path is None:
+            out[task] = {**counts, "failures": [], "note": "no samples log: judge calls not counted"}
+            continue
+        failures = []
+        samples = 0
+        with path.open(encoding="utf-8") as fh:
+            for line in fh:
+                if not line.strip():
+                    continue
+                sample = json.loads(line)
+                samples += 1
+                if task not in JUDGED_TASKS:
+                    counts["not_needed"] += 1
+                    continue
+                record = sample.get(JUDGE_KEY)
+                status = record.get("status") if isinstance(record, dict) else None
+                if status in ("judged", "not_needed"):
+                    counts[status] += 1
+                    continue
+                counts["failed"] += 1
+                detail = record.get("detail", "") if isinstance(record, dict) else "judge call not recorded"
+                if len(failures) < 5:
+                    failures.append({"doc_id": sample.get("doc_id"), "detail": detail})
+        counts["samples"] = samples
+        out[task] = {**counts, "failures": failures, "samples_log": str(path)}
+    return out
+
+
+def judge_notes(judge: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    """One line per judge-scored task whose judge failed on some samples (or was not counted)."""
+    notes = []
+    for task, counts in judge.items():
+        if task not in JUDGED_TASKS:
+            continue
+        if counts.get("samples") is None:
+            notes.append(f"{task}: {counts.get('note', 'judge calls not counted')}")
+        elif counts["failed"]:
+            first = counts["failures"][0]["detail"] if counts.get("failures") else ""
+            notes.append(
+                f"{task}: the judge failed on {counts['failed']} of {counts['samples']} samples, which "
+                f"lmms-eval scored 0 (first: {first})"
+            )
+    return notes
+
+
 @dataclass
 class MMRun:
     """What `evaluate_mm` did: the command, whether it ran, and the parsed scores."""
@@ -390,6 +503,8 @@ class MMRun:
     result_path: Path | None = None
     scores: dict[str, float | None] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    task_names: dict[str, str] = field(default_factory=dict)  # task -> the name lmms-eval ran it as
+    judge: dict[str, dict[str, Any]] = field(default_factory=dict)  # task -> `judge_counts` entry
 
     @property
     def command_line(self) -> str:
@@ -441,16 +556,19 @@ def evaluate_mm(
     lmms_out = (out / "lmms_eval").absolute()
     python = find_lmms_python(lmms_python)
     info = probe(python) if python is not None else None
-    run_tasks, include = list(tasks), None
-    if data:
-        if info is None or info.tasks_dir is None:
-            raise LmmsEvalNotInstalled(
-                f"--data needs lmms-eval's task files and no lmms-eval was found; {SETUP_HINT}",
-                MMRun([], template, lmms_out, ran=False),
-            )
+    names: dict[str, str] = {}
+    include = None
+    if data and (info is None or info.tasks_dir is None):
+        raise LmmsEvalNotInstalled(
+            f"--data needs lmms-eval's task files and no lmms-eval was found; {SETUP_HINT}",
+            MMRun([], template, lmms_out, ran=False),
+        )
+    usable = info is not None and info.tasks_dir is not None and info.version == LMMS_EVAL_VERSION
+    if data or (usable and any(t in JUDGE_HOOKS for t in tasks)):
+        assert info is not None and info.tasks_dir is not None
         include = (out / "lmms_tasks").absolute()
-        local = write_local_tasks(data, info.tasks_dir, include)
-        run_tasks = [local.get(t, t) for t in tasks]
+        names = write_task_yamls(tasks, data or {}, info.tasks_dir, include)
+    run_tasks = [names.get(t, t) for t in tasks]
     cmd = build_lmms_command(
         model,
         run_tasks,
@@ -467,13 +585,13 @@ def evaluate_mm(
         reasoning_tags=reasoning_tags,
         extra_model_args=model_args,
     )
-    run = MMRun(cmd, template, lmms_out, ran=False)
+    run = MMRun(cmd, template, lmms_out, ran=False, task_names={t: names.get(t, t) for t in tasks})
     if unknown:
         run.notes.append(f"tasks without a result column (kept under lmms_eval only): {unknown}")
     run.notes += [b.notes for b in benchmarks(LMMS) if b.name in tasks and b.notes]
     if dry_run:
         return run
-    _check_runnable(info, run)
+    _check_runnable(info, run, tasks)
     if check_judge:
         problems = check_judge_env(tasks) or probe_judge(tasks)
         if problems:
@@ -503,6 +621,9 @@ def evaluate_mm(
     parsed = parse_lmms_results(run.result_path)
     run.scores = parsed["scores"]
     run.notes += parsed["notes"]
+    run.judge = judge_counts(result_path.parent, run.task_names, started)
+    run.notes += judge_notes(run.judge)
+    judge_env = dict(os.environ)
     write_result(
         out / "results.json",
         model_name or model,
@@ -513,11 +634,15 @@ def evaluate_mm(
             "command": run.command_line,
             "metrics": parsed["lmms_eval"],
         },
+        judge={
+            task: {**counts, **judge_identity(judge_env)} if task in JUDGED_TASKS else counts
+            for task, counts in run.judge.items()
+        },
     )
     return run
 
 
-def _check_runnable(info: LmmsInfo | None, run: MMRun) -> None:
+def _check_runnable(info: LmmsInfo | None, run: MMRun, tasks: Sequence[str] = ()) -> None:
     if info is None or info.version is None:
         where = f" ({info.python} has no lmms_eval)" if info is not None else ""
         raise LmmsEvalNotInstalled(f"lmms-eval is not installed{where}; {INSTALL_HINT}", run)
@@ -531,5 +656,13 @@ def _check_runnable(info: LmmsInfo | None, run: MMRun) -> None:
         raise LmmsEvalNotInstalled(
             f"{info.python} has lmms-eval but no vLLM, its engine here: install vllm into vlmrl's environment "
             "(shared with the lmms-eval venv) or into the venv, then retry",
+            run,
+        )
+    lacking = info.missing_for(tasks)
+    if lacking:
+        what = "; ".join(f"{task} imports {', '.join(mods)}" for task, mods in lacking.items())
+        raise LmmsEvalNotInstalled(
+            f"{info.python} cannot run every task: {what}, which is not installed there (lmms-eval lists it only "
+            f"in an extra); {SETUP_HINT} again to add it",
             run,
         )

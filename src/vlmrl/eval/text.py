@@ -1,5 +1,6 @@
-"""Text benchmarks end to end: problems (examples or rows) -> n samples each -> grading with the
-training reward -> per-sample jsonl, metrics, results JSON and a summary; re-runs resume.
+"""Text benchmarks end to end: problems (examples or rows) -> n samples each -> grading (the field's
+final-answer protocol by default, or the training reward: `vlmrl.eval.grading`) -> per-sample jsonl,
+metrics, results JSON and a summary; re-runs resume.
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ from vlmrl.errors import UserError
 from vlmrl.eval.benchmarks import TEXT, Benchmark, columns, get_benchmark
 from vlmrl.eval.benchmarks import benchmarks as declared
 from vlmrl.eval.generation import Backend, Completion, GenerationRequest, SamplingParams, make_backend
+from vlmrl.eval.grading import DEFAULT_GRADER, check_grader
+from vlmrl.eval.grading import grade as grade_with
 from vlmrl.eval.metrics import summarize
 from vlmrl.eval.results import write_result
 from vlmrl.utils.io import iter_jsonl, write_json_atomic, write_jsonl_atomic, write_text_atomic
@@ -186,17 +189,18 @@ def _check_settings(out_dir: Path, settings: dict[str, Any], overwrite: bool, na
 # ---------------------------------------------------------------- grading
 
 
-def grade(items: Sequence[Mapping[str, Any]], reward_kwargs: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """Score responses with the training reward (`vlmrl.reward`): same format gate, extraction, rules."""
-    from vlmrl.reward import score_batch
-
-    return score_batch(items, **reward_kwargs)
+def grade(
+    items: Sequence[Mapping[str, Any]], reward_kwargs: Mapping[str, Any], grader: str = DEFAULT_GRADER
+) -> list[dict[str, Any]]:
+    """Grade responses under `grader` (`vlmrl.eval.grading.GRADERS`): the field's final-answer
+    protocol (default) or the training reward (`reward`: same format gate, extraction, rules)."""
+    return grade_with(items, grader, reward_kwargs)
 
 
 # ---------------------------------------------------------------- the run
 
 
-def _summary_markdown(model: str, results: Mapping[str, BenchmarkResult]) -> str:
+def _summary_markdown(model: str, results: Mapping[str, BenchmarkResult], grader: str) -> str:
     ks = sorted({int(k[5:]) for r in results.values() for k in r.metrics if k.startswith("pass@")})
     head = [
         "benchmark",
@@ -207,7 +211,12 @@ def _summary_markdown(model: str, results: Mapping[str, BenchmarkResult]) -> str
         "truncated %",
         "mean length",
     ]
-    lines = [f"# {model}\n", "| " + " | ".join(head) + " |", "|---|" + "---:|" * (len(head) - 1)]
+    lines = [
+        f"# {model}\n",
+        f"Graded by `{grader}` (vlmrl.eval.grading).\n",
+        "| " + " | ".join(head) + " |",
+        "|---|" + "---:|" * (len(head) - 1),
+    ]
     for name, r in results.items():
         m = r.metrics
         cells = [name, str(m["num_problems"]), str(m["n"])]
@@ -242,6 +251,8 @@ def evaluate(
     instruction: str | None = None,
     limit: int | None = None,
     reward_kwargs: Mapping[str, Any] | None = None,
+    grader: str = DEFAULT_GRADER,
+    audit_sample: int = 200,
     model_name: str | None = None,
     overwrite: bool = False,
     on_progress: Progress | None = None,
@@ -253,12 +264,17 @@ def evaluate(
     rows_or_parquet: a parquet path or a list of rows (docs/contracts.md), evaluated as benchmark
     `rows_name` (default: the file stem, or "rows"); or {name: path or rows} for several. n samples per problem at the given sampling.
     instruction: for registry benchmarks, replaces the training instruction ("" = none); rows keep
-    their own prompt. Writes into out_dir: <bench>/generations.jsonl (raw, resumable),
+    their own prompt. grader: `final-answer` (the field's protocol, no format gate; the default) or
+    `reward` (the training reward as training scores it). With a verifier configured (reward_kwargs or
+    $REWARD_MODEL_URL), up to `audit_sample` rule verdicts per benchmark, right and wrong alike, are
+    also put to it (`vlmrl.eval.audit`): counts in metrics["audit"], disagreements in <bench>/audit.json.
+    Writes into out_dir: <bench>/generations.jsonl (raw, resumable),
     <bench>/samples.jsonl (prompt, response, extracted answer, verdict), <bench>/metrics.json,
     results.json (docs/contracts.md) and summary.md. A re-run skips finished samples.
     """
     if n < 1:
         raise UserError(f"n must be >= 1, got {n}")
+    check_grader(grader)
     params = SamplingParams(temperature, top_p, top_k, max_new_tokens, repetition_penalty, seed)
     suites: list[tuple[str, list[EvalItem], str | None]] = []
     for name in benchmarks or []:
@@ -294,13 +310,18 @@ def evaluate(
     out.mkdir(parents=True, exist_ok=True)
     backend_kind = backend if isinstance(backend, str) else backend.name
     reward_kwargs = dict(reward_kwargs or {})
+    # A configured verifier grades under `reward` and audits the rule verdicts under either grader.
+    from vlmrl.reward.settings import RewardSettings
+
+    judge = RewardSettings.from_kwargs(**reward_kwargs).verifier
     settings = {
         "model": model,
         "model_fingerprint": _model_fingerprint(model),
         "backend": backend_kind,
         "sampling": params.as_dict(),
         "instruction_sha": _fingerprint(instruction),
-        "reward_kwargs_sha": _fingerprint(reward_kwargs),
+        "grader": grader,
+        "reward_kwargs_sha": _fingerprint([grader, reward_kwargs]),
     }
     _check_settings(out, settings, overwrite, names)
     display_name = model_name or model
@@ -326,6 +347,8 @@ def evaluate(
             result.benchmarks[name] = _grade_benchmark(
                 name, items, n, done, bench_dir, reward_kwargs, settings, reused, len(todo), on_progress
             )
+            if judge is not None and audit_sample > 0:
+                _audit_benchmark(result.benchmarks[name], judge, audit_sample, on_progress)
     finally:
         if engine is not None and isinstance(backend, str):
             engine.close()
@@ -340,11 +363,12 @@ def evaluate(
         benchmarks={
             name: {**r.metrics, "samples": str(r.samples_path)} for name, r in result.benchmarks.items()
         },
+        graders=dict.fromkeys(scores, grader),
         settings={
             "text": {**settings, "n": n, "instruction": instruction, "reward_kwargs": _redact(reward_kwargs)}
         },
     )
-    write_text_atomic(result.summary_path, _summary_markdown(display_name, result.benchmarks))
+    write_text_atomic(result.summary_path, _summary_markdown(display_name, result.benchmarks, grader))
     return result
 
 
@@ -443,7 +467,7 @@ def _grade_benchmark(
             )
     for start in range(0, len(pending), GRADE_CHUNK):
         chunk = pending[start : start + GRADE_CHUNK]
-        scores = grade([inp for _, inp in chunk], reward_kwargs)
+        scores = grade([inp for _, inp in chunk], reward_kwargs, settings["grader"])
         for (record, _), score in zip(chunk, scores, strict=True):
             record.update(
                 extracted=score.get("pred"),
@@ -460,12 +484,32 @@ def _grade_benchmark(
     for record in records:
         by_problem.setdefault(record["problem_id"], []).append(record)
     metrics = summarize(by_problem)
+    metrics["grader"] = settings["grader"]
     metrics["verifier_error_rate"] = 100.0 * sum(r.get("verifier_error", 0) for r in records) / len(records)
     metrics["verdicts"] = _count(r.get("verdict") for r in records)
     if notes:
         metrics["notes"] = notes
     write_json_atomic(bench_dir / "metrics.json", metrics)
     return BenchmarkResult(name, metrics, samples_path, generated, reused)
+
+
+def _audit_benchmark(bench: BenchmarkResult, judge: Any, n: int, on_progress: Progress | None) -> None:
+    """Rule versus judge on this benchmark's rule verdicts; counts into its metrics and metrics.json."""
+    from vlmrl.eval.audit import audit_samples, sample_from_record, write_audit
+
+    samples = []
+    for lineno, record in iter_jsonl(bench.samples_path):
+        sample = sample_from_record(record, f"{bench.samples_path}:{lineno}")
+        if sample is not None:
+            samples.append(sample)
+    stage = f"{bench.name}: audit"
+    result = audit_samples(
+        samples, judge, n=n, on_progress=(lambda d, t: on_progress(stage, d, t)) if on_progress else None
+    )
+    audit_path = bench.samples_path.parent / "audit.json"
+    write_audit(audit_path, result, [str(bench.samples_path)])
+    bench.metrics["audit"] = {**result.counts(), "file": str(audit_path)}
+    write_json_atomic(bench.samples_path.parent / "metrics.json", bench.metrics)
 
 
 def _count(values: Iterable[Any]) -> dict[str, int]:

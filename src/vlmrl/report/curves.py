@@ -1,4 +1,5 @@
-"""Training curves as PNG: reward, response length, accuracy and format rate over steps, runs overlaid.
+"""Training curves as PNG: reward, response length, accuracy and format rate over steps, runs overlaid,
+with a line per row kind (text, image) and per data source where a run logged them.
 
 Beside the PNGs, `curves.json` records exactly the points drawn (raw and smoothed), so the
 figures can be checked, re-plotted or tabulated without reading pixels.
@@ -13,10 +14,12 @@ from pathlib import Path
 from typing import Any
 
 from vlmrl.errors import UserError
-from vlmrl.report.logs import CURVE_LABELS, RunLog, read_log
+from vlmrl.report.logs import CURVE_KEYS, CURVE_LABELS, MAIN_LINE, RunLog, read_log
 from vlmrl.utils.io import atomic_path, write_json_atomic
 
 DEFAULT_QUANTITIES = ("reward", "response_length", "acc", "format_rate")
+# Drawn by default too when a run put any response to the verifier.
+JUDGE_QUANTITIES = ("judge_calls", "judge_latency")
 # Rates are logged as fractions and drawn in percent, the scale of the evaluation tables.
 PERCENT_QUANTITIES = {"acc", "format_rate"}
 # Where a log carries a quantity's per-step standard deviation, it is drawn as a band.
@@ -68,10 +71,14 @@ def collect_curves(runs: Sequence[RunLog], quantities: Sequence[str], smoothing:
                 if run.raw.get(key):
                     std_points = {s: v * scale for s, v in run.raw[key] if math.isfinite(v)}
                     break
-            for suffix, points in run.curve(quantity).items():
+            curves = run.curve(quantity)
+            split = bool(run.group_curves(quantity)) or quantity in MAIN_LINE
+            for suffix, points in curves.items():
                 kept = [(s, v * scale) for s, v in points if math.isfinite(v)]
                 std = [std_points.get(s) for s, _ in kept] if not suffix and std_points else None
-                label = f"{run.name} · {suffix}" if suffix else run.name
+                # Beside its per-kind lines, the whole run's line says so.
+                main = MAIN_LINE.get(quantity, "all")
+                label = f"{run.name} · {suffix or main}" if suffix or split else run.name
                 if len(points) > len(kept):
                     run.notes.append(
                         f"{label}: {len(points) - len(kept)} NaN/inf value(s) of {quantity} not drawn"
@@ -80,6 +87,7 @@ def collect_curves(runs: Sequence[RunLog], quantities: Sequence[str], smoothing:
                     {
                         "label": label,
                         "run": run.name,
+                        "line": suffix or "all",
                         "source": str(run.source),
                         "kind": run.kind,
                         "steps": [s for s, _ in kept],
@@ -92,6 +100,16 @@ def collect_curves(runs: Sequence[RunLog], quantities: Sequence[str], smoothing:
         if series_out:
             figures[quantity] = {"series": series_out}
     return figures
+
+
+# Row kinds and data sources dashed and dotted, so the whole run's line (solid) stands out.
+_LINE_STYLES = {"text": "--", "image": ":"}
+
+
+def _style(line: str) -> str:
+    if line in _LINE_STYLES:
+        return _LINE_STYLES[line]
+    return "-." if line.startswith("source ") else "-"
 
 
 def _draw(
@@ -122,13 +140,36 @@ def _draw(
                     linewidth=0,
                     label=None,
                 )
+            style = _style(s.get("line", "all"))
             if smoothing > 0:
-                ax.plot(s["steps"], s["values"], color=color, alpha=0.25, linewidth=1, marker=marker)
                 ax.plot(
-                    s["steps"], s["smoothed"], color=color, linewidth=1.8, label=s["label"], marker=marker
+                    s["steps"],
+                    s["values"],
+                    color=color,
+                    alpha=0.25,
+                    linewidth=1,
+                    linestyle=style,
+                    marker=marker,
+                )
+                ax.plot(
+                    s["steps"],
+                    s["smoothed"],
+                    color=color,
+                    linewidth=1.8,
+                    linestyle=style,
+                    label=s["label"],
+                    marker=marker,
                 )
             else:
-                ax.plot(s["steps"], s["values"], color=color, linewidth=1.5, label=s["label"], marker=marker)
+                ax.plot(
+                    s["steps"],
+                    s["values"],
+                    color=color,
+                    linewidth=1.5,
+                    linestyle=style,
+                    label=s["label"],
+                    marker=marker,
+                )
         ax.set_xlabel("step")
         unit = " (%)" if quantity in PERCENT_QUANTITIES else ""
         ax.set_ylabel(CURVE_LABELS.get(quantity, quantity) + unit)
@@ -151,11 +192,17 @@ def _draw(
         plt.close(fig)
 
 
+def default_quantities(runs: Sequence[RunLog]) -> tuple[str, ...]:
+    """The four training quantities, and the verifier's calls and latency when any run asked it."""
+    judged = any(v > 0 for run in runs for key in CURVE_KEYS["judge_calls"] for _, v in run.raw.get(key, []))
+    return DEFAULT_QUANTITIES + (JUDGE_QUANTITIES if judged else ())
+
+
 def plot_curves(
     logs: Sequence[str | os.PathLike[str] | RunLog],
     out_dir: str | os.PathLike[str],
     *,
-    quantities: Sequence[str] = DEFAULT_QUANTITIES,
+    quantities: Sequence[str] | None = None,
     smoothing: float = 0.0,
     names: Sequence[str] | None = None,
     note: str | None = None,
@@ -163,12 +210,14 @@ def plot_curves(
     """Draw one PNG per quantity present in any log (all runs on one plot) into `out_dir`.
 
     `logs`: metrics.jsonl files, veRL console logs, tensorboard dirs (or `RunLog`s); `quantities`:
-    names from `CURVE_KEYS` or raw metric keys; `smoothing`: EMA weight in [0, 1); rates are drawn in
+    names from `CURVE_KEYS` or raw metric keys (default: `default_quantities`); `smoothing`: EMA weight in [0, 1); rates are drawn in
     percent, a logged std as a band; `note`: one line printed under every figure.
     Returns the PNG paths; `out_dir/curves.json` holds the plotted points.
     """
     smooth([], smoothing)  # validates the weight before any reading
     runs = _as_runs(logs, names)
+    if quantities is None:
+        quantities = default_quantities(runs)
     figures = collect_curves(runs, quantities, smoothing)
     if not figures:
         available = sorted({key for run in runs for key in run.raw})

@@ -11,8 +11,9 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from vlmrl.data.rows import MODALITIES
 from vlmrl.errors import UserError
-from vlmrl.train.metrics import read_metrics
+from vlmrl.train.metrics import GROUP_QUANTITIES, read_metrics
 
 # The quantities `vlmrl report curves` draws, each with the keys that carry it, first match wins:
 # our metrics.jsonl (docs/contracts.md), veRL's trainer metrics, TRL's GRPOTrainer logs.
@@ -26,18 +27,44 @@ CURVE_KEYS: dict[str, tuple[str, ...]] = {
     ),
     "acc": ("acc_mean", "train/rewards/acc/mean", "acc"),
     "format_rate": ("format_rate", "train/rewards/format_ok/mean"),
+    # The verifier's cost and effect (vlmrl.train.metrics.reward_metrics' `judge/*` keys).
+    "judge_calls": ("judge/calls", "train/judge/calls"),
+    "judge_latency": ("judge/latency_p50_s", "train/judge/latency_p50_s"),
 }
+# Further lines of a figure beside its main one, and what the main one is called then.
+EXTRA_LINES: dict[str, dict[str, tuple[str, ...]]] = {
+    "judge_calls": {
+        "failed": ("judge/failures", "train/judge/failures"),
+        "overturned the rules": ("judge/overturned", "train/judge/overturned"),
+    },
+    "judge_latency": {"p95": ("judge/latency_p95_s", "train/judge/latency_p95_s")},
+}
+MAIN_LINE = {"judge_calls": "calls", "judge_latency": "p50"}
 # veRL logs validation per data source, e.g. `val-core/aime24/acc/mean@16`: one extra line per source.
 _VERL_VAL = {
     "acc": re.compile(r"^val-core/(?P<source>[^/]+)/acc/mean@\d+$"),
     "reward": re.compile(r"^val-core/(?P<source>[^/]+)/reward/mean@\d+$"),
     "format_rate": re.compile(r"^val-aux/(?P<source>[^/]+)/format_ok/mean@\d+$"),
 }
+# The per-kind and per-source keys both backends log (vlmrl.train.metrics.reward_metrics), e.g.
+# `modality/image/acc_mean`, `source/demo/shape_colour/format_rate`; TRL's tensorboard adds `train/`.
+_GROUP_KEY = re.compile(
+    r"^(?:train/)?(?P<group>modality|source)/(?P<name>.+)/(?P<quantity>" + "|".join(GROUP_QUANTITIES) + r")$"
+)
+# Which per-group quantity carries each plotted one.
+GROUP_QUANTITY = {
+    "reward": "reward_mean",
+    "response_length": "response_length_mean",
+    "acc": "acc_mean",
+    "format_rate": "format_rate",
+}
 CURVE_LABELS = {
     "reward": "reward (mean)",
     "response_length": "response length (tokens, mean)",
     "acc": "accuracy",
     "format_rate": "format rate",
+    "judge_calls": "verifier calls per step",
+    "judge_latency": "verifier latency per call (s)",
 }
 
 # veRL 0.9.1 prints `step:N - key:value - ...` (verl/utils/logger/aggregate_logger.py, pprint of each
@@ -62,7 +89,8 @@ class RunLog:
     notes: list[str] = field(default_factory=list)
 
     def curve(self, quantity: str) -> dict[str, Series]:
-        """Series for one plotted quantity: {"": main series, "val <source>": ...}; empty when absent.
+        """Series for one plotted quantity: {"": main series, "text"/"image": per row kind, "source
+        <name>": per data source (`group_curves`), "val <source>": ...}; empty when absent.
 
         `quantity` is one of CURVE_KEYS or, for anything else, a raw key of this log.
         """
@@ -71,12 +99,51 @@ class RunLog:
             if self.raw.get(key):
                 out[""] = self.raw[key]
                 break
+        for suffix, keys in EXTRA_LINES.get(quantity, {}).items():
+            key = next((k for k in keys if self.raw.get(k)), None)
+            if key is not None:
+                out[suffix] = self.raw[key]
+        out.update(self.group_curves(quantity))
         pattern = _VERL_VAL.get(quantity)
         if pattern is not None:
             for key in sorted(self.raw):
                 m = pattern.match(key)
                 if m and self.raw[key]:
                     out[f"val {m.group('source')}"] = self.raw[key]
+        return out
+
+    def group_keys(self) -> dict[tuple[str, str, str], str]:
+        """{(group, name, quantity): raw key} of the per-kind and per-source series in this log."""
+        found = {}
+        for key in sorted(self.raw):
+            m = _GROUP_KEY.match(key)
+            if m and self.raw[key]:
+                found.setdefault((m.group("group"), m.group("name"), m.group("quantity")), key)
+        return found
+
+    def group_curves(self, quantity: str) -> dict[str, Series]:
+        """A line per row kind ({"text": ..., "image": ...}) when the run trained on both kinds, and a
+        line per data source ({"source NAME": ...}) when its sources split it further than its kinds."""
+        wanted = GROUP_QUANTITY.get(quantity)
+        if wanted is None:
+            return {}
+        keys = self.group_keys()
+        kinds = sorted(
+            {n for g, n, _ in keys if g == "modality"},
+            key=lambda n: (MODALITIES.index(n) if n in MODALITIES else len(MODALITIES), n),
+        )
+        sources = sorted({n for g, n, _ in keys if g == "source"})
+        out: dict[str, Series] = {}
+        if len(kinds) >= 2:
+            for kind in kinds:
+                key = keys.get(("modality", kind, wanted))
+                if key:
+                    out[kind] = self.raw[key]
+        if len(sources) >= 2 and len(sources) > len(kinds):
+            for source in sources:
+                key = keys.get(("source", source, wanted))
+                if key:
+                    out[f"source {source}"] = self.raw[key]
         return out
 
 

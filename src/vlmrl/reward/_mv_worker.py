@@ -1,6 +1,7 @@
 """A math-verify worker process: reads batches of checks on stdin, writes one JSON reply line per check.
 
-Started by `vlmrl.reward.pool.MathVerifyPool` as a plain script (it imports nothing from vlmrl),
+Started by `vlmrl.reward.pool.MathVerifyPool` as a plain script (it imports nothing from vlmrl; it loads
+the stdlib-only `mathtext.py` beside it by path),
 so the parent can kill it at any moment when a check overruns its bound. math-verify's own
 timeouts are off (`None`): they use `signal.alarm`, and the parent's kill is the bound.
 
@@ -13,49 +14,45 @@ boxed expression.
 """
 
 import functools
+import importlib.util
 import json
 import re
 import sys
+from pathlib import Path
+
+
+def _load_mathtext():
+    """`mathtext.py` from beside this file, loaded by path (no vlmrl import, no sys.path change)."""
+    spec = importlib.util.spec_from_file_location("_vlmrl_mathtext", Path(__file__).with_name("mathtext.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+_mt = _load_mathtext()
+TEXT_COMMANDS, UNIT_POWER, box_spans, decimal = _mt.TEXT_COMMANDS, _mt.UNIT_POWER, _mt.box_spans, _mt.decimal
 
 _DELIMS_RE = re.compile(r"\$|\\\(|\\\[|\\boxed|\\fbox")
 # A number as math-verify's expression reader takes it: thousands separators ("1,000", "1 000"),
 # a decimal comma only where it cannot be a list ("1,22", "0,111"; "-2,1" is the list -2, 1).
-_NUMBER_RE = re.compile(r"^(?:[-+]?(?:[1-9]\d{0,2}(?:[ ,]\d{3})+|\d+)(?:\.\d+)?|\d+,\d{2,}|0,\d+)\s*%?$")
-_BOX_RE = re.compile(r"\\(?:boxed|fbox)\s*\{")
+_NUMBER_RE = re.compile(r"^(?:[-+]?" + decimal(" ,") + r"|\d+,\d{2,}|0,\d+)\s*%?$")
 _JOINER_NOISE_RE = re.compile(r"\$|\\[()\[\]]|\\quad|\\qquad|\\text\s*\{[^{}]*\}|[\s.]")
 _JOINER_RE = re.compile(r"\band\b|[,;]")
 _BREAKER_RE = re.compile(r"\b(?:or|but|not|no|thus)\b")
 # A unit written as text after a number ("\\frac{1}{3} \\text{meters}", "15\\mbox{ cm}^2"): dropped,
 # since math-verify's own unit removal is off (it drops single-letter variables too).
 _TEXT_UNIT_RE = re.compile(
-    r"(?<=[\d}])\s*\\(?:text|textnormal|textbf|mbox|mathrm|textrm|rm)\s*\{\s*(?:\\,|\\ |\s)*(?!(?:and|or|for)\b)[A-Za-z]{2,}[A-Za-z ]*\}"
-    r"(?:\s*\^\s*\{?[23]\}?)?"
+    r"(?<=[\d}])\s*\\(?:"
+    + TEXT_COMMANDS
+    + r")\s*\{\s*(?:\\,|\\ |\s)*(?!(?:and|or|for)\b)[A-Za-z]{2,}[A-Za-z ]*\}"
+    + UNIT_POWER
 )
-
-
-def _boxes(text):
-    """(start, end, content) of each top-level box."""
-    out, pos = [], 0
-    while True:
-        m = _BOX_RE.search(text, pos)
-        if not m:
-            return out
-        depth, i = 0, m.end() - 1
-        while i < len(text):
-            depth += {"{": 1, "}": -1}.get(text[i], 0)
-            if depth == 0:
-                break
-            i += 1
-        if depth:
-            return out
-        out.append((m.start(), i + 1, text[m.end() : i]))
-        pos = i + 1
 
 
 def _gold_boxes(text):
     """A ground truth with several boxes: the last box and those joined to it by a list separator
     ("\\boxed{1} papers and \\boxed{2} bins", "\\boxed{1}\\boxed{2}"), as one boxed list."""
-    boxes = _boxes(text)
+    boxes = box_spans(text)
     if len(boxes) < 2:
         return None
     kept = [boxes[-1][2]]

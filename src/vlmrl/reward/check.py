@@ -15,6 +15,7 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from vlmrl.data.normalize import option_texts
 from vlmrl.reward import choice
 from vlmrl.reward import extract as ex
 from vlmrl.reward.pool import WORKER_START_TIMEOUT_S, get_pool
@@ -69,6 +70,9 @@ def _in_process(value: str, golds: Sequence[str], boxed: bool) -> RuleResult | N
     """Plain numbers, simple fractions against decimals, and identical text: exact, no worker."""
     if any(ex.text_key(value) == ex.text_key(g) for g in golds):
         return RuleResult(Outcome.CORRECT, "exact")
+    key = ex.latex_key(value)
+    if key and any(key == ex.latex_key(g) for g in golds):
+        return RuleResult(Outcome.CORRECT, "exact")
     gold_values = [ex.plain_number(g) for g in golds]
     number = ex.plain_number(value)
     if number is None and not boxed:
@@ -98,6 +102,14 @@ def _in_process(value: str, golds: Sequence[str], boxed: bool) -> RuleResult | N
             # Both sides exact rationals: equal, the rounded decimal of the fraction, or certainly not.
             ok = fraction in exact or any(ex.rounds_to(g, fraction) for g in golds)
             return RuleResult(Outcome.CORRECT if ok else Outcome.WRONG, "number")
+    # Integers, fractions, square roots and pi on both sides: compared exactly, no worker.
+    surd = ex.surd_value(value) if number is None else None
+    if surd is not None:
+        gold_surds = [ex.surd_value(g) for g in golds]
+        if surd in gold_surds:
+            return RuleResult(Outcome.CORRECT, "surd")
+        if all(g is not None for g in gold_surds):
+            return RuleResult(Outcome.WRONG, "surd")
     return None
 
 
@@ -112,6 +124,25 @@ def prepare(
     if final.too_long:
         return RuleResult(Outcome.WRONG, "too_long"), None, answer[:200]
     pred = final.value if final.value is not None else final.math_text
+    texts = option_texts(choices)
+    if texts:
+        # The options' texts are known: a letter and a text name the same option, both ways.
+        value = final.value if final.value is not None and not final.hedge else None
+        read = choice.options_verdict(value, answer, golds, texts)
+        if read is not None:
+            ok, how, said = read
+            return RuleResult(Outcome.CORRECT if ok and not final.negated else Outcome.WRONG, how), None, said
+        if all(choice.is_letter(g) for g in golds):
+            # A letter ground truth and an answer that names no option: only a verifier can tell.
+            return RuleResult(Outcome.UNDECIDED, "choice_no_option"), None, pred
+        # The option's text as ground truth: the answer may still state it its own way ("12.0").
+        choices, answer_type = (), None
+    yes_no = {choice.yes_no_gold(g) for g in golds}
+    if None not in yes_no:
+        said = choice.read_yes_no(final.value if not final.hedge else None, answer)
+        if said is not None:
+            ok = said in yes_no and not final.negated
+            return RuleResult(Outcome.CORRECT if ok else Outcome.WRONG, "yes_no"), None, said
     if _choice_mode(final, golds, answer_type):
         letters_text = final.value if final.value is not None and not final.hedge else answer
         decided = choice.choice_verdict(letters_text, golds, choices)

@@ -12,7 +12,7 @@ import re
 from collections.abc import Sequence
 
 _CJK = "\u4e00-\u9fff"
-_UNICODE = str.maketrans({"。": ".", "，": ",", "：": ":", "（": "(", "）": ")", "．": ".", "、": ","})
+_CJK_PUNCT = str.maketrans({"。": ".", "，": ",", "：": ":", "（": "(", "）": ")", "．": ".", "、": ","})
 _LETTER_ONLY_RE = re.compile(r"^\(?\s*([A-Za-z])\s*\)?\s*[.:)]?$")
 _LETTER_LEAD_RE = re.compile(rf"^\(?([A-Z])(?:\)|\.|:|\s*[)．、])\s*\S|^\(?([A-Z])\)?(?=[{_CJK}])")
 _ANSWER_WORDS = r"(?i:answer|option|choice|réponse|reponse|respuesta|antwort|resposta)|答案|选项?"
@@ -41,7 +41,8 @@ _NEGATION_RE = re.compile(
     r"(?i:\b(?:not|no|never|isn't|can't|cannot|couldn't|won't|doesn't|don't|non|neither|nor|except|"
     r"rather\s+than|instead\s+of|wrong|incorrect)\b|n't\b)|不是|不|非"
 )
-_CLAUSE_BREAK_RE = re.compile(r"[.!?;,:]|\n")
+# Where a clause of an option answer ends: any punctuation ("D. it can't be A": the clause after D).
+_OPTION_CLAUSE_RE = re.compile(r"[.!?;,:]|\n")
 _WRAPPER_RE = re.compile(r"\\(?:text|textbf|mathrm|mathbf|boxed|fbox)\s*\{([^{}]*)\}")
 _DELIMS_RE = re.compile(r"\$\$|\$|\\\(|\\\)|\\\[|\\\]")
 _OR_SPLIT_RE = re.compile(r"\s+(?:or|either)\s+|或者?|\s+and\s+", re.IGNORECASE)
@@ -51,7 +52,7 @@ _LEAD_WORDS_RE = re.compile(
 
 
 def _clean(text: str) -> str:
-    s = text.translate(_UNICODE).strip()
+    s = text.translate(_CJK_PUNCT).strip()
     for _ in range(3):
         s = _WRAPPER_RE.sub(r"\1", s)
     s = _DELIMS_RE.sub(" ", s)
@@ -61,7 +62,7 @@ def _clean(text: str) -> str:
 def _negated(s: str, pos: int) -> bool:
     """Whether a negation precedes `pos` within its clause."""
     start = 0
-    for m in _CLAUSE_BREAK_RE.finditer(s, 0, pos):
+    for m in _OPTION_CLAUSE_RE.finditer(s, 0, pos):
         # "D. it can't be A": the break right after a leading option letter ends that clause only.
         start = m.end()
     return bool(_NEGATION_RE.search(s, start, pos))
@@ -147,3 +148,118 @@ def choice_verdict(pred: str, golds: Sequence[str], choices: Sequence[str]) -> t
     if any(set(letters) == gs for gs in gold_sets):
         return True, "choice"
     return False, "choice" if len(letters) == 1 else "hedge"
+
+
+# --- options given as texts -----------------------------------------------------------------------
+
+_LEAD_IN_RE = re.compile(
+    r"^(?:(?:so|thus|therefore|hence|in\s+conclusion)\s*,?\s*)?(?:the\s+)?(?:(?:final|correct|right|best)\s+)?"
+    r"(?:answer|option|choice)\s*(?:is|:)?\s*:?\s*",
+    re.IGNORECASE,
+)
+_SENTENCE_END_RE = re.compile(r"(?<=[.!?。])\s+|\n+")
+
+
+def _key(text: str) -> str:
+    return re.sub(r"\s+", " ", _clean(text)).strip().rstrip(".!").strip().casefold()
+
+
+def last_sentence(text: str) -> str:
+    """The last sentence of an answer (its final line or clause ending in . ! ?), for the readings of
+    a final sentence ("So the answer is no.", "The correct choice is (A).")."""
+    parts = [p for p in _SENTENCE_END_RE.split(text.strip()) if p.strip()]
+    return parts[-1].strip() if parts else ""
+
+
+def _named_option(text: str, texts: Sequence[str]) -> list[int]:
+    """The options whose text `text` is (after lead-in words), or, failing that, names as a whole
+    phrase outside a negated clause."""
+    body = _key(_LEAD_IN_RE.sub("", _clean(text)))
+    exact = [k for k, t in enumerate(texts) if _key(t) and _key(t) == body]
+    if exact:
+        return exact[:1]
+    s = _clean(text)
+    named = []
+    for k, t in enumerate(texts):
+        key = _key(t)
+        if len(key) < 2:
+            continue  # a one-character option text ("5") is read only as the whole answer
+        # Whole words only, and a number's text not inside a longer number ("12" in "12.5", "-12").
+        for m in re.finditer(r"(?<![\w.,-])" + re.escape(key) + r"(?![\w])(?![.,]\d)", s.casefold()):
+            if not _negated(s, m.start()):
+                named.append(k)
+                break
+    # An option's text inside another's ("Iron" in "Iron oxide") is not a second option.
+    return [k for k in named if not any(j != k and _key(texts[k]) in _key(texts[j]) for j in named)]
+
+
+def options_verdict(
+    final_value: str | None, answer: str, golds: Sequence[str], texts: Sequence[str]
+) -> tuple[bool, str, str] | None:
+    """(correct, how, what was read) when the options' texts are known and a ground truth is an
+    option, by letter or by text; None when the answer names no option (letter or text)."""
+    letters = [chr(ord("A") + k) for k in range(len(texts))]
+    gold_sets = []
+    for g in golds:
+        found = [k for k, t in enumerate(texts) if _key(t) == _key(g)]
+        named = gold_letters(g) if is_letter(g) or not found else {letters[found[0]]}
+        if named:
+            gold_sets.append(named)
+    if not gold_sets:
+        return None
+    source = final_value if final_value is not None else last_sentence(answer)
+    said = extract_letters(source) or (extract_letters(answer) if final_value is not None else [])
+    if not said:
+        # An option's text: the whole final answer, else named in its last sentence (never in the
+        # reasoning before it, which may mention every option).
+        picked = _named_option(last_sentence(source), texts)
+        said = [letters[k] for k in picked]
+    if not said:
+        return None
+    if not set(said) <= set(letters):
+        return False, "choice", ", ".join(said)
+    if any(set(said) == gs for gs in gold_sets):
+        return True, "choice", ", ".join(said)
+    return False, "choice" if len(said) == 1 else "hedge", ", ".join(said)
+
+
+# --- yes / no -------------------------------------------------------------------------------------
+
+_YES_NO = {"yes": "yes", "no": "no", "true": "yes", "false": "no"}
+_YES_NO_ANSWER_RE = re.compile(r"(?i:\banswer\s*(?:is|:)\s*:?\s*[*\"'“(]*\s*(yes|no)\b(?!\s*(?:or|/)\s))")
+_YES_NO_LEAD_RE = re.compile(r"^(?i:(yes|no))\s*[,.!:;]")
+_YES_NO_HEDGE_RE = re.compile(r"(?i:\b(?:yes|no)\s*(?:or|/)\s*(?:yes|no)\b|\b(?:maybe|perhaps|not\s+sure)\b)")
+
+
+def yes_no_gold(gold: str) -> str | None:
+    return _YES_NO.get(_key(gold))
+
+
+def read_yes_no(final_value: str | None, answer: str) -> str | None:
+    """ "yes" or "no" when the answer commits to one: a box or a whole answer that is the word, "the
+    answer is no" in its final sentence, or a final sentence that opens with "Yes," / "No.";
+    "hedge" when it offers both; None when it says neither."""
+    if final_value is not None and _key(final_value) in _YES_NO:
+        return _YES_NO[_key(final_value)]
+    sentence = last_sentence(answer)
+    if _YES_NO_HEDGE_RE.search(sentence):
+        return "hedge"
+    said = {m.group(1).lower() for m in _YES_NO_ANSWER_RE.finditer(sentence)}
+    lead = _YES_NO_LEAD_RE.match(sentence)
+    if lead:
+        said.add(lead.group(1).lower())
+    if len(said) == 1:
+        return said.pop()
+    return "hedge" if said else None
+
+
+_QUESTION_OPTION_RE = re.compile(r"^[ \t]*\(?([A-H])[.):：]\s*(\S.*?)\s*$", re.MULTILINE)
+
+
+def options_in_question(question: str, letters: Sequence[str]) -> list[str] | None:
+    """The options' texts as the question lists them ("(A) Mercury" / "A. 11", one per line), when
+    it lists exactly the option letters `letters`, in order; else None."""
+    found = _QUESTION_OPTION_RE.findall(question[-4000:])
+    if not letters or [k for k, _ in found] != list(letters):
+        return None
+    return [t for _, t in found]

@@ -14,6 +14,8 @@ import re
 from dataclasses import dataclass
 from fractions import Fraction
 
+from vlmrl.reward.mathtext import TEXT_COMMANDS, UNIT_POWER, box_spans, decimal
+
 # A final answer (box content, or a whole answer without a box) longer than this is an essay:
 # never correct by rule, never sent to math-verify.
 MAX_ANSWER_CHARS = 4096
@@ -74,40 +76,6 @@ def check_format(response: str) -> Parsed:
     return Parsed(True, answer)
 
 
-# --- boxes (linear scans; never recursive, so deep nesting is harmless) ---------------------------
-
-_BOXED_RE = re.compile(r"\\(?:boxed|fbox)\s*\{")
-
-
-def _match_brace(s: str, open_idx: int) -> int:
-    """Index of the `}` closing the `{` at `open_idx`, or -1 when unbalanced."""
-    depth = 0
-    for i in range(open_idx, len(s)):
-        c = s[i]
-        if c == "{":
-            depth += 1
-        elif c == "}":
-            depth -= 1
-            if depth == 0:
-                return i
-    return -1
-
-
-def boxed_spans(s: str) -> list[tuple[int, int, str]]:
-    """Top-level `\\boxed{...}` / `\\fbox{...}` groups as (start, end, content)."""
-    spans: list[tuple[int, int, str]] = []
-    pos = 0
-    while True:
-        m = _BOXED_RE.search(s, pos)
-        if not m:
-            return spans
-        close = _match_brace(s, m.end() - 1)
-        if close < 0:
-            return spans
-        spans.append((m.start(), close + 1, s[m.end() : close]))
-        pos = close + 1
-
-
 # --- the final answer and its hedges ------------------------------------------------------------
 
 # Alternatives: "5 or 6", "either", "\lor", Chinese "或".
@@ -127,7 +95,8 @@ _TAIL_NEG_RE = re.compile(
 _CLAUSE_BREAK_RE = re.compile(r"[.!?。;；,，:：]\$?(?=\s|$)|\n|[。；，：]")
 _SENTENCE_BREAK_RE = re.compile(r"[.!?。]\$?(?=\s|$)|\n\s*\n|。")
 # The last number of an answer with no box: "204", "1,000.99", ".5", "-3".
-_NUMBER_TOKEN_RE = re.compile(r"[-+]?(?:\d[\d,]*(?:\.\d+)?|\.\d+)")
+# (An exponent or index, as in "cm^2" or "x_1", is no candidate of its own.)
+_NUMBER_TOKEN_RE = re.compile(r"(?<![\^_\d.])(?<!\^\{)(?<!_\{)[-+]?(?:\d[\d,]*(?:\.\d+)?|\.\d+)")
 # A restatement after the boxes wins, as in math-verify ("... \\boxed{200} ... The final answer is $10,455$.").
 _FINAL_PHRASE_RE = re.compile(r"(?i:final\s+answer)")
 _PERCENT_TAIL_RE = re.compile(r"^\s*(?:\$|\\\)|\\\])?\s*(?:\\?%|(?i:percent(?:age)?|pct)\b)")
@@ -174,18 +143,59 @@ def _sentence_tail(s: str, start: int) -> tuple[str, str]:
     return window[: m.start()], window[m.end() : m.end() + 40]
 
 
-def _sentence_start(s: str, end: int) -> int:
-    start = max(0, end - _CONTEXT_CHARS)
-    last = start
-    for m in _SENTENCE_BREAK_RE.finditer(s, start, end):
-        last = m.end()
-    return last
+# Where the words that qualify a final candidate end: a clause mark, or a relative clause about it
+# ("\\boxed{12}, which is more than the estimate" compares, it does not take the answer back).
+_TAIL_CUT_RE = re.compile(
+    r"[,;:(]|(?i:\b(?:which|that|since|because|where|as|so|hence|thus|and\s+(?:this|that|it|so))\b)"
+)
+# A turn after that cut that may still qualify it: "\\boxed{5}, but it could also be 6".
+_TAIL_TURN_RE = re.compile(
+    r"(?i:\b(?:but|though|although|however|unless|or|either|otherwise|alternatively)\b)|或"
+)
+# A next sentence that says the alternative agrees: "Alternatively, working backwards also gives 12."
+_SAME_RE = re.compile(r"(?i:\b(?:same|also|again|confirms?|agrees?|consistent|either\s+way)\b)")
 
 
-def _qualified(head: str, tail: str, next_words: str) -> tuple[bool, bool]:
+def _tail_negated(tail: str) -> bool:
+    """Words right after a final candidate that take it back or qualify it ("5 is wrong", "5 or
+    more", ", but it could also be 6"); a relative clause about it is not one."""
+    cut = _TAIL_CUT_RE.search(tail)
+    if _TAIL_NEG_RE.search(tail, 0, cut.start() if cut else len(tail)):
+        return True
+    turn = _TAIL_TURN_RE.search(tail)
+    return bool(turn and _TAIL_NEG_RE.search(tail, turn.end()))
+
+
+def _alternative_follows(next_words: str, value: str | None) -> bool:
+    """The next sentence offers an alternative ("Or 6.", "Alternatively, it could be 7"): it opens
+    with an alternative word and names a number the answer does not, or says nothing of agreeing."""
+    words = next_words.lstrip()
+    if not _OR_RE.match(words):
+        return False
+    if _SAME_RE.search(words):
+        return False
+    own = set(_NUMBER_TOKEN_RE.findall(value or ""))
+    named = set(_NUMBER_TOKEN_RE.findall(words))
+    opener = _OR_RE.match(words).group(0).lower()
+    # "Or maybe not." offers an alternative by itself; "Otherwise, ..." / "Alternatively, ..." only
+    # with a number the answer does not have (else they describe a case or another method).
+    return bool(named - own) or (not named and opener in ("or", "either", "或"))
+
+
+def _qualified(head: str, tail: str, next_words: str, value: str | None = None) -> tuple[bool, bool]:
     """(hedge, negated) from the words around a final candidate."""
-    hedge = bool(_OR_RE.search(head) or _OR_RE.search(tail) or _OR_RE.match(next_words.lstrip()))
-    negated = bool(_HEAD_NEG_RE.search(head) or _TAIL_NEG_RE.search(tail))
+    cut = _TAIL_CUT_RE.search(tail)
+    or_in_tail = _OR_RE.search(tail, 0, cut.start() if cut else len(tail))
+    turn = _TAIL_TURN_RE.search(tail)
+    or_after_turn = (
+        turn is not None
+        and turn.group(0).lower() in ("or", "either", "otherwise", "alternatively", "或")
+        and cut is not None
+    )
+    hedge = bool(
+        _OR_RE.search(head) or or_in_tail or or_after_turn or _alternative_follows(next_words, value)
+    )
+    negated = bool(_HEAD_NEG_RE.search(head) or _tail_negated(tail))
     return hedge, negated
 
 
@@ -272,7 +282,7 @@ def _squash(s: str) -> str:
 
 def final_answer(block: str) -> Final:
     """The final answer of an `<answer>` block and whether the words around it hedge or negate it."""
-    spans = boxed_spans(block)
+    spans = box_spans(block)
     if spans:
         restated = list(_FINAL_PHRASE_RE.finditer(block, spans[-1][1]))
         if restated:
@@ -288,8 +298,13 @@ def final_answer(block: str) -> Final:
         between = " ".join(block[a[1] : b[0]] for a, b in zip(spans, spans[1:], strict=False))
         head = _clause_head(block, first)
         tail, next_words = _sentence_tail(block, last)
-        hedge, negated = _qualified(head, tail, next_words)
-        hedge = hedge or bool(_OR_RE.search(between)) or any(_OR_RE.search(c) for c in contents)
+        hedge, negated = _qualified(head, tail, next_words, contents[0] if len(contents) == 1 else None)
+        # Boxes that all hold one value are one answer, whatever the prose between them says.
+        hedge = (
+            hedge
+            or (len(contents) > 1 and bool(_OR_RE.search(between)))
+            or any(_OR_RE.search(c) for c in contents)
+        )
         percent = bool(_PERCENT_TAIL_RE.match(block[last:]))
         if len(contents) == 1 and _PERCENT_END_RE.search(contents[0]):
             percent = True
@@ -313,7 +328,7 @@ def _unboxed(text: str, block: str) -> Final:
         floor = numbers[-2].end() if len(numbers) > 1 else 0
         head = _clause_head(text, final.start(), floor)
         tail, next_words = _sentence_tail(text, final.end())
-        hedge, negated = _qualified(head, tail, next_words)
+        hedge, negated = _qualified(head, tail, next_words, final.group(0))
     else:
         hedge = bool(_OR_RE.search(text))
         negated = False
@@ -331,7 +346,7 @@ def hedge_as_list(text: str) -> str:
 _MATH_DELIMS_RE = re.compile(r"\$|\\\(|\\\)|\\\[|\\\]")
 _SPACING_RE = re.compile(r"\\[,!;: ]|\{,\}|~|\\quad|\\qquad")
 _ASSIGN_RE = re.compile(r"^[A-Za-z](?:_\{?\w{1,3}\}?)?\s*=\s*(?=[-+\d])")
-_PLAIN_RE = re.compile(r"[-+]?(?:(?:[1-9]\d{0,2}(?:,\d{3})+|\d+)(?:\.\d+)?|\.\d+)")
+_PLAIN_RE = re.compile(r"[-+]?(?:" + decimal(",") + r"|\.\d+)")
 _PROSE_RE = re.compile(r"[A-Za-z][A-Za-z' -]*")
 _PROSE_NUMBER_RE = re.compile(r"(?<![\w.,])[-+]?\d+(?:\.\d+)?(?![\w%])")
 
@@ -378,9 +393,9 @@ def prose_number(text: str) -> Fraction | None:
 
 
 _UNIT_TAIL_RE = re.compile(
-    r"^(?P<num>[-+]?\d+(?:\.\d+)?)(?:\s*\\(?:text|textnormal|mbox|mathrm|textrm|rm)\s*\{\s*(?:\\,|\s)*[A-Za-z]+\s*\}"
+    r"^(?P<num>[-+]?\d+(?:\.\d+)?)(?:\s*\\(?:" + TEXT_COMMANDS + r")\s*\{\s*(?:\\,|\s)*[A-Za-z]+\s*\}"
     r"|\s+[A-Za-z]{1,12}(?:\s+[A-Za-z]{2,12})?|(?:cm|mm|km|kg|mg|ml|ft|sec|min|hrs?|mph|lbs?|oz))"
-    r"\s*(?:\^\s*\{?[23]\}?)?$"
+    r"\s*" + UNIT_POWER + "$"
     r"|^(?P<deg>[-+]?\d+(?:\.\d+)?)\s*(?:\^\s*\{?\s*\\circ\s*\}?|\\circ|\\degree|\s*degrees?)$"
 )
 
@@ -449,6 +464,168 @@ def text_key(text: str) -> str:
     s = _TEXT_WRAP_RE.sub(r"\1", _MATH_DELIMS_RE.sub(" ", text))
     s = re.sub(r"\s+", " ", s).strip().rstrip(".").strip()
     return s.lower() if re.fullmatch(r"[A-Za-z][A-Za-z ]+", s) else s
+
+
+_LATEX_NOISE_RE = re.compile(
+    r"\\left(?![a-zA-Z])|\\right(?![a-zA-Z])|\\displaystyle|\\[,!;: ]|\\q?quad|\s+|\$|\\\(|\\\)|\\\[|\\\]"
+)
+_LATEX_SAME = (
+    ("\\dfrac", "\\frac"),
+    ("\\tfrac", "\\frac"),
+    ("{,}", ","),
+    ("^{\\circ}", "^\\circ"),
+    ("\\%", "%"),
+)
+
+
+def latex_key(text: str) -> str:
+    """A formula as written, less what LaTeX does not render as a difference: spaces, math
+    delimiters, `\\left`/`\\right`, spacing commands, `\\dfrac` for `\\frac`, `{,}` for `,`,
+    a final full stop. Two answers with the same key are the same answer (no reading involved);
+    "" for prose (words are not squeezed together)."""
+    if len(text) > 512 or is_wordy(text):
+        return ""
+    # A space between two digits or letters may separate two things ("2 3"): kept, as one space.
+    s = _LATEX_NOISE_RE.sub("", re.sub(r"(?<=[0-9A-Za-z])\s+(?=[0-9A-Za-z])", "\x00", text)).replace(
+        "\x00", " "
+    )
+    for a, b in _LATEX_SAME:
+        s = s.replace(a, b)
+    return s.rstrip(".")
+
+
+# --- exact surds: a rational times the square root of an integer, times a power of pi -------------
+
+Surd = tuple[Fraction, int, int]  # (rational factor, square-free radicand, power of pi)
+_SURD_NOISE_RE = re.compile(r"\\left(?![a-zA-Z])|\\right(?![a-zA-Z])|\\[,!;: ]|\s+|\$|\\\(|\\\)")
+_SURD_TOKEN_RE = re.compile(r"\d+|\\[dt]?frac|\\sqrt|\\pi(?![a-zA-Z])|\\cdot|\\times|[{}()/*]|.", re.DOTALL)
+_MAX_RADICAND = 10**8
+
+
+def _square_free(n: int) -> tuple[int, int]:
+    """(k, m) with n = k*k*m and m square-free (n >= 1, at most `_MAX_RADICAND`)."""
+    k, m, f = 1, n, 2
+    while f * f <= m:
+        while m % (f * f) == 0:
+            m //= f * f
+            k *= f
+        f += 1
+    return k, m
+
+
+def _surd(coef: Fraction, radicand: int, pi: int) -> Surd | None:
+    if radicand > _MAX_RADICAND or abs(pi) > 8:
+        return None
+    if coef == 0:
+        return Fraction(0), 1, 0
+    k, m = _square_free(radicand)
+    return coef * k, m, pi
+
+
+def _times(a: Surd | None, b: Surd | None) -> Surd | None:
+    if a is None or b is None:
+        return None
+    return _surd(a[0] * b[0], a[1] * b[1], a[2] + b[2])
+
+
+def _over(a: Surd | None, b: Surd | None) -> Surd | None:
+    if a is None or b is None or b[0] == 0:
+        return None
+    # 1 / (c sqrt(m) pi^k) = sqrt(m) / (c m) pi^-k
+    return _times(a, _surd(1 / (b[0] * b[1]), b[1], -b[2]))
+
+
+class _SurdReader:
+    """A product of integers, `\\frac{..}{..}`, `\\sqrt{integer}`, `\\pi` and one top-level `/`."""
+
+    def __init__(self, tokens: list[str]) -> None:
+        self.t, self.i = tokens, 0
+
+    def peek(self) -> str | None:
+        return self.t[self.i] if self.i < len(self.t) else None
+
+    def take(self, want: str | None = None) -> str | None:
+        tok = self.peek()
+        if tok is None or (want is not None and tok != want):
+            return None
+        self.i += 1
+        return tok
+
+    def group(self) -> Surd | None:
+        if not self.take("{"):
+            return None
+        value = self.product()
+        return value if self.take("}") else None
+
+    def factor(self) -> Surd | None:
+        tok = self.take()
+        if tok is None:
+            return None
+        if tok.isdigit():
+            return _surd(Fraction(int(tok)), 1, 0) if len(tok) < 16 else None
+        if tok in ("\\frac", "\\dfrac", "\\tfrac"):
+            if self.peek() is not None and self.peek().isdigit() and len(self.peek()) == 2:  # \frac12
+                digits = self.take() or "00"
+                return _over(_surd(Fraction(int(digits[0])), 1, 0), _surd(Fraction(int(digits[1])), 1, 0))
+            return _over(self.group(), self.group())
+        if tok == "\\sqrt":
+            if self.peek() == "{":
+                self.take()
+                n = self.take()
+                if n is None or not n.isdigit() or not self.take("}") or int(n) == 0:
+                    return None
+                return _surd(Fraction(1), int(n), 0)
+            n = self.take()
+            return (
+                _surd(Fraction(1), int(n[0]), 0) if n and n.isdigit() and len(n) == 1 and n != "0" else None
+            )
+        if tok == "\\pi":
+            return Fraction(1), 1, 1
+        if tok == "(":
+            value = self.product()
+            return value if self.take(")") else None
+        return None
+
+    def product(self) -> Surd | None:
+        value: Surd | None = (Fraction(1), 1, 0)
+        seen = False
+        while self.peek() not in (None, "}", ")", "/"):
+            if self.peek() in ("\\cdot", "\\times", "*"):
+                if not seen:
+                    return None
+                self.take()
+            value = _times(value, self.factor())
+            if value is None:
+                return None
+            seen = True
+        return value if seen else None
+
+
+def surd_value(text: str) -> Surd | None:
+    """The exact value of an answer made of integers, fractions, square roots of integers and pi
+    ("2\\sqrt{3}", "\\frac{\\sqrt{6}}{8}", "\\frac{\\pi}{4}", "-\\frac{1}{3}\\sqrt{71}", "\\pi/6"),
+    as (rational, square-free radicand, power of pi); None for anything else (decimals included:
+    they are read as math-verify reads them). Square roots of distinct square-free integers are
+    linearly independent over the rationals and pi is transcendental, so two such values are equal
+    exactly when the triples are."""
+    if len(text) > 120:
+        return None
+    s = _SQRT_RE.sub(_sqrt, _UNICODE_RE.sub(lambda m: _UNICODE[m.group(0)], text))
+    if re.search(r"\d\s+\d", s):
+        return None  # "2 3": two numbers, or one with a thousands space; not read here
+    s = _SURD_NOISE_RE.sub("", s).rstrip(".")
+    sign = 1
+    while s[:1] in ("-", "+"):
+        sign, s = (-sign if s[0] == "-" else sign), s[1:]
+    if not s or "." in s:
+        return None
+    reader = _SurdReader(_SURD_TOKEN_RE.findall(s))
+    value = reader.product()
+    if reader.take("/"):
+        value = _over(value, reader.product())
+    if value is None or reader.peek() is not None:
+        return None
+    return _surd(sign * value[0], value[1], value[2])
 
 
 def truncate_pred(pred: str) -> str:

@@ -1,8 +1,8 @@
 """The reward's settings: one frozen, validated object, built once from `reward_kwargs`.
 
 `RewardConfig.reward_kwargs()` (vlmrl.train.config) is what both training backends hand the reward;
-`RewardSettings.from_kwargs(**kwargs)` turns it into this object. Unknown keys are errors, as in the
-experiment config. The verifier's url/model fall back to `$REWARD_MODEL_URL` / `$REWARD_MODEL_NAME`,
+`RewardSettings.from_kwargs(**kwargs)` turns it into this object. Each key is declared once, in
+`vlmrl.reward.knobs`; unknown keys are errors, as in the experiment config. The verifier's url/model fall back to `$REWARD_MODEL_URL` / `$REWARD_MODEL_NAME`,
 read when the settings are built, never per call.
 """
 
@@ -15,37 +15,45 @@ from typing import Any
 
 from vlmrl.errors import UserError
 from vlmrl.reward import verifier as vf
+from vlmrl.reward.knobs import KNOB, KNOBS, default
 
-#: Every key `from_kwargs` accepts, with what it means.
-KEYS = {
-    "correct_score": "score of a well-formatted correct answer (default 1.0)",
-    "incorrect_score": "score of a well-formatted wrong answer (default -1.0)",
-    "format_score": "score of a response that fails the format gate (default -1.0)",
-    "rule_timeout_s": "hard bound on one math-verify check, in seconds (default 5.0)",
-    "rule_workers": "math-verify worker processes per process (default min(4, cores))",
-    "verifier_url": "OpenAI-compatible base URL of the verifier (default $REWARD_MODEL_URL)",
-    "verifier_model": "served verifier model name (default $REWARD_MODEL_NAME)",
-    "verifier_timeout_s": "per-request verifier timeout (default 30)",
-    "verifier_max_retries": "retries after a failed verifier request (default 2)",
-    "verifier_concurrency": "verifier requests in flight at once (default 64)",
-    "verifier_prompt_template": "judge prompt with {question}, {output}, {answer} (default xVerify's)",
-    "verifier_api_key": "bearer token for the verifier (default $REWARD_MODEL_API_KEY)",
-}
+#: Every key `from_kwargs` accepts, with what it means (declared in `vlmrl.reward.knobs`).
+KEYS = {k.key: k.doc for k in KNOBS}
 
 
 def _default_workers() -> int:
     return max(1, min(4, os.cpu_count() or 1))
 
 
+def _value(kwargs: dict[str, Any], key: str) -> Any:
+    """A setting from `kwargs` as its knob declares it: cast, bounds checked, default when unset."""
+    knob = KNOB[key]
+    value = kwargs.get(key)
+    if value is None or (knob.type is str and value == ""):
+        value = os.environ.get(knob.env) or None if knob.env else None
+        return knob.default if value is None else value
+    try:
+        out = knob.type(value)
+    except (TypeError, ValueError) as exc:
+        raise UserError(f"reward setting {key}={value!r} is not a {knob.type.__name__}") from exc
+    if knob.type is not str and not (
+        (knob.ge is None or out >= knob.ge)
+        and (knob.gt is None or out > knob.gt)
+        and (knob.le is None or out <= knob.le)
+    ):
+        raise UserError(f"reward setting {key}={value!r} must be {knob.bounds()}")
+    return out
+
+
 @dataclass(frozen=True)
 class RewardSettings:
     """Scores and bounds of one reward."""
 
-    correct_score: float = 1.0
-    incorrect_score: float = -1.0
-    format_score: float = -1.0
-    rule_timeout_s: float = 5.0
-    rule_workers: int = 0  # 0 = min(4, cores)
+    correct_score: float = default("correct_score")
+    incorrect_score: float = default("incorrect_score")
+    format_score: float = default("format_score")
+    rule_timeout_s: float = default("rule_timeout_s")
+    rule_workers: int = default("rule_workers")  # 0 = min(4, cores)
     verifier: vf.VerifierSettings | None = None
 
     @property
@@ -60,31 +68,17 @@ class RewardSettings:
             raise UserError(
                 f"unknown reward setting(s) {', '.join(unknown)}; the reward accepts: {', '.join(KEYS)}"
             )
-
-        def num(name: str, default: float, cast: type = float, low: float | None = None) -> Any:
-            value = kwargs.get(name)
-            if value is None:
-                return default
-            try:
-                out = cast(value)
-            except (TypeError, ValueError) as exc:
-                raise UserError(f"reward setting {name}={value!r} is not a {cast.__name__}") from exc
-            if low is not None and out < low:
-                raise UserError(f"reward setting {name}={value!r} must be >= {low}")
-            return out
-
-        url = kwargs.get("verifier_url") or os.environ.get("REWARD_MODEL_URL") or None
-        model = kwargs.get("verifier_model") or os.environ.get("REWARD_MODEL_NAME") or None
+        url, model = _value(kwargs, "verifier_url"), _value(kwargs, "verifier_model")
         verifier = None
         if url and model:
             verifier = vf.VerifierSettings(
                 url=str(url),
                 model=str(model),
-                timeout_s=max(0.01, num("verifier_timeout_s", 30.0)),
-                max_retries=num("verifier_max_retries", 2, int, 0),
-                concurrency=num("verifier_concurrency", 64, int, 1),
-                prompt_template=str(kwargs.get("verifier_prompt_template") or vf.XVERIFY_PROMPT),
-                api_key=kwargs.get("verifier_api_key") or os.environ.get("REWARD_MODEL_API_KEY") or None,
+                timeout_s=_value(kwargs, "verifier_timeout_s"),
+                max_retries=_value(kwargs, "verifier_max_retries"),
+                concurrency=_value(kwargs, "verifier_concurrency"),
+                prompt_template=_value(kwargs, "verifier_prompt_template") or vf.XVERIFY_PROMPT,
+                api_key=_value(kwargs, "verifier_api_key"),
             )
         elif url and not model:
             raise UserError(
@@ -92,11 +86,11 @@ class RewardSettings:
                 "(or $REWARD_MODEL_NAME) to the verifier's --served-model-name"
             )
         return cls(
-            correct_score=num("correct_score", 1.0),
-            incorrect_score=num("incorrect_score", -1.0),
-            format_score=num("format_score", -1.0),
-            rule_timeout_s=num("rule_timeout_s", 5.0, float, 0.1),
-            rule_workers=num("rule_workers", 0, int, 0),
+            correct_score=_value(kwargs, "correct_score"),
+            incorrect_score=_value(kwargs, "incorrect_score"),
+            format_score=_value(kwargs, "format_score"),
+            rule_timeout_s=_value(kwargs, "rule_timeout_s"),
+            rule_workers=_value(kwargs, "rule_workers"),
             verifier=verifier,
         )
 

@@ -9,10 +9,10 @@ from __future__ import annotations
 import asyncio
 import atexit
 import contextlib
+import dataclasses
 import hashlib
 import json
 import os
-import random
 import ssl
 import threading
 import time
@@ -21,6 +21,8 @@ from dataclasses import dataclass
 
 import aiohttp
 
+from vlmrl.reward.knobs import default
+from vlmrl.utils import openai_api
 from vlmrl.utils.lru import LRU
 
 # xVerify's published judge prompt (IAAR-Shanghai/xVerify, src/xVerify/prompts/judge_prompt.py,
@@ -71,11 +73,13 @@ CACHE_SIZE = 65536
 
 @dataclass(frozen=True)
 class Judgement:
-    """`verdict`: 'correct' | 'incorrect' | None (undecided); `error`: the request failed."""
+    """`verdict`: 'correct' | 'incorrect' | None (undecided); `error`: the request failed;
+    `latency_s`: how long `judge` took to answer (retries included; a cache hit takes ~0)."""
 
     verdict: str | None
     error: bool
     detail: str = ""
+    latency_s: float = 0.0
 
 
 def parse_reply(text: object) -> str | None:
@@ -100,18 +104,8 @@ def build_prompt(template: str, question: str, output: str, answer: str) -> str:
     )
 
 
-def chat_url(base_url: str) -> str:
-    base = base_url.rstrip("/")
-    if base.endswith("/chat/completions"):
-        return base
-    if not base.endswith("/v1"):
-        base += "/v1"
-    return base + "/chat/completions"
-
-
-def models_url(url: str) -> str:
-    """<base>/models of an OpenAI-compatible server given as .../v1 (or its root, or its chat URL)."""
-    return chat_url(url).rsplit("/chat/completions", 1)[0] + "/models"
+chat_url = openai_api.chat_url
+models_url = openai_api.models_url
 
 
 # --- process-wide state: cache and circuit breaker (shared by every loop and thread) ------------
@@ -230,19 +224,16 @@ def _loop_state(url: str, concurrency: int) -> _LoopState:
 class VerifierSettings:
     url: str
     model: str
-    timeout_s: float = 30.0
-    max_retries: int = 2
-    concurrency: int = 64
+    timeout_s: float = default("verifier_timeout_s")
+    max_retries: int = default("verifier_max_retries")
+    concurrency: int = default("verifier_concurrency")
     prompt_template: str = XVERIFY_PROMPT
     api_key: str | None = None
 
     @property
     def headers(self) -> dict[str, str]:
         """The HTTP headers of every request to the verifier (its API key, when one is set)."""
-        return {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
-
-
-_RETRY_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
+        return openai_api.auth_headers(self.api_key)
 
 
 async def _post_once(state: _LoopState, settings: VerifierSettings, prompt: str) -> Judgement:
@@ -257,11 +248,13 @@ async def _post_once(state: _LoopState, settings: VerifierSettings, prompt: str)
     async with state.session.post(
         chat_url(settings.url), json=body, headers=settings.headers, timeout=timeout
     ) as resp:
-        if resp.status in _RETRY_STATUS:
+        if openai_api.retryable(resp.status):
             raise _Retryable(f"HTTP {resp.status}")
         text = await resp.text(errors="replace")
     if resp.status >= 400:
-        return Judgement(None, True, f"{chat_url(settings.url)}: HTTP {resp.status}: {text[:200]}")
+        return Judgement(
+            None, True, f"{chat_url(settings.url)}: {openai_api.explain_refusal(resp.status, text, body)}"
+        )
     try:
         content = json.loads(text)["choices"][0]["message"]["content"]
     except (ValueError, KeyError, IndexError, TypeError) as exc:
@@ -311,7 +304,7 @@ async def _judge_uncached(state: _LoopState, settings: VerifierSettings, prompt:
         for attempt in range(settings.max_retries + 1):
             if attempt:
                 # Exponential backoff with jitter so a recovering server is not hit by a thundering herd.
-                await asyncio.sleep(min(8.0, 0.25 * 2 ** (attempt - 1)) * (0.5 + random.random()))
+                await asyncio.sleep(openai_api.backoff_s(attempt, 0.25, cap_s=8.0))
             try:
                 async with state.semaphore:
                     result = await _post_once(state, settings, prompt)
@@ -339,7 +332,16 @@ def _cache_key(settings: VerifierSettings, prompt: str) -> str:
 
 
 async def judge(settings: VerifierSettings, question: str, output: str, answer: str) -> Judgement:
-    """Ask the verifier whether `output` answers `question` with `answer`; never raises."""
+    """Ask the verifier whether `output` answers `question` with `answer`; never raises.
+
+    The answer carries its `latency_s`, which the training metrics report (`judge/latency_p50_s`).
+    """
+    start = time.perf_counter()
+    result = await _judge_timed(settings, question, output, answer)
+    return dataclasses.replace(result, latency_s=time.perf_counter() - start)
+
+
+async def _judge_timed(settings: VerifierSettings, question: str, output: str, answer: str) -> Judgement:
     try:
         prompt = build_prompt(settings.prompt_template, question, output, answer)
         key = _cache_key(settings, prompt)
@@ -387,28 +389,33 @@ class Health:
     checks: tuple[tuple[str, bool, str], ...]
 
 
-async def health(settings: VerifierSettings) -> Health:
+async def health(settings: VerifierSettings, listed: list[str] | None = None) -> Health:
     """Ask the served verifier, as the reward would (URL, model, key, prompt, timeout of `settings`):
-    GET <base>/models must list `settings.model`, and the model must judge `PROBES` right. Never
-    raises; bypasses the judgement cache and the circuit breaker (it is how one learns the server
-    is back), and sends no retries."""
+    GET <base>/models must list `settings.model` (`listed`: what a listing the caller just made
+    returned, not asked again), and the model must judge `PROBES` right. Never raises; bypasses the
+    judgement cache and the circuit breaker (it is how one learns the server is back), and sends no
+    retries."""
     checks: list[tuple[str, bool, str]] = []
     listing = models_url(settings.url)
     state = _LoopState(len(PROBES))
     try:
-        try:
-            async with state.session.get(
-                listing,
-                headers=settings.headers,
-                timeout=aiohttp.ClientTimeout(total=settings.timeout_s),
-            ) as resp:
-                text = await resp.text(errors="replace")
-            if resp.status != 200:
-                raise ValueError(f"HTTP {resp.status}")
-            listed = [m.get("id") for m in json.loads(text).get("data", []) if isinstance(m, dict)]
-        except Exception as exc:
-            checks.append((f"GET {listing}", False, failure_detail(exc, settings, listing)))
-            return Health(False, tuple(checks))
+        if listed is None:
+            try:
+                async with state.session.get(
+                    listing,
+                    headers=settings.headers,
+                    timeout=aiohttp.ClientTimeout(total=settings.timeout_s),
+                ) as resp:
+                    text = await resp.text(errors="replace")
+                if resp.status != 200:
+                    raise ValueError(openai_api.explain_refusal(resp.status, text, {}))
+                entries = openai_api.model_entries(json.loads(text))
+                if entries is None:
+                    raise ValueError("answered, but not with an OpenAI model list")
+                listed = [m.get("id") for m in entries]
+            except Exception as exc:
+                checks.append((f"GET {listing}", False, failure_detail(exc, settings, listing)))
+                return Health(False, tuple(checks))
         served = settings.model in listed
         checks.append(
             (

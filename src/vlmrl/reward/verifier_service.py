@@ -9,6 +9,7 @@ import asyncio
 import contextlib
 import importlib.util
 import os
+import secrets
 import shlex
 import signal
 import subprocess
@@ -22,9 +23,9 @@ import httpx
 
 from vlmrl.errors import UserError
 from vlmrl.reward import verifier as vf
+from vlmrl.utils import openai_api
 
 PROBES = vf.PROBES  # one easy judgement each way
-models_url = vf.models_url
 
 
 def served_name(model: str, served_model_name: str | None = None) -> str:
@@ -85,47 +86,48 @@ def require_vllm(cmd: list[str], port: int, name: str) -> None:
     if importlib.util.find_spec("vllm") is None:
         raise UserError(
             "vLLM is not installed in this environment. On a GPU machine run `pip install vllm` and "
-            "retry, or start the server on the GPU host yourself with:\n  "
+            "retry, or start the server on the GPU host yourself, with a secret of your own as its key:\n  "
+            + "VLLM_API_KEY=<secret> "
             + printable(cmd)
-            + f"\nthen set REWARD_MODEL_URL=http://<that host>:{port}/v1 REWARD_MODEL_NAME={name}"
+            + f"\nthen set REWARD_MODEL_URL=http://<that host>:{port}/v1 REWARD_MODEL_NAME={name} "
+            + "REWARD_MODEL_API_KEY=<secret>"
         )
+
+
+#: The variable the reward, `vlmrl verifier check` and training read the verifier's API key from.
+API_KEY_ENV = "REWARD_MODEL_API_KEY"
+LOOPBACK_HOSTS = ("127.0.0.1", "::1", "localhost")
+
+
+def is_loopback(host: str) -> bool:
+    """Whether a server bound to `host` can be reached from this machine only."""
+    return host in LOOPBACK_HOSTS or host.startswith("127.")
+
+
+def server_api_key(host: str, api_key: str | None) -> tuple[str | None, bool]:
+    """(the API key a server bound to `host` requires, whether it was generated here).
+
+    A server listening beyond loopback (e.g. 0.0.0.0, every interface) always requires one: the
+    given key, else a new random one; on loopback only a given key is required.
+    """
+    if api_key:
+        return api_key, False
+    if is_loopback(host):
+        return None, False
+    return secrets.token_urlsafe(24), True
+
+
+def export_lines(host: str, port: int, name: str, api_key: str | None) -> str:
+    """The shell line that points the reward (and `vlmrl verifier check`) at this server."""
+    where = "127.0.0.1" if is_loopback(host) else "<this host>"
+    line = f"export REWARD_MODEL_URL=http://{where}:{port}/v1 REWARD_MODEL_NAME={name}"
+    return line + (f" {API_KEY_ENV}={api_key}" if api_key else "")
 
 
 def client_url(host: str, port: int) -> str:
     """Where a client on this machine reaches a server bound to `host` (0.0.0.0 = every interface)."""
     reach = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
     return f"http://{reach}:{port}/v1"
-
-
-def served_models(url: str, timeout_s: float = 5.0) -> list[str]:
-    """Model ids a server lists at <url>/models; raises `httpx.HTTPError` or ValueError when it does not answer."""
-    response = httpx.get(models_url(url), timeout=timeout_s)
-    response.raise_for_status()
-    payload = response.json()
-    if not isinstance(payload, dict) or not isinstance(payload.get("data", []), list):
-        raise ValueError("answered, but not with an OpenAI model list")
-    return [m.get("id") for m in payload.get("data", []) if isinstance(m, dict)]
-
-
-def probe_models(url: str, timeout_s: float, timeout_setting: str) -> tuple[list[str] | None, str]:
-    """(the models <url>/models lists, or None, and a line saying what answered or what went wrong).
-
-    A failure names the URL, and a timeout also the seconds waited and `timeout_setting`, the
-    setting that raises them.
-    """
-    target = models_url(url)
-    try:
-        listed = served_models(url, timeout_s)
-    except httpx.HTTPStatusError as exc:
-        return None, f"{target}: HTTP {exc.response.status_code}"
-    except httpx.TimeoutException:
-        return None, f"{target}: no answer within {timeout_s:g} s (raise {timeout_setting})"
-    except httpx.HTTPError as exc:
-        text = " ".join(str(exc).split())
-        return None, f"{target}: no answer ({type(exc).__name__}" + (f": {text})" if text else ")")
-    except ValueError as exc:
-        return None, f"{target}: {exc}"
-    return listed, f"{target}: serving {', '.join(listed) or 'no model'}"
 
 
 @dataclass
@@ -137,6 +139,7 @@ class ServerProcess:
     model: str
     process: subprocess.Popen
     log_path: Path | None = None
+    api_key: str | None = None  # the key the server requires, sent by the readiness probe
 
     @property
     def pid(self) -> int:
@@ -214,7 +217,8 @@ def wait_until_ready(
                 + (f"; the end of its log ({server.log_path}):\n{tail}" if tail else "")
             )
         try:
-            if server.model in served_models(server.url, timeout_s=max(poll_s, 2.0)):
+            listed = openai_api.list_models(server.url, api_key=server.api_key, timeout_s=max(poll_s, 2.0))
+            if server.model in listed:
                 return time.monotonic() - start
         except (httpx.HTTPError, ValueError):
             pass
@@ -232,9 +236,10 @@ def wait_until_ready(
 def serve_verifier(
     model: str,
     *,
-    host: str = "0.0.0.0",
+    host: str = "127.0.0.1",
     port: int = 8888,
     served_model_name: str | None = None,
+    api_key: str | None = None,
     log_path: str | os.PathLike[str] | None = None,
     ready_timeout_s: float = 900.0,
     on_wait: Callable[[float], None] | None = None,
@@ -242,13 +247,21 @@ def serve_verifier(
 ) -> tuple[ServerProcess, float]:
     """Start vLLM serving `model` and wait until it answers; (server, start-up seconds).
 
-    `command_options` go to `serve_command` (max_model_len, dtype, extra, ...). On failure the
-    server is stopped before the error is raised.
+    The server requires `api_key` (vLLM's own check, given through `$VLLM_API_KEY`, so the key is
+    not on the command line); on a `host` beyond loopback a key is required, a new one when none
+    is given (`server_api_key`; `server.api_key` holds it). `command_options` go to
+    `serve_command` (max_model_len, dtype, extra, ...). On failure the server is stopped before
+    the error is raised.
     """
     name = served_name(model, served_model_name)
     command = serve_command(model, host=host, port=port, served_model_name=name, **command_options)
     require_vllm(command, port, name)
-    server = start_server(command, client_url(host, port), name, log_path=log_path)
+    api_key, _ = server_api_key(host, api_key)
+    env = {k: v for k, v in os.environ.items() if k != "VLLM_API_KEY"}
+    if api_key:
+        env["VLLM_API_KEY"] = api_key
+    server = start_server(command, client_url(host, port), name, log_path=log_path, env=env)
+    server.api_key = api_key
     try:
         seconds = wait_until_ready(server, ready_timeout_s, on_wait=on_wait)
     except BaseException:
@@ -278,9 +291,11 @@ class VerifierCheck:
         return sum(not r.ok for r in self.results)
 
 
-def check_verifier(url: str | None, model: str | None = None, timeout_s: float = 30.0) -> VerifierCheck:
+def check_verifier(
+    url: str | None, model: str | None = None, timeout_s: float = 30.0, api_key: str | None = None
+) -> VerifierCheck:
     """GET /models, then the PROBES judged by `model` (default $REWARD_MODEL_NAME, else the one model
-    the server lists). `url` defaults to $REWARD_MODEL_URL.
+    the server lists). `url` defaults to $REWARD_MODEL_URL, `api_key` to $REWARD_MODEL_API_KEY.
 
     A server that lists no model (or several) and no name given: the judgements are not sent, and
     the result says why (never a made-up name).
@@ -289,8 +304,9 @@ def check_verifier(url: str | None, model: str | None = None, timeout_s: float =
     if not url:
         raise UserError("no verifier URL: pass --url http://HOST:PORT/v1 or set $REWARD_MODEL_URL")
     model = model or os.environ.get("REWARD_MODEL_NAME") or None
+    api_key = api_key or os.environ.get(API_KEY_ENV) or None
     report = VerifierCheck(url, model)
-    listed, detail = probe_models(url, timeout_s, "--timeout-s")
+    listed, detail = openai_api.probe_models(url, timeout_s, "--timeout-s", api_key=api_key)
     if listed is None:
         report.results.append(ProbeResult("GET /models", "200", detail, False))
         return report
@@ -311,7 +327,8 @@ def check_verifier(url: str | None, model: str | None = None, timeout_s: float =
             return report
         model = report.model = listed[0]
     # `vf.health` asks as the reward would, past its cache and circuit breaker: its listing, then PROBES.
-    health = asyncio.run(vf.health(vf.VerifierSettings(url=url, model=model, timeout_s=timeout_s)))
+    settings = vf.VerifierSettings(url=url, model=model, timeout_s=timeout_s, api_key=api_key)
+    health = asyncio.run(vf.health(settings, listed=listed))
     (listing, listed_ok, seen), judged = health.checks[0], health.checks[1:]
     if not listed_ok:  # a --served-model-name the server does not list
         report.results.append(ProbeResult(listing, "listed", seen, False))

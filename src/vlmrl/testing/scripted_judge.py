@@ -22,8 +22,9 @@ from typing import Any
 
 #: A responder's reply that closes the connection without answering.
 DROP = object()
-#: respond(body) -> (HTTP status, reply): a dict is sent as JSON, bytes as they are, `DROP` closes.
-Responder = Callable[[dict[str, Any]], tuple[int, Any]]
+#: respond(body) -> (HTTP status, reply) or (HTTP status, reply, headers): a dict is sent as JSON,
+#: bytes as they are, `DROP` closes; `headers` (e.g. Retry-After) are added to the answer.
+Responder = Callable[[dict[str, Any]], tuple[Any, ...]]
 
 
 class ChatServer:
@@ -41,8 +42,10 @@ class ChatServer:
         models: tuple[str, ...] = ("served-model",),
         *,
         serialize: bool = True,
+        api_key: str | None = None,
     ):
         self.respond = respond
+        self.api_key = api_key  # when set, requests without `Authorization: Bearer <it>` get 401, as vLLM's
         self.delay_s = delay_s
         self.models = models
         self.serialize = serialize
@@ -59,7 +62,7 @@ class ChatServer:
         )
         self.thread.start()
 
-    def answer(self, body: dict[str, Any]) -> tuple[int, Any]:
+    def answer(self, body: dict[str, Any]) -> tuple[Any, ...]:
         with self.lock:
             self.bodies.append(body)
             self.in_flight += 1
@@ -99,7 +102,7 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - stdlib signature
         pass
 
-    def _send(self, status: int, reply: Any) -> None:
+    def _send(self, status: int, reply: Any, headers: dict[str, str] | None = None) -> None:
         if reply is DROP:
             self.close_connection = True
             self.connection.close()
@@ -109,11 +112,23 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_response(status)
         self.send_header("Content-Type", "application/json" if is_json else "text/html")
         self.send_header("Content-Length", str(len(body)))
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
         self.end_headers()
         self.wfile.write(body)
 
+    def _refused(self) -> bool:
+        key = self.server.chat.api_key
+        if key is None or self.headers.get("Authorization") == f"Bearer {key}":
+            return False
+        self.rfile.read(int(self.headers.get("Content-Length", "0")))
+        self._send(401, {"error": "Unauthorized"})
+        return True
+
     def do_GET(self) -> None:
         chat = self.server.chat
+        if self._refused():
+            return
         if self.path.rstrip("/").endswith("/models"):
             models = [{"id": m, "object": "model", "owned_by": chat.owned_by} for m in chat.models]
             self._send(200, {"object": "list", "data": models})
@@ -121,6 +136,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(404, {"error": "not found"})
 
     def do_POST(self) -> None:
+        if self._refused():
+            return
         raw = self.rfile.read(int(self.headers.get("Content-Length", "0")))
         if not self.path.rstrip("/").endswith("/chat/completions"):
             self._send(404, {"error": "not found"})

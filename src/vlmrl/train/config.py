@@ -15,6 +15,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from vlmrl.errors import UserError
+from vlmrl.reward.knobs import KNOB, KNOBS
 from vlmrl.train.backends import support
 from vlmrl.utils.io import read_yaml_mapping
 from vlmrl.utils.overrides import OverrideError, apply_overrides
@@ -81,18 +82,19 @@ class DataConfig(_Section):
     dataloader_num_workers: int = Field(8, ge=0, description="Dataloader worker processes.")
 
 
+def _knob(key: str) -> Any:
+    """The config field of a reward setting, as `vlmrl.reward.knobs` declares it (default, bounds,
+    description): the reward's settings are declared there once."""
+    k = KNOB[key]
+    return Field(k.default, ge=k.ge, gt=k.gt, le=k.le, description=k.doc)
+
+
 class VerifierConfig(_Section):
-    url: str | None = Field(
-        None,
-        description=(
-            "OpenAI-compatible base URL of the verifier model (e.g. http://host:8888/v1); None = rules "
-            "only. Falls back to $REWARD_MODEL_URL."
-        ),
-    )
-    model: str | None = Field(None, description="Served model name; falls back to $REWARD_MODEL_NAME.")
-    timeout_s: float = Field(30.0, gt=0, description="Per-request timeout in seconds.")
-    max_retries: int = Field(2, ge=0, le=10, description="Retries after a failed request (with backoff).")
-    concurrency: int = Field(64, ge=1, le=4096, description="Requests in flight at once per process.")
+    url: str | None = _knob("verifier_url")
+    model: str | None = _knob("verifier_model")
+    timeout_s: float = _knob("verifier_timeout_s")
+    max_retries: int = _knob("verifier_max_retries")
+    concurrency: int = _knob("verifier_concurrency")
     on_unreachable: Literal["fail", "warn"] = Field(
         "warn", description="Preflight when the verifier does not answer: refuse to launch, or warn."
     )
@@ -105,12 +107,10 @@ class OverlongConfig(_Section):
 
 
 class RewardConfig(_Section):
-    correct_score: float = Field(1.0, description="Score for a well-formatted, correct answer.")
-    incorrect_score: float = Field(-1.0, description="Score for a well-formatted, wrong answer.")
-    format_score: float = Field(-1.0, description="Score for a response that fails the format gate.")
-    rule_timeout_s: float = Field(
-        5.0, gt=0, le=600, description="Hard bound on one rule check (math-verify runs in a killable worker)."
-    )
+    correct_score: float = _knob("correct_score")
+    incorrect_score: float = _knob("incorrect_score")
+    format_score: float = _knob("format_score")
+    rule_timeout_s: float = _knob("rule_timeout_s")
     manager: Literal["dapo", "naive"] = Field(
         "dapo", description="veRL reward manager: 'dapo' supports the overlong buffer; 'naive' does not."
     )
@@ -118,25 +118,40 @@ class RewardConfig(_Section):
     verifier: VerifierConfig = Field(default_factory=VerifierConfig)
 
     def reward_kwargs(self) -> dict[str, Any]:
-        """Keyword arguments for `vlmrl.reward.compute_score`, shared by the veRL and TRL backends.
-
-        Verifier url/model are left out when unset so the reward falls back to
-        $REWARD_MODEL_URL / $REWARD_MODEL_NAME in the worker's environment.
+        """Keyword arguments for `vlmrl.reward.compute_score`, shared by the veRL and TRL backends:
+        every reward setting that has a config key (`vlmrl.reward.knobs`). Unset ones (verifier
+        url/model) are left out so the reward falls back to $REWARD_MODEL_URL / $REWARD_MODEL_NAME in
+        the worker's environment.
         """
-        kwargs: dict[str, Any] = {
-            "correct_score": self.correct_score,
-            "incorrect_score": self.incorrect_score,
-            "format_score": self.format_score,
-            "rule_timeout_s": self.rule_timeout_s,
-            "verifier_timeout_s": self.verifier.timeout_s,
-            "verifier_max_retries": self.verifier.max_retries,
-            "verifier_concurrency": self.verifier.concurrency,
-        }
-        if self.verifier.url:
-            kwargs["verifier_url"] = self.verifier.url
-        if self.verifier.model:
-            kwargs["verifier_model"] = self.verifier.model
+        kwargs: dict[str, Any] = {}
+        for knob in KNOBS:
+            if knob.config is None:
+                continue
+            value: Any = self
+            for part in knob.config.split("."):
+                value = getattr(value, part)
+            if value is not None:
+                kwargs[knob.key] = value
         return kwargs
+
+
+def _check_reward_knobs() -> None:
+    """Every reward setting with a config key is a field of the config with the knob's type."""
+    for knob in KNOBS:
+        if knob.config is None:
+            continue
+        model: Any = RewardConfig
+        *sections, name = knob.config.split(".")
+        for part in sections:
+            model = model.model_fields[part].annotation
+        field = model.model_fields.get(name)
+        if field is None or knob.type not in (field.annotation, *getattr(field.annotation, "__args__", ())):
+            raise TypeError(
+                f"reward setting {knob.key}: reward.{knob.config} is not a {knob.type.__name__} field"
+            )
+
+
+_check_reward_knobs()
 
 
 class FilterGroupsConfig(_Section):

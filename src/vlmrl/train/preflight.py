@@ -213,14 +213,17 @@ def _check_reward_entry(reward_path: str, report: PreflightReport, cluster: bool
 
 
 def check_verifier(url: str, model: str | None, timeout_s: float = 5.0) -> tuple[bool, str]:
-    """GET {url}/models on an OpenAI-compatible server; (reachable and serving `model`, detail)."""
-    from vlmrl.reward.verifier_service import models_url, probe_models
+    """GET {url}/models on an OpenAI-compatible server (with $REWARD_MODEL_API_KEY, when set);
+    (reachable and serving `model`, detail)."""
+    from vlmrl.utils import openai_api
 
-    served, detail = probe_models(url, timeout_s, "reward.verifier.timeout_s")
+    served, detail = openai_api.probe_models(
+        url, timeout_s, "reward.verifier.timeout_s", api_key=os.environ.get("REWARD_MODEL_API_KEY") or None
+    )
     if served is None:
         return False, detail
     if model and model not in served:
-        return False, f"{models_url(url)}: serves {served}, not {model!r} (reward.verifier.model)"
+        return False, f"{openai_api.models_url(url)}: serves {served}, not {model!r} (reward.verifier.model)"
     return True, detail
 
 

@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from vlmrl.demo.synthetic import IMAGE_SOURCE, TEXT_SOURCE
 from vlmrl.train.config import ConfigError, load_config
 from vlmrl.train.metrics import CONTRACT_KEYS, contract_row, read_metrics, truncate_after
 from vlmrl.train.trl import backend as trl_backend
@@ -139,12 +140,15 @@ def test_contract_row_maps_trl_names():
         "entropy": 2.5,
         "learning_rate": 1e-6,
         "rewards/overlong_penalty/mean": -0.1,
+        "modality/image/format_rate": 0.5,
+        "judge/calls": 2.0,
         "loss": float("nan"),
     }
     row = contract_row(7, logs, step_time_s=1.5)
     assert set(CONTRACT_KEYS) <= set(row)
     assert row["step"] == 7 and row["acc_mean"] == 0.25 and row["format_rate"] == 0.75
     assert row["rewards/overlong_penalty/mean"] == -0.1
+    assert row["modality/image/format_rate"] == 0.5 and row["judge/calls"] == 2.0
 
 
 def test_truncate_after_drops_redone_steps_and_a_torn_line(tmp_path):
@@ -210,6 +214,19 @@ def test_trl_steps_on_mixed_parquet_write_metrics_checkpoints_and_resume(
         assert row["reward_mean"] == pytest.approx(-1.0 + row["rewards/overlong_penalty/mean"])
         assert row["format_rate"] == 0.0 and row["acc_mean"] == 0.0
         assert 1 <= row["response_length_max"] <= 12
+        # per row kind and source (train.metrics.reward_metrics through TRL's log_metric): 4 prompts x 2
+        kinds = [k for k in ("text", "image") if f"modality/{k}/count" in row]
+        counts = {k: row[f"modality/{k}/count"] for k in kinds}
+        assert sum(counts.values()) == 8, row
+        for k in kinds:
+            assert row[f"modality/{k}/reward_mean"] == -1.0 and row[f"modality/{k}/format_rate"] == 0.0
+            source = IMAGE_SOURCE if k == "image" else TEXT_SOURCE
+            assert row[f"source/{source}/count"] == counts[k]
+        lengths = sum(row[f"modality/{k}/response_length_mean"] * counts[k] for k in kinds)
+        assert lengths / 8 == pytest.approx(row["response_length_mean"])
+        assert row["judge/calls"] == 0 and "judge/latency_p50_s" not in row
+    # the two steps cover the 8 rows (4 text, 4 image) once
+    assert {k for row in rows for k in ("text", "image") if f"modality/{k}/count" in row} == {"text", "image"}
     assert [p.rsplit("-", 1)[1] for p in summary.checkpoints] == ["1", "2"]
     AutoModelForImageTextToText.from_pretrained(summary.checkpoints[-1])
     AutoModelForImageTextToText.from_pretrained(summary.final_model_dir)

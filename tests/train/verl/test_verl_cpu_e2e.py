@@ -172,3 +172,29 @@ def test_exported_checkpoint_loads_and_generates(smoke_run):
     hf = Path(result.details["exported_model"])
     assert (hf / "config.json").is_file()
     assert result.details["generated"]
+
+
+#: Mean |log p(vLLM) - log p(actor)| per response token of one kind of row in a step. The rollout and
+#: the update both run the same float32 weights here, so a kind whose rows the update sees otherwise
+#: than vLLM did (other pixels, other M-RoPE positions) stands out by orders of magnitude.
+ALIGNMENT_BOUND = 0.05
+
+
+def test_update_sees_image_rows_as_the_rollout_did(smoke_run):
+    """Per kind of row, the trained policy's log-probs of the sampled tokens match vLLM's.
+
+    veRL's own check (`training/rollout_probs_diff_mean`) averages over the whole batch, where a
+    misalignment on image rows only hides among text rows; vlmrl.train.verl.alignment logs it per kind.
+    """
+    result, _ = smoke_run
+    metrics = _by_step(_rows_of(result.details["train_metrics"]))
+    diffs: dict[str, list[float]] = {"text": [], "image": []}
+    for step in range(1, STEPS + 1):
+        m = metrics[step]
+        for kind, found in diffs.items():
+            if m.get(f"alignment/{kind}/rows", 0) > 0:
+                found.append(m[f"alignment/{kind}/logprob_diff_mean"])
+    assert diffs["text"] and diffs["image"], f"steps without both kinds: {diffs}"
+    worst = {kind: max(found) for kind, found in diffs.items()}
+    assert worst["image"] < ALIGNMENT_BOUND, f"image rows out of step with the rollout: {diffs}"
+    assert worst["text"] < ALIGNMENT_BOUND, f"text rows out of step with the rollout: {diffs}"

@@ -182,3 +182,18 @@ def test_resume_path_must_name_a_global_step_folder(tmp_path):
     )
     rendered = [o.render() for o in build_overrides(ok)]
     assert f"trainer.resume_from_path={tmp_path}/global_step_40" in rendered
+
+
+def test_hydra_run_dir_goes_under_the_output_dir(tmp_path):
+    out = tmp_path / "my runs" / "exp, 1"
+    cfg = load_config(PRESETS_DIR / "text.yaml", [f"trainer.output_dir={out}"])
+    args = to_hydra_args(cfg)
+    assert args.count(f"hydra.run.dir='{out / 'hydra'}'") == 1, [a for a in args if a.startswith("hydra.")]
+    # the composed veRL config is untouched by Hydra's own setting
+    verl = validate(args, build_overrides(cfg))
+    assert verl.trainer.default_local_dir == str(out / "checkpoints")
+    # a user's own hydra.run.dir replaces ours
+    mine = load_config(
+        PRESETS_DIR / "text.yaml", [f"trainer.output_dir={out}", "extra_overrides=[hydra.run.dir=/x]"]
+    )
+    assert [a for a in to_hydra_args(mine) if a.startswith("hydra.run.dir")] == ["hydra.run.dir=/x"]

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from vlmrl.data.example import Example
-from vlmrl.data.normalize import parse_answer_list
+from vlmrl.data.normalize import option_texts, parse_answer_list
 from vlmrl.data.sources import SourceInfo
 from vlmrl.data.sources._common import (
     check_options,
@@ -64,7 +64,9 @@ def load(path: str | None = None, split: str = "train", **options) -> Iterator[E
             values = value if isinstance(value, (list, tuple)) else ([] if value is None else [value])
             images = read_images(list(values), base)
         question = with_placeholders(str(row[question_key] or ""), len(images))
-        choices = [str(c).strip().upper() for c in (row.get(choices_key) or [])] if choices_key else []
+        raw_choices = [str(c).strip() for c in (row.get(choices_key) or [])] if choices_key else []
+        # Option letters are upper-cased; options' texts are kept as written (`option_texts`).
+        choices = raw_choices if option_texts(raw_choices) else [c.upper() for c in raw_choices]
         meta = {
             k: v
             for k, v in row.items()

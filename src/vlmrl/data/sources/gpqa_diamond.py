@@ -2,7 +2,8 @@
 
 Options are published unshuffled (correct first), so they are shuffled into A-D with an RNG seeded
 by `seed` and the record's own text (question and options), so a question keeps its letters whatever
-the file's row order or copy; the ground truth is the letter.
+the file's row order or copy; the ground truth is the letter, `choices` the options' texts in A-D
+order (so an answer that names the right option's text scores as its letter).
 """
 
 from __future__ import annotations
@@ -54,7 +55,7 @@ def load(path: str | None = None, split: str = "train", **options) -> Iterator[E
             split,
             f"{question}\n\n{body}" if question else "",
             [letter],
-            choices=LETTERS,
+            choices=shuffled,  # the options' texts in A-D order: the reward maps a text to its letter
             meta=meta,
             problem=row_problem(row),
         )

@@ -8,9 +8,11 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from vlmrl.data.rows import row_modality
 from vlmrl.reward.score import score_batch
 from vlmrl.reward.settings import RewardSettings
 from vlmrl.train.config import ExperimentConfig
+from vlmrl.train.metrics import reward_metrics
 
 RewardFunc = Callable[..., list[float | None]]
 
@@ -50,9 +52,12 @@ def make_trl_reward(
     `settings`, or the keyword arguments of `RewardSettings.from_kwargs` (`RewardConfig.reward_kwargs()`),
     are validated here, once: a bad setting fails when the trainer is built, not mid-training.
 
-    Reads the dataset columns `ground_truth`, `data_source`, `extra_info`. Through TRL's
-    `log_metric` it logs `acc`, `format_rate`, `verifier_error_rate` and the share of each verdict;
-    through `log_extra` it adds `acc`, `pred` and `verdict` columns to the completions table.
+    Reads the dataset columns `ground_truth`, `data_source`, `extra_info` (and `images`, to tell image
+    rows from text rows where `extra_info.question` is missing). Through TRL's `log_metric` it logs
+    `acc`, `format_rate`, `verifier_error_rate`, the share of each verdict, and the per-kind,
+    per-source and judge metrics of `vlmrl.train.metrics.reward_metrics` (`modality/image/acc_mean`,
+    `judge/calls`, ...); through `log_extra` it adds `acc`, `pred` and `verdict` columns to the
+    completions table.
     """
     resolved = settings if settings is not None else RewardSettings.from_kwargs(**reward_kwargs)
 
@@ -80,6 +85,12 @@ def make_trl_reward(
             counts = Counter(r["verdict"] for r in results)
             for verdict in ("rule", "verifier", "format", "none"):
                 log_metric(f"verdict_{verdict}", counts.get(verdict, 0) / n)
+            images = _column(columns, "images", n, None)
+            completion_ids = columns.get("completion_ids")
+            lengths = [len(ids) for ids in completion_ids] if completion_ids is not None else None
+            modalities = [row_modality(infos[i], bool(images[i])) for i in range(n)]
+            for key, value in reward_metrics(results, modalities, sources, lengths).items():
+                log_metric(key, value)
         log_extra = columns.get("log_extra")
         if callable(log_extra):
             log_extra("acc", [r["acc"] for r in results])

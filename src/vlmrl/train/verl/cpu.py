@@ -40,7 +40,11 @@ CPU_SETTINGS: tuple[tuple[str, Any, str], ...] = (
     ("actor_rollout_ref.actor.fsdp_config.param_offload", False, "offloading to CPU from CPU is a no-op"),
     ("actor_rollout_ref.actor.fsdp_config.optimizer_offload", False, "as param_offload"),
     ("actor_rollout_ref.ref.fsdp_config.param_offload", False, "as the actor"),
-    ("actor_rollout_ref.actor.fsdp_config.dtype", "float32", "CPUs train in float32"),
+    (
+        "+actor_rollout_ref.actor.fsdp_config.mixed_precision.param_dtype",
+        "float32",
+        "CPUs train in float32 (the FSDP engine's compute dtype; its default is bf16 autocast)",
+    ),
     ("actor_rollout_ref.rollout.dtype", "float32", "vLLM's CPU kernels in the training dtype"),
     (
         "+actor_rollout_ref.rollout.enable_sleep_mode",
@@ -372,7 +376,7 @@ def _patch_vllm_gemm(module: ModuleType) -> None:
     module.dispatch_cpu_unquantized_gemm = dispatch_cpu_unquantized_gemm
 
 
-def _after_import(fullname: str, patch) -> None:
+def after_import(fullname: str, patch) -> None:
     """Run `patch(module)` once `fullname` is imported (now, if it already is)."""
     import importlib.abc
     import sys
@@ -411,7 +415,11 @@ def apply() -> bool:
     _vllm_distribution_named_vllm()
     _gloo_process_group()
     _fsdp_engine_on_cpu()
-    _after_import(_VLLM_GEMM_MODULE, _patch_vllm_gemm)
+    after_import(_VLLM_GEMM_MODULE, _patch_vllm_gemm)
+    from vlmrl.train.verl import alignment, seeding
+
+    seeding.apply()  # a sampling seed per rollout request: the same seed samples the same responses
+    alignment.apply()  # rollout-vs-update log-prob agreement per kind of row, in the trainer's metrics
     return True
 
 

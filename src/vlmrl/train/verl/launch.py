@@ -36,7 +36,14 @@ RUNTIME_ENV_VARS = {
     "VLLM_LOGGING_LEVEL": "WARN",
 }
 #: Variables passed through to Ray workers when set where `vlmrl train` runs.
-PASSTHROUGH_ENV = ("REWARD_MODEL_URL", "REWARD_MODEL_NAME", "HF_HOME", "HF_ENDPOINT", "WANDB_PROJECT")
+PASSTHROUGH_ENV = (
+    "REWARD_MODEL_URL",
+    "REWARD_MODEL_NAME",
+    "REWARD_MODEL_API_KEY",
+    "HF_HOME",
+    "HF_ENDPOINT",
+    "WANDB_PROJECT",
+)
 #: How long a failed cluster job waits for Ray to report the nodes it lost.
 NODE_DEATH_WAIT_S = 45.0
 #: Left out of the vlmrl package shipped to the nodes (Ray's gitignore-style `excludes`).

@@ -27,6 +27,9 @@ DELIBERATE_ADDITIONS = (
     "reward.custom_reward_function.reward_kwargs.",  # merged into every compute_score call
     "reward.reward_kwargs.",  # the dapo manager's overlong_buffer_cfg and max_resp_len
     "data.mm_processor_kwargs.",  # min/max pixels for the processor
+    # FSDPEngineConfig.mixed_precision (the engine's compute dtype): a dataclass field the YAML omits.
+    "actor_rollout_ref.actor.fsdp_config.mixed_precision.",
+    "actor_rollout_ref.ref.fsdp_config.mixed_precision.",
     "actor_rollout_ref.rollout.limit_images",  # vLLM limit_mm_per_prompt
     # CPU runs only (vlmrl.train.verl.cpu): fields of veRL's dataclasses that its YAML omits.
     "actor_rollout_ref.model.override_config.attn_implementation",  # HFModelConfig reads it, default flash-attn
@@ -52,6 +55,15 @@ REFUSED_KEYS: tuple[tuple[str, str], ...] = (
     (
         "actor_rollout_ref.actor.grad_clip",
         "actor_rollout_ref.actor.optim.clip_grad (vlmrl: `algorithm.grad_clip`)",
+    ),
+    (
+        "actor_rollout_ref.actor.fsdp_config.dtype",
+        "+actor_rollout_ref.actor.fsdp_config.mixed_precision.param_dtype (vlmrl: `model.dtype`); the "
+        "FSDP engine reads only that, `dtype` is Megatron's",
+    ),
+    (
+        "actor_rollout_ref.ref.fsdp_config.dtype",
+        "+actor_rollout_ref.ref.fsdp_config.mixed_precision.param_dtype (vlmrl: `model.dtype`)",
     ),
     (
         "actor_rollout_ref.actor.freeze_vision_tower",
@@ -238,9 +250,17 @@ def build_overrides(cfg: ExperimentConfig, reward_path: str | None = None) -> li
     put(f"{actor}.optim.clip_grad", a.grad_clip)
     put(f"{actor}.fsdp_config.param_offload", m.param_offload)
     put(f"{actor}.fsdp_config.optimizer_offload", m.optimizer_offload)
-    put(f"{actor}.fsdp_config.dtype", m.dtype)
+    # veRL's FSDP engine computes in `fsdp_config.mixed_precision.param_dtype` (autocast; default
+    # bf16) and never reads `fsdp_config.dtype` (Megatron's key): without this a float32 config
+    # still trained in bf16 against a float32 rollout.
+    put(f"{actor}.fsdp_config.mixed_precision.param_dtype", m.dtype, plus=True)
+    # The run's seed everywhere veRL draws: torch in the training workers, mini-batch shuffling, and
+    # vLLM's sampling (each request's own seed derives from it, vlmrl.train.verl.seeding).
+    put(f"{actor}.fsdp_config.seed", t.seed)
+    put(f"{actor}.data_loader_seed", t.seed)
     if uses_reference:
         put("actor_rollout_ref.ref.fsdp_config.param_offload", m.param_offload)
+        put("actor_rollout_ref.ref.fsdp_config.mixed_precision.param_dtype", m.dtype, plus=True)
         put("actor_rollout_ref.ref.log_prob_micro_batch_size_per_gpu", a.ppo_micro_batch_size_per_gpu)
 
     # rollout
@@ -249,6 +269,7 @@ def build_overrides(cfg: ExperimentConfig, reward_path: str | None = None) -> li
     put(f"{rollout}.temperature", r.temperature)
     put(f"{rollout}.top_p", r.top_p)
     put(f"{rollout}.top_k", r.top_k)
+    put(f"{rollout}.seed", t.seed)
     put(f"{rollout}.gpu_memory_utilization", r.gpu_memory_utilization)
     put(f"{rollout}.tensor_model_parallel_size", r.tensor_model_parallel_size)
     put(f"{rollout}.enforce_eager", r.enforce_eager)
@@ -318,7 +339,20 @@ def merged_overrides(
     check_raw_overrides(cfg.extra_overrides)
     taken = {override_key(text)[1] for text in cfg.extra_overrides}
     ours = [o for o in build_overrides(cfg, reward_path) if o.key not in taken]
-    return ours, [o.render() for o in ours] + list(cfg.extra_overrides)
+    args = [o.render() for o in ours]
+    if HYDRA_RUN_DIR not in taken:
+        args.append(f"{HYDRA_RUN_DIR}={format_value(hydra_run_dir(cfg))}")
+    return ours, args + list(cfg.extra_overrides)
+
+
+#: Hydra's own setting (not part of veRL's config, so not an `Override` checked against it).
+HYDRA_RUN_DIR = "hydra.run.dir"
+
+
+def hydra_run_dir(cfg: ExperimentConfig) -> str:
+    """Where `main_ppo`'s Hydra writes its `.hydra/` config copy and log: beside the checkpoints, in
+    the run's output directory, not `outputs/<date>/<time>/` in whatever directory the launch ran."""
+    return os.path.join(cfg.trainer.resolved_output_dir(), "hydra")
 
 
 def to_hydra_args(cfg: ExperimentConfig, reward_path: str | None = None) -> list[str]:

@@ -1,4 +1,4 @@
-"""Fixes for veRL 0.9.1 crashes on our stack, imported in every veRL worker via `external_lib`.
+"""Fixes for veRL 0.9.1 crashes on our stack, and the training metrics it lacks; imported via `external_lib`.
 
 veRL imports this module through `actor_rollout_ref.model.external_lib=vlmrl.train.verl.patches`;
 importing it applies the fixes once (idempotent) and only to veRL code shaped like 0.9.1.
@@ -19,6 +19,15 @@ importing it applies the fixes once (idempotent) and only to veRL code shaped li
    tensor with the 4 rows as the ragged dim (`_ragged_idx = 1`), so forcing 2 breaks every later
    split (`split_with_sizes expects split_sizes to sum exactly to ...`). The fix reads the ragged
    dim off the tensor's own values and offsets instead.
+4. Per-kind training metrics: veRL keeps each response's reward dict (`reward_extra_info`) but logs
+   only batch-wide numbers. `apply_reward_metrics` adds reward, accuracy, format rate and response
+   length per row kind (`modality/text/...`, `modality/image/...`) and per data source, and the
+   judge's calls, failures, latency and overturns (`vlmrl.train.metrics.reward_metrics`: the same
+   keys TRL's backend logs) to the metrics of each training step. It runs in veRL's trainer process,
+   which imports this module when it builds the model config (`HFModelConfig` imports `external_lib`).
+5. Reproducibility and the image-row check (`apply_parity_hooks`): a vLLM sampling seed per rollout
+   request (`vlmrl.train.verl.seeding`; veRL's own `full_determinism` gives a group's n requests one
+   seed) and |log p(vLLM) - log p(actor)| per row kind (`vlmrl.train.verl.alignment`). docs/parity.md.
 """
 
 from __future__ import annotations
@@ -233,6 +242,117 @@ def apply_position_ids_fix() -> bool:
     return True
 
 
+def _as_list(values: Any) -> list[Any]:
+    """A TransferQueue non-tensor field as a plain list (numpy array, NonTensorStack or list)."""
+    items = values.tolist() if hasattr(values, "tolist") else list(values)
+    return [getattr(v, "data", v) for v in items]
+
+
+def _has_image(raw_prompt: Any) -> bool:
+    """Whether veRL's chat messages of one sample hold an image part."""
+    for message in raw_prompt if isinstance(raw_prompt, (list, tuple)) else []:
+        content = message.get("content") if isinstance(message, dict) else None
+        if isinstance(content, list) and any(
+            isinstance(p, dict) and p.get("type") == "image" for p in content
+        ):
+            return True
+    return False
+
+
+def step_reward_metrics(batch: Any, kv_batch_get: Any) -> dict[str, float]:
+    """`vlmrl.train.metrics.reward_metrics` of one veRL v1 training batch (a TransferQueue `KVBatchMeta`).
+
+    Each response's reward dict is veRL's `extra_fields.reward_extra_info` (what our reward entry
+    returned), its kind comes from `extra_info` (and the prompt's image parts), its length from the
+    batch's `response_len` tags; padding samples are left out, as veRL's own metrics leave them.
+    """
+    from vlmrl.data.rows import row_modality
+    from vlmrl.train.metrics import reward_metrics
+
+    keep = [i for i, tag in enumerate(batch.tags) if not tag.get("is_padding", False)]
+    data = kv_batch_get(
+        keys=[batch.keys[i] for i in keep],
+        partition_id=batch.partition_id,
+        select_fields=["extra_fields", "extra_info", "data_source", "raw_prompt"],
+    )
+    extra_fields = _as_list(data["extra_fields"])
+    infos = _as_list(data["extra_info"])
+    sources = _as_list(data["data_source"])
+    prompts = _as_list(data["raw_prompt"])
+    results = [(f or {}).get("reward_extra_info") or {} for f in extra_fields]
+    missing = [batch.keys[keep[i]] for i, r in enumerate(results) if "score" not in r]
+    if missing:
+        raise KeyError(
+            f"{len(missing)} responses have no reward `score` in extra_fields.reward_extra_info: {missing[:3]}"
+        )
+    lengths = [batch.tags[i].get("response_len") for i in keep]
+    modalities = [row_modality(info, _has_image(prompt)) for info, prompt in zip(infos, prompts, strict=True)]
+    return reward_metrics(results, modalities, sources, None if None in lengths else lengths)
+
+
+_METRICS_MARKER = "_vlmrl_reward_metrics"
+
+
+def apply_reward_metrics() -> bool:
+    """Add `step_reward_metrics` to what veRL's v1 trainer logs each step (`PPOTrainer._compute_metrics`).
+
+    veRL 0.9.1 keeps every reward dict's extra keys per sample but aggregates none of them into the
+    training metrics; this wraps the method that builds a step's metrics. A failure there is logged
+    (once per kind of error) and the step goes on without these keys: a metric never stops training.
+    """
+    import sys
+
+    # Only veRL's trainer process has the trainer imported (before it builds the model config, which
+    # imports this module); the model and rollout workers are left alone, and spared the import.
+    trainer_base = sys.modules.get("verl.trainer.ppo.v1.trainer_base")
+    if trainer_base is None:
+        return False
+    import transfer_queue as tq
+
+    trainer = getattr(trainer_base, "PPOTrainer", None)
+    current = getattr(trainer, "_compute_metrics", None)
+    if current is None:
+        warnings.warn(
+            "vlmrl.train.verl.patches: veRL's PPOTrainer._compute_metrics is missing; the per-kind, "
+            "per-source and judge training metrics (modality/*, source/*, judge/*) are not logged",
+            PatchNotApplied,
+            stacklevel=2,
+        )
+        return False
+    if getattr(current, _METRICS_MARKER, False):
+        return True
+    reported: set[str] = set()
+
+    @functools.wraps(current)
+    def _compute_metrics(self, batch, metrics, *args, **kwargs):
+        out = current(self, batch, metrics, *args, **kwargs)
+        try:
+            metrics.update(step_reward_metrics(batch, tq.kv_batch_get))
+        except Exception as exc:  # a metric must never stop a training run
+            kind = type(exc).__name__
+            if kind not in reported:
+                reported.add(kind)
+                logger.warning("vlmrl: per-kind reward metrics not logged this step: %s: %s", kind, exc)
+        return out
+
+    setattr(_compute_metrics, _METRICS_MARKER, True)
+    trainer._compute_metrics = _compute_metrics
+    return True
+
+
+def apply_parity_hooks() -> bool:
+    """A sampling seed per rollout request (vlmrl.train.verl.seeding) and the per-kind rollout-vs-update
+    log-prob metrics (vlmrl.train.verl.alignment), in whichever veRL process imports this module (the
+    agent-loop workers and the trainer build the model config, which imports it), on GPUs too."""
+    from vlmrl.train.verl import alignment, seeding
+
+    seeding.apply()
+    alignment.apply()
+    return True
+
+
 APPLIED = apply()
+PARITY_HOOKS_APPLIED = apply_parity_hooks()
 TRL_CHECK_APPLIED = apply_trl_check()
 POSITION_IDS_FIX_APPLIED = apply_position_ids_fix()
+REWARD_METRICS_APPLIED = apply_reward_metrics()
