@@ -48,7 +48,11 @@ def test_vllm_backend_answers_text_and_image_on_qwen3_vl(tiny_qwen3_vl_path):
         capture_output=True,
         text=True,
         timeout=600,
-        env=dict(os.environ, VLLM_CPU_KVCACHE_SPACE="1"),
+        # vLLM's INFO log names the model class it runs; set it here, whatever an earlier test left in
+        # os.environ (a suite-wide VLLM_LOGGING_LEVEL=WARN hid it once)
+        env=dict(
+            os.environ, VLLM_CPU_KVCACHE_SPACE="1", VLLM_LOGGING_LEVEL="INFO", VLLM_CONFIGURE_LOGGING="1"
+        ),
     )
     lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
     assert proc.returncode == 0 and lines, proc.stdout[-3000:] + proc.stderr[-5000:]
