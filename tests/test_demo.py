@@ -47,6 +47,7 @@ def test_demo_runs_end_to_end_at_reduced_size(tmp_path, tiny_vlm_path):
 
     summary = json.loads((out / "demo_summary.json").read_text())
     assert summary["train"]["steps"] == 2
+    assert summary["train"]["lr"] == 5e-4 and summary["train"]["family_overrides"] == []  # demo.yaml's own
     assert summary["data"] == {"train": {"kept": 8, "rejected": 0}, "test": {"kept": 4, "rejected": 0}}
     for when in ("before", "after"):
         assert set(summary[when]) == {"grader", "pass@1", "format_rate", "by_kind"}

@@ -26,6 +26,10 @@ def test_demo_runs_on_the_tiny_qwen3_vl(tmp_path, tiny_qwen3_vl_path):
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     summary = json.loads((out / "demo_summary.json").read_text())
     assert summary["settings"]["model_family"] == "qwen3_vl" and summary["train"]["steps"] == 2
+    # the family's own GRPO lr (demo.yaml's 5e-4 collapsed one seed of three on the tiny Qwen3-VL)
+    assert summary["train"]["lr"] == 2.5e-4 and summary["train"]["family_overrides"] == [
+        "algorithm.lr=2.5e-4"
+    ]
     for when in ("before", "after"):
         assert set(summary[when]["by_kind"]) == {"text", "image"}
     trained = json.loads((out / "train" / "final" / "config.json").read_text())

@@ -69,7 +69,8 @@ def register(app: typer.Typer) -> None:
             "qwen2_5_vl",
             "--model-family",
             help="Tiny-model architecture: qwen2_5_vl (Qwen2.5-VL) or qwen3_vl (Qwen3-VL: 16-px patches, "
-            "DeepStack, interleaved M-RoPE).",
+            "DeepStack, interleaved M-RoPE; its demo trains GRPO at lr 2.5e-4, half the preset's 5e-4, "
+            "which one seed in three collapsed at; an algorithm.lr=... override still wins).",
         ),
         image_fraction: float = typer.Option(
             0.5, "--image-fraction", min=0.0, max=1.0, help="Share of image (shape-colour) questions."

@@ -264,6 +264,7 @@ def run_demo(settings: DemoSettings, progress: Progress | None = None) -> DemoRe
             f"data.train_files=[{data_dir / 'train.parquet'}]",
             f"trainer.output_dir={out / 'train'}",
             f"trainer.seed={settings.seed}",
+            *tiny.DEMO_OVERRIDES,  # the family's own demo settings; the user's overrides come after
         ]
         if settings.steps is not None:
             cfg_overrides.append(f"trainer.total_training_steps={settings.steps}")
@@ -325,6 +326,8 @@ def run_demo(settings: DemoSettings, progress: Progress | None = None) -> DemoRe
         "reward_first": sum(rewards[:window]) / window if rewards else None,
         "reward_last": sum(rewards[-window:]) / window if rewards else None,
         "window": window,
+        "lr": cfg.algorithm.lr,  # the config's, after the family's demo settings and the user's overrides
+        "family_overrides": list(tiny.DEMO_OVERRIDES),
         "mean_step_time_s": sum(r.get(step_time_key, 0.0) for r in rows) / max(len(rows), 1),
     }
     artifacts = {

@@ -3,7 +3,8 @@ and the one table of model families vlmrl supports (`SUPPORTED`), which every st
 
 The tiny models serve users (the demo, `vlmrl train --smoke`, CPU trials of a config) as well as the
 tests. Each family module offers `build_tiny_vlm(path=None, seed=0, force=False, size="tiny")`,
-`describe(path)`, `default_path(seed, size)` and `SIZES`; `FAMILIES` names the modules and
+`describe(path)`, `default_path(seed, size)`, `SIZES` and `DEMO_OVERRIDES` (the demo's GRPO settings
+for that family over `configs/train/demo.yaml`); `FAMILIES` names the modules and
 `family_module` loads one.
 """
 

@@ -27,6 +27,9 @@ BUILDER_VERSION = 2
 MIN_PIXELS = 28 * 28 * 4  # 4 vision tokens after the 2x2 merge
 MAX_PIXELS = 28 * 28 * 64  # 64 vision tokens: keeps CPU forward passes cheap
 
+# The demo's GRPO settings for this family over configs/train/demo.yaml: none, the preset is tuned on it.
+DEMO_OVERRIDES: tuple[str, ...] = ()
+
 # Model sizes. "tiny" (the default) is what the tests use; "demo" is wide enough for `vlmrl demo` to
 # learn its tasks in a few CPU minutes. Every size keeps attention head_dim 32: the smallest vLLM's
 # CPU attention accepts (16 is refused), and mrope_section [4, 6, 6] covers its 16 rotary frequencies.
