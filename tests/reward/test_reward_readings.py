@@ -132,6 +132,14 @@ def test_one_value_in_several_boxes_is_one_answer():
         ("A or C", "C", TEXTS, 0),
         ("The answer is Jupiter or Mars.", "C", TEXTS, 0),
         ("The answer is E.", "C", TEXTS, 0),  # not an offered option
+        # Forms from published multimodal generations (MathVista): a quoted letter, and a letter
+        # whose text names another option (a contradiction, never right).
+        ('The correct answer is "C." Mars is smaller than Jupiter.', "Jupiter", TEXTS, 1),
+        ('The correct answer is "D." Jupiter is the largest.', "Jupiter", TEXTS, 0),
+        ("A: Jupiter", "Jupiter", TEXTS, 0),
+        ("C: Mars", "Jupiter", TEXTS, 0),
+        ("C: Jupiter", "Jupiter", TEXTS, 1),
+        ("(D) Jupiter", "Jupiter", TEXTS, 0),
         ("C", "C", LETTERS, 1),  # letters only, as before
         ("The correct choice is (C).", "C", LETTERS, 1),
     ],
