@@ -1,7 +1,7 @@
 """The reward against the field's labelled checker cases, and its speed against veRL's scorer.
 
 Run: PYTHONPATH=src python bench/reward_reference.py --cases CASES.jsonl [--responses FILE.jsonl ...]
-     [--n 1024] [--groups 64] [--repeat 3] [--only cases responses sequential throughput]
+     [--n 1024] [--groups 64] [--repeat 3] [--only cases responses sequential throughput] [--dump V.jsonl]
 
 1. Agreement: each labelled case (jsonl rows with `id`, `source`, `gold`, `pred`, `expected`, and
    `doubtful` on cases whose label is not about equivalence) is scored as a response whose answer
@@ -374,7 +374,7 @@ def _first_gold(ground_truth) -> str:
     return ground_truth if isinstance(ground_truth, str) else str(ground_truth[0])
 
 
-def responses_agreement(rows: list[dict], settings) -> None:
+def responses_agreement(rows: list[dict], settings, dump: Path | None = None) -> None:
     """Per set: how many each scorer agrees with the label, how many right responses it scores right,
     and its false positives (scored right against a wrong label); then one caller scoring every
     response one at a time (as veRL's reward loop calls a scorer), vlmrl's `compute_score` against
@@ -383,11 +383,11 @@ def responses_agreement(rows: list[dict], settings) -> None:
 
     check._cache.clear()
     t = time.perf_counter()
-    ours = [
-        bool(compute_score("bench", r["response"], r["ground_truth"], r.get("extra_info"), settings)["acc"])
-        for r in rows
+    scored = [
+        compute_score("bench", r["response"], r["ground_truth"], r.get("extra_info"), settings) for r in rows
     ]
     ours_s = time.perf_counter() - t
+    ours = [bool(x["acc"]) for x in scored]
     t = time.perf_counter()
     verl = [_verl(r["response"], _first_gold(r["ground_truth"])) for r in rows]
     verl_s = time.perf_counter() - t
@@ -415,6 +415,19 @@ def responses_agreement(rows: list[dict], settings) -> None:
         print(f"| {name} | {len(idx)} ({len(right)}) | " + " | ".join(cells) + " |")
     misses = [rows[i]["id"] for i in range(len(rows)) if ours[i] != bool(rows[i]["expected"])]
     print(f"vlmrl disagrees on {len(misses)}: {misses[:40]}")
+    if dump is not None:
+        with dump.open("w", encoding="utf-8") as f:
+            for i, r in enumerate(rows):
+                verdicts = {"vlmrl": ours[i], "math-verify": plain[i], "veRL": verl[i]}
+                f.write(
+                    json.dumps(
+                        {"id": r["id"], "set": r["set"], "expected": bool(r["expected"]), **verdicts}
+                        | {k: scored[i][k] for k in ("pred", "verdict", "format_ok")},
+                        ensure_ascii=False,
+                    )
+                    + "\n"
+                )
+        print(f"per-response verdicts written to {dump}")
     print(
         f"\n## One caller, unique responses one at a time ({len(rows)} responses, cold cache)\n"
         f"vlmrl compute_score {ours_s:.2f} s ({1000 * ours_s / len(rows):.2f} ms each), "
@@ -471,6 +484,9 @@ def main() -> None:
         "bench/data/reference_responses.jsonl or published generations converted to it",
     )
     parser.add_argument(
+        "--dump", type=Path, help="write each labelled response's verdicts (every scorer's) to this jsonl"
+    )
+    parser.add_argument(
         "--only",
         choices=["cases", "responses", "sequential", "throughput"],
         nargs="*",
@@ -502,7 +518,7 @@ def main() -> None:
     if args.cases and "cases" in args.only:
         agreement(args.cases, settings)
     if args.responses and "responses" in args.only:
-        responses_agreement(read_responses(args.responses), settings)
+        responses_agreement(read_responses(args.responses), settings, args.dump)
     seeds = [args.seed + 1000 * k for k in range(args.repeat)]
     if "sequential" in args.only:
         one_at_a_time([make_responses(args.n, s) for s in seeds], settings)

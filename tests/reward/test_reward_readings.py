@@ -62,6 +62,51 @@ def test_real_hedges_stay_wrong(answer):
     assert acc(answer, "12") == 0
 
 
+# Forms found in published reference solutions and model generations (MATH, Minerva, AIME and
+# Qwen2.5-Math samples; see docs/benchmarks.md), written here in our own words.
+@pytest.mark.parametrize(
+    "answer",
+    [
+        # The sentence restates the question (with "not", "or", "less than") before its verb.
+        "Therefore, the number of integers less than 30 that are not multiples of 4 or 6 is \\boxed{12}.",
+        "Thus the count of orders in which the red ball is not first is $\\boxed{12}$.",
+        # "or" joining a computation to its value, not offering an alternative.
+        "Multiplying out, $3x + 4 = 40$ or $x = \\boxed{12}$.",
+        "The walk takes $\\frac{1}{5}$ hours, or $\\frac{1}{5}\\cdot 60 = \\boxed{12}$ minutes.",
+        "The total length is $5 + 7$ or $\\boxed{12}$ metres.",
+        # "or" followed by words: the same answer said in words.
+        "The required count is \\boxed{12}, or one dozen.",
+        # One value boxed in several ways (several solutions, AIME's three digits).
+        "Solution 1 gives \\boxed{12}. Solution 2 gives the answer $\\boxed{\\textbf{(012)}}$.",
+        "So $m + n = \\boxed{12}$.\n~author\nSolution 2: the same count is $\\boxed{012}$.",
+        # A superlative about the answer, not a bound on it.
+        "Checking each case, $n = \\boxed{12}$ is the least value.",
+        # A closing sentence with "final answer" but no value: the box stands.
+        "So the product is $\\boxed{12}$. The final answer is positive, as both factors are negative.",
+    ],
+)
+def test_published_solution_prose_is_not_a_hedge(answer):
+    assert acc(answer, "12") == 1
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        "The answer is 13 or \\boxed{12}.",
+        "So $x = 13$ or $x = \\boxed{12}$.",
+        "The answer is $\\frac{1}{2}$ or $\\boxed{12}$.",
+        "The answer is \\boxed{12}, or perhaps thirteen.",
+        "The answer is \\boxed{12} or $13$.",
+        "The answer is \\boxed{12} or \\boxed{\\textbf{(13)}}.",
+        "It is \\boxed{12} at least.",
+        "The answer is not \\boxed{12}.",
+        "The final answer is $\\boxed{12}$. The final answer is 13.",
+    ],
+)
+def test_hedges_beside_those_forms_stay_wrong(answer):
+    assert acc(answer, "12") == 0
+
+
 def test_one_value_in_several_boxes_is_one_answer():
     final = final_answer("First \\boxed{12}. Alternatively \\boxed{ 12 }.")
     assert (final.value, final.hedge) == ("12", False)
@@ -87,6 +132,14 @@ def test_one_value_in_several_boxes_is_one_answer():
         ("A or C", "C", TEXTS, 0),
         ("The answer is Jupiter or Mars.", "C", TEXTS, 0),
         ("The answer is E.", "C", TEXTS, 0),  # not an offered option
+        # Forms from published multimodal generations (MathVista): a quoted letter, and a letter
+        # whose text names another option (a contradiction, never right).
+        ('The correct answer is "C." Mars is smaller than Jupiter.', "Jupiter", TEXTS, 1),
+        ('The correct answer is "D." Jupiter is the largest.', "Jupiter", TEXTS, 0),
+        ("A: Jupiter", "Jupiter", TEXTS, 0),
+        ("C: Mars", "Jupiter", TEXTS, 0),
+        ("C: Jupiter", "Jupiter", TEXTS, 1),
+        ("(D) Jupiter", "Jupiter", TEXTS, 0),
         ("C", "C", LETTERS, 1),  # letters only, as before
         ("The correct choice is (C).", "C", LETTERS, 1),
     ],

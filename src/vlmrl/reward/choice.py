@@ -19,7 +19,7 @@ _ANSWER_WORDS = r"(?i:answer|option|choice|réponse|reponse|respuesta|antwort|re
 # Keywords in any case, but the option itself must be a capital ("answer is B", never the "i" of "is");
 # up to three lower-case filler words may stand between ("the answer is for sure D").
 _LETTER_PHRASE_RE = re.compile(
-    rf"(?:{_ANSWER_WORDS})(?:\s+(?i:is|est|es|ist))?(?:\s+[a-z]+){{0,3}}?\s*[:：是为]?\s*"
+    rf"(?:{_ANSWER_WORDS})(?:\s+(?i:is|est|es|ist))?(?:\s+[a-z]+){{0,3}}?\s*[:：是为]?\s*[\"'“‘*]*"
     r"\(?([A-Z])\)?(?![A-Za-z])"
 )
 _LETTER_IS_RE = re.compile(
@@ -193,6 +193,9 @@ def _named_option(text: str, texts: Sequence[str]) -> list[int]:
     return [k for k in named if not any(j != k and _key(texts[k]) in _key(texts[j]) for j in named)]
 
 
+_LETTER_AND_TEXT_RE = re.compile(r"^(?:\(([A-Z])\)|([A-Z])\s*[.:)])\s*(\S.*)$")
+
+
 def options_verdict(
     final_value: str | None, answer: str, golds: Sequence[str], texts: Sequence[str]
 ) -> tuple[bool, str, str] | None:
@@ -216,6 +219,13 @@ def options_verdict(
         said = [letters[k] for k in picked]
     if not said:
         return None
+    lead = _LETTER_AND_TEXT_RE.match(_clean(source))
+    if lead and (lead.group(1) or lead.group(2)) in said:
+        # "C: Mars": a letter with an option's text; another option's text contradicts the letter.
+        letter = lead.group(1) or lead.group(2)
+        named = [letters[k] for k, t in enumerate(texts) if _key(t) and _key(t) == _key(lead.group(3))]
+        if named and named[0] != letter:
+            said = [letter, named[0]]
     if not set(said) <= set(letters):
         return False, "choice", ", ".join(said)
     if any(set(said) == gs for gs in gold_sets):

@@ -89,7 +89,8 @@ _HEAD_NEG_RE = re.compile(
 # "\\boxed{5}, but it could also be 6").
 _TAIL_NEG_RE = re.compile(
     r"(?i:\b(?:not|no|never|wrong|incorrect|false|isn't|aren't|wasn't|can't|cannot|won't|"
-    r"maybe|perhaps|possibly|might|could|also|more|less|fewer|least|most|than|unless)\b|n't\b)|不"
+    r"maybe|perhaps|possibly|might|could|also|more|less|fewer|(?<!\bthe\s)(?:least|most)|than|unless)\b"
+    r"|n't\b)|不"
 )
 # Where a clause starts: a sentence end, a line break, or a clause mark.
 _CLAUSE_BREAK_RE = re.compile(r"[.!?。;；,，:：]\$?(?=\s|$)|\n|[。；，：]")
@@ -182,18 +183,75 @@ def _alternative_follows(next_words: str, value: str | None) -> bool:
     return bool(named - own) or (not named and opener in ("or", "either", "或"))
 
 
-def _qualified(head: str, tail: str, next_words: str, value: str | None = None) -> tuple[bool, bool]:
-    """(hedge, negated) from the words around a final candidate."""
+# The verb of the answer's own sentence: words before it belong to the subject, often the question
+# restated ("the number of integers that are not multiples of 4 or 6 is \\boxed{12}").
+_COPULA_RE = re.compile(r"(?i:\b(?:is|are|was|were|be|equals|becomes)\b)")
+# A candidate value right before an "or": "13 or \\boxed{12}", "$x = 13$ or $x = \\boxed{12}$",
+# "$\\frac{1}{2}$ or ..." (not a computation whose value the box gives: "$5 + 7$ or \\boxed{12}").
+_BARE_VALUE_END_RE = re.compile(
+    r"(?<![\w\\])(?:[A-Za-z](?:_\{?\w{1,3}\}?)?\s*=\s*)?[-+]?"
+    r"(?:\d[\d,]*(?:\.\d+)?|\\[dt]?frac\{[^{}]*\}\{[^{}]*\}|\\sqrt\{[^{}]*\})"
+    r"(?:\s*(?:\\(?:text|mathrm)\s*\{[^{}]*\}|[A-Za-z]{1,5}\b\.?)" + UNIT_POWER + r")?"
+    r"[\s$,]*(?:\\\)|\\\])?[\s$,]*$"
+)
+# What may follow an "or" after the answer and offer an alternative to it: a value, math, an option
+# letter, or a word that hedges; "\\boxed{12}, or one dozen" says the same answer in words.
+_OR_ALTERNATIVE_RE = re.compile(
+    r"\s*(?:[-+$\\(\[\d]|[A-Z](?![\w'])|(?i:maybe|perhaps|possibly|probably|so\b|else|not|more|less|fewer|"
+    r"thereabouts))"
+)
+
+
+_OPERATORS = frozenset("=+-*/^<>{_\\")
+
+
+def _hedging_ors(text: str, before: str, boxed: bool) -> bool:
+    """An alternative word in `text` (a clause head) that offers another answer: "either",
+    "alternatively", ..., or an "or" right after a candidate value ("13 or \\boxed{12}"); before a
+    box, an "or" after a computation or words restates ("$3x = 36$ or $x = \\boxed{12}$"). Before
+    an answer with no box, every "or" is one."""
+    for m in _OR_RE.finditer(text):
+        if m.group(0).lower() != "or" or not boxed:
+            return True
+        prior = before + text[: m.start()]
+        bare = _BARE_VALUE_END_RE.search(prior)
+        # Not a term of a computation ("$3x + 4 = 40$", "$5 + 7$"): nothing operates on it.
+        if bare and prior[: bare.start()].rstrip(" $")[-1:] not in _OPERATORS:
+            return True
+    return False
+
+
+def _or_offers_alternative(tail: str, m: re.Match[str] | None, boxed: bool) -> bool:
+    if m is None:
+        return False
+    return m.group(0).lower() != "or" or not boxed or bool(_OR_ALTERNATIVE_RE.match(tail, m.end()))
+
+
+def _qualified(
+    head: str, tail: str, next_words: str, value: str | None = None, before: str = "", boxed: bool = False
+) -> tuple[bool, bool]:
+    """(hedge, negated) from the words around a final candidate; `before` is the text before `head`,
+    `boxed` whether the candidate is a box. Only the words after the head's last verb qualify the
+    candidate (those before it belong to the subject)."""
+    copulas = list(_COPULA_RE.finditer(head))
+    if copulas:
+        before, head = before + head[: copulas[-1].end()], head[copulas[-1].end() :]
     cut = _TAIL_CUT_RE.search(tail)
-    or_in_tail = _OR_RE.search(tail, 0, cut.start() if cut else len(tail))
+    or_in_tail = _or_offers_alternative(
+        tail, _OR_RE.search(tail, 0, cut.start() if cut else len(tail)), boxed
+    )
     turn = _TAIL_TURN_RE.search(tail)
     or_after_turn = (
         turn is not None
         and turn.group(0).lower() in ("or", "either", "otherwise", "alternatively", "或")
         and cut is not None
+        and _or_offers_alternative(tail, turn, boxed)
     )
     hedge = bool(
-        _OR_RE.search(head) or or_in_tail or or_after_turn or _alternative_follows(next_words, value)
+        _hedging_ors(head, before, boxed)
+        or or_in_tail
+        or or_after_turn
+        or _alternative_follows(next_words, value)
     )
     negated = bool(_HEAD_NEG_RE.search(head) or _tail_negated(tail))
     return hedge, negated
@@ -280,17 +338,36 @@ def _squash(s: str) -> str:
     return re.sub(r"\s+", "", s)
 
 
+# A box's value written with emphasis or AIME's three digits: "\\textbf{(012)}", "012", "104.".
+_BOX_DRESS_RE = re.compile(r"\\(?:textbf|mathbf|text|mathrm)\s*\{\s*\(?\s*([-+]?\d+(?:\.\d+)?)\s*\)?\s*\}")
+_INTEGER_BOX_RE = re.compile(r"^[-+]?\d+\.?$")
+# A "final answer" sentence that states a value (else: "The final answer is positive, since ...").
+_STATES_VALUE_RE = re.compile(r"\d|\$|\\[(\[]|\\boxed")
+
+
+def _box_key(content: str) -> str:
+    """Boxes holding one value written differently are one answer: "12", "\\textbf{(012)}", "12."."""
+    key = _squash(_BOX_DRESS_RE.sub(r"\1", content))
+    if _INTEGER_BOX_RE.match(key):
+        return str(int(key.rstrip(".")))
+    return key
+
+
 def final_answer(block: str) -> Final:
     """The final answer of an `<answer>` block and whether the words around it hedge or negate it."""
     spans = box_spans(block)
     if spans:
-        restated = list(_FINAL_PHRASE_RE.finditer(block, spans[-1][1]))
+        restated = [
+            m
+            for m in _FINAL_PHRASE_RE.finditer(block, spans[-1][1])
+            if _STATES_VALUE_RE.search(_sentence_tail(block, m.end())[0])
+        ]
         if restated:
             # "... \\boxed{200} ... \\boxed{255} ... The final answer is $10,455$.": the restatement.
             return _unboxed(block[restated[-1].start() :], block)
         contents: list[str] = []
         for _, _, content in spans:
-            if _squash(content) not in {_squash(c) for c in contents}:
+            if _box_key(content) not in {_box_key(c) for c in contents}:
                 contents.append(content.strip())
         if any(len(c) > MAX_ANSWER_CHARS for c in contents):
             return Final("", None, too_long=True)
@@ -298,7 +375,14 @@ def final_answer(block: str) -> Final:
         between = " ".join(block[a[1] : b[0]] for a, b in zip(spans, spans[1:], strict=False))
         head = _clause_head(block, first)
         tail, next_words = _sentence_tail(block, last)
-        hedge, negated = _qualified(head, tail, next_words, contents[0] if len(contents) == 1 else None)
+        hedge, negated = _qualified(
+            head,
+            tail,
+            next_words,
+            contents[0] if len(contents) == 1 else None,
+            block[: first - len(head)],
+            boxed=True,
+        )
         # Boxes that all hold one value are one answer, whatever the prose between them says.
         hedge = (
             hedge
@@ -328,7 +412,7 @@ def _unboxed(text: str, block: str) -> Final:
         floor = numbers[-2].end() if len(numbers) > 1 else 0
         head = _clause_head(text, final.start(), floor)
         tail, next_words = _sentence_tail(text, final.end())
-        hedge, negated = _qualified(head, tail, next_words, final.group(0))
+        hedge, negated = _qualified(head, tail, next_words, final.group(0), text[: final.start() - len(head)])
     else:
         hedge = bool(_OR_RE.search(text))
         negated = False
