@@ -76,8 +76,11 @@ def test_an_interrupt_stops_everything_then_propagates(tmp_path):
     marker = uuid.uuid4().hex
     driver = textwrap.dedent(
         f"""
-        import sys
+        import signal, sys
         from vlmrl.train.verl.launch import run_in_own_session
+        # Ctrl-C's default handling even when the suite runs in the background (`make test &`),
+        # where the shell starts it with SIGINT ignored and every child inherits that
+        signal.signal(signal.SIGINT, signal.default_int_handler)
         try:
             run_in_own_session([sys.executable, "-c", {TREE!r}], None)
         except KeyboardInterrupt:
@@ -111,8 +114,11 @@ def test_an_interrupted_ray_head_leaves_no_agent_behind(tmp_path):
     )
     driver = textwrap.dedent(
         f"""
-        import sys
+        import signal, sys
         from vlmrl.train.verl.launch import run_in_own_session
+        # Ctrl-C's default handling even when the suite runs in the background (`make test &`),
+        # where the shell starts it with SIGINT ignored and every child inherits that
+        signal.signal(signal.SIGINT, signal.default_int_handler)
         try:
             run_in_own_session([sys.executable, "-c", {ray_script!r}], None)
         except KeyboardInterrupt:
