@@ -176,7 +176,8 @@ def register(app: typer.Typer) -> None:
             None,
             "--address",
             help="Ray dashboard address (http://head:8265) to submit to; default trainer.ray_address, "
-            "then $RAY_ADDRESS; none = run on this node.",
+            "then $RAY_ADDRESS; none = run on this node. A job still running 120 s after one of the "
+            "cluster's nodes died is stopped ($VLMRL_NODE_LOSS_GRACE_S sets the wait; 0 = never).",
         ),
         runtime_env: Path = typer.Option(
             None, "--runtime-env", help="Ray runtime env YAML merged over vlmrl's (cluster mode)."

@@ -7,10 +7,13 @@ only because its runtime env ships the submitter's vlmrl and veRL imports the re
 
 veRL starts twice in all:
 - run 1 saves every step; once step 1's checkpoint is there, the second node's raylet is killed: the
-  job fails, `vlmrl train` names the lost node, the checkpoint stays;
+  job fails (or, when veRL keeps waiting on the dead node's rollouts, vlmrl stops it), `vlmrl train`
+  names the lost node, the checkpoint stays;
 - a fresh second node joins and the same command is submitted again: it resumes from the last
   checkpoint and finishes; both nodes ran training workers (Ray's state API); checkpoints, metrics
-  and the runtime env file sit under `trainer.output_dir`; `ray job logs <id>` shows the steps.
+  and the runtime env file sit under `trainer.output_dir`; `ray job logs <id>` shows the steps;
+- run 3 (no veRL): a job that never notices a lost node, through vlmrl's launcher; the healthy node's
+  raylet is killed while it runs, and vlmrl stops the job, naming the node.
 """
 
 from __future__ import annotations
@@ -127,6 +130,77 @@ def _job_id(stderr: str) -> str:
     return match.group(1)
 
 
+def _run_a_job_that_outlives_its_node(cluster: LocalCluster, node, base: Path) -> dict:
+    """Run 3: through vlmrl's launcher, a job that never notices a lost node (as veRL 0.9.1's rollout
+    can wait forever on requests a dead worker held); the node's raylet is killed once the job runs."""
+    import contextlib
+    import io
+    import threading
+
+    from ray.job_submission import JobStatus, JobSubmissionClient
+
+    from vlmrl.train.verl import launch as verl_launch
+
+    address = cluster.dashboard_url
+    sid = f"vlmrl-outlives-{os.getpid()}-{int(time.time())}"
+    plan = verl_launch.LaunchPlan(
+        "cluster",
+        [str(Path(sys.executable).with_name("ray")), "job", "submit", "--address", address,
+         "--submission-id", sid, "--", "python3", "-c", "import time; print('waiting', flush=True); time.sleep(900)"],
+        [],
+        [],
+        "",
+        ray_address=address,
+        runtime_env={},
+        runtime_env_path=str(base / "outlives_env.yaml"),
+        submission_id=sid,
+    )  # fmt: skip
+    result: dict = {}
+    err = io.StringIO()
+
+    def submit() -> None:
+        started = time.time()
+        with contextlib.redirect_stderr(err):
+            result["code"] = verl_launch.run(plan)
+        result["failure"] = verl_launch.cluster_failure(plan, started)
+
+    saved = os.environ.get("VLMRL_NODE_LOSS_GRACE_S")
+    os.environ["VLMRL_NODE_LOSS_GRACE_S"] = "5"
+    try:
+        thread = threading.Thread(target=submit, daemon=True)
+        thread.start()
+        client = JobSubmissionClient(address)
+        deadline = time.monotonic() + 300
+        status = None
+        while time.monotonic() < deadline and thread.is_alive():
+            with contextlib.suppress(Exception):
+                status = client.get_job_status(sid)
+            if status == JobStatus.RUNNING:
+                break
+            time.sleep(1)
+        killed = status == JobStatus.RUNNING
+        if killed:
+            cluster.kill_raylet(node)
+        thread.join(timeout=600)  # a hang guard only: it ends when vlmrl stops the job
+    finally:
+        if saved is None:
+            os.environ.pop("VLMRL_NODE_LOSS_GRACE_S", None)
+        else:
+            os.environ["VLMRL_NODE_LOSS_GRACE_S"] = saved
+    final = None
+    with contextlib.suppress(Exception):
+        final = client.get_job_status(sid)
+    return {
+        **result,
+        "killed": killed,
+        "ended": not thread.is_alive(),
+        "stderr": err.getvalue(),
+        "stopped_because": plan.stopped_because,
+        "status": str(final),
+        "lost_node": node.node_id,
+    }
+
+
 @pytest.fixture(scope="module")
 def cluster_runs(tmp_path_factory, tiny_vlm_path):
     base = tmp_path_factory.mktemp("cluster")
@@ -148,7 +222,10 @@ def cluster_runs(tmp_path_factory, tiny_vlm_path):
         # run 1: kill the second node's raylet once step 1 is checkpointed
         t = time.monotonic()
         with open(base / "run1.out", "w") as stdout, open(base / "run1.err", "w") as stderr:
-            proc = subprocess.Popen(command, env=_submitter_env(), stdout=stdout, stderr=stderr, cwd=base)
+            # veRL 0.9.1 often waits forever on the dead node's rollouts; vlmrl stops the job 20 s after
+            # Ray reports the node dead (default 120 s: a shorter wait only saves the suite time)
+            env1 = {**_submitter_env(), "VLMRL_NODE_LOSS_GRACE_S": "20"}
+            proc = subprocess.Popen(command, env=env1, stdout=stdout, stderr=stderr, cwd=base)
             deadline = time.monotonic() + 1200
             while _latest_step(checkpoints) < 1 and proc.poll() is None and time.monotonic() < deadline:
                 time.sleep(0.2)
@@ -197,7 +274,9 @@ def cluster_runs(tmp_path_factory, tiny_vlm_path):
                 env=_submitter_env(),
             )
             run2["job_logs"] = {"code": logs.returncode, "text": logs.stdout + logs.stderr}
+        run3 = _run_a_job_that_outlives_its_node(cluster, node3, base)
         yield {
+            "run3": run3,
             "run1": run1,
             "run2": run2,
             "nodes": nodes,
@@ -256,3 +335,14 @@ def test_job_ran_without_the_submitters_paths_and_logs_are_reachable(cluster_run
     logs = cluster_runs["run2"]["job_logs"]
     assert logs["code"] == 0
     assert re.search(rf"step:{STEPS} ", logs["text"]), logs["text"][-3000:]
+
+
+def test_a_job_that_outlives_a_dead_node_is_stopped_and_the_node_named(cluster_runs):
+    run3 = cluster_runs["run3"]
+    assert run3["killed"] and run3["ended"], run3
+    assert run3["code"] != 0
+    assert run3["stopped_because"] and run3["lost_node"] in run3["stopped_because"], run3
+    assert "vlmrl: stopping Ray job" in run3["stderr"] and run3["lost_node"] in run3["stderr"]
+    assert "STOPPED" in run3["status"], run3
+    assert re.match(r"Ray job \S+ stopped by vlmrl: Ray node ", run3["failure"]), run3["failure"]
+    assert "VLMRL_NODE_LOSS_GRACE_S" in run3["failure"]

@@ -246,3 +246,16 @@ def test_cpu_cluster_plan_carries_the_cpu_platform_to_every_node(tiny_vlm_path):
     local = plan(cfg, ray_address="http://127.0.0.1:8265", local=True)
     assert local.mode == "local" and local.verl_config.trainer.nnodes == 1
     assert local.verl_config.ray_kwargs.ray_init.num_cpus == 16
+
+
+def test_node_loss_grace_reads_the_environment(monkeypatch):
+    from vlmrl.errors import UserError
+    from vlmrl.train.verl import launch as verl_launch
+
+    monkeypatch.delenv("VLMRL_NODE_LOSS_GRACE_S", raising=False)
+    assert verl_launch.node_loss_grace_s() == verl_launch.NODE_LOSS_GRACE_S
+    monkeypatch.setenv("VLMRL_NODE_LOSS_GRACE_S", "0")
+    assert verl_launch.node_loss_grace_s() == 0.0  # never stop a job
+    monkeypatch.setenv("VLMRL_NODE_LOSS_GRACE_S", "two minutes")
+    with pytest.raises(UserError, match="VLMRL_NODE_LOSS_GRACE_S='two minutes'"):
+        verl_launch.node_loss_grace_s()

@@ -46,6 +46,14 @@ PASSTHROUGH_ENV = (
 )
 #: How long a failed cluster job waits for Ray to report the nodes it lost.
 NODE_DEATH_WAIT_S = 45.0
+#: A cluster job still running this long after Ray marked a node dead is stopped: veRL 0.9.1 can wait
+#: forever on the requests its lost rollout workers held (its log then repeats `pending: 0, running: 2,
+#: finished: 0`). `VLMRL_NODE_LOSS_GRACE_S` sets it; 0 never stops a job.
+NODE_LOSS_GRACE_S = 120.0
+#: How often `vlmrl train` asks the cluster for dead nodes while its job runs.
+NODE_WATCH_S = 10.0
+#: A node that died this way had nothing of the job's on it (the autoscaler's idle-node removal).
+_HARMLESS_DEATH_RE = re.compile(r"(?i)\bidle\b|drain")
 #: Left out of the vlmrl package shipped to the nodes (Ray's gitignore-style `excludes`).
 SHIPPED_EXCLUDES = ["__pycache__/", "*.pyc"]
 
@@ -69,6 +77,8 @@ class LaunchPlan:
     verl_config: Any = field(default=None, repr=False)
     #: Extra environment for the local command (cluster mode carries it in `runtime_env`).
     env: dict[str, str] = field(default_factory=dict)
+    #: Why vlmrl stopped the cluster job (a node died and the job kept waiting), once it has.
+    stopped_because: str | None = None
 
     def shell(self) -> str:
         """The command as one copy-pasteable shell line (for display only; we never run it via a shell)."""
@@ -263,11 +273,15 @@ def cluster_failure(launch: LaunchPlan, started_s: float) -> str:
     """Why a cluster job failed, as far as the cluster tells: the nodes lost during it, the job's own
     status message, and the checkpoint a resubmission continues from."""
     parts = [f"Ray job {launch.submission_id} failed"]
+    if launch.stopped_because:
+        parts[0] = f"Ray job {launch.submission_id} stopped by vlmrl: {launch.stopped_because}"
     try:
         from ray.job_submission import JobSubmissionClient
 
         info = JobSubmissionClient(launch.ray_address).get_job_info(launch.submission_id)
-        if info.message:  # "Job entrypoint command failed with exit code 1, last available logs ..."
+        if (
+            info.message and not launch.stopped_because
+        ):  # "Job entrypoint command failed with exit code 1, last available logs ..."
             parts[0] += ": " + info.message.split(", last available logs")[0].strip().splitlines()[0][:300]
     except Exception as exc:  # the cluster may be gone altogether; say so and go on
         parts.append(f"(the job's status is unavailable: {type(exc).__name__}: {exc})")
@@ -298,6 +312,69 @@ def cluster_failure(launch: LaunchPlan, started_s: float) -> str:
     return "; ".join(parts)
 
 
+def node_loss_grace_s() -> float:
+    """`VLMRL_NODE_LOSS_GRACE_S` (seconds; 0 = never stop a job), else `NODE_LOSS_GRACE_S`."""
+    raw = os.environ.get("VLMRL_NODE_LOSS_GRACE_S", "").strip()
+    if not raw:
+        return NODE_LOSS_GRACE_S
+    try:
+        value = float(raw)
+    except ValueError:
+        from vlmrl.errors import UserError
+
+        raise UserError(
+            f"VLMRL_NODE_LOSS_GRACE_S={raw!r}: give a number of seconds (0 = never stop)"
+        ) from None
+    return max(value, 0.0)
+
+
+def _watch_cluster_job(launch: LaunchPlan, proc: subprocess.Popen, started_s: float) -> int:
+    """Wait for `ray job submit`; stop the job when a node died and the job is still running
+    `node_loss_grace_s()` after Ray reported it (veRL may never notice). Returns the exit code."""
+    grace = node_loss_grace_s()
+    first_seen: float | None = None
+    while True:
+        try:
+            return proc.wait(timeout=NODE_WATCH_S)
+        except subprocess.TimeoutExpired:
+            pass
+        if grace <= 0 or launch.ray_address is None:
+            continue
+        try:
+            lost = [
+                n
+                for n in lost_nodes(launch.ray_address, started_s)
+                if not _HARMLESS_DEATH_RE.search(n["reason"])
+            ]
+        except Exception:  # the state API may be briefly unavailable: ask again next time
+            continue
+        if not lost:
+            continue
+        now = time.monotonic()
+        first_seen = first_seen if first_seen is not None else now
+        if now - first_seen < grace:
+            continue
+        node = lost[0]
+        launch.stopped_because = (
+            f"Ray node {node['node_id']} at {node['node_ip']} died and the job was still running "
+            f"{grace:g} s later (veRL waits on the lost node's workers; VLMRL_NODE_LOSS_GRACE_S sets "
+            "how long to wait, 0 never stops)"
+        )
+        print(f"vlmrl: stopping Ray job {launch.submission_id}: {launch.stopped_because}", file=sys.stderr)
+        try:
+            from ray.job_submission import JobSubmissionClient
+
+            JobSubmissionClient(launch.ray_address).stop_job(launch.submission_id)
+        except Exception as exc:
+            print(f"vlmrl: could not stop the job ({type(exc).__name__}: {exc})", file=sys.stderr)
+        try:
+            code = proc.wait(timeout=120)
+        except subprocess.TimeoutExpired:
+            proc.kill()  # only the log tail here; the job itself is stopped on the cluster
+            code = proc.wait()
+        return code or 1
+
+
 def run(launch: LaunchPlan) -> int:
     """Start the planned command (writes the runtime env file first in cluster mode); returns its exit code."""
     if launch.mode == "cluster":
@@ -315,7 +392,14 @@ def run(launch: LaunchPlan) -> int:
             argv[0] = str(sibling)
     try:
         if launch.mode == "cluster":  # `ray job submit`: the job lives on the cluster, not here
-            return subprocess.run(argv, check=False, env={**os.environ, **launch.env}).returncode
+            started = time.time()
+            proc = subprocess.Popen(argv, env={**os.environ, **launch.env})
+            try:
+                return _watch_cluster_job(launch, proc, started)
+            except BaseException:
+                proc.kill()  # Ctrl-C: stop tailing; the job goes on (`ray job stop <id>` stops it)
+                proc.wait()
+                raise
         # Ctrl-C (or any error) stops every process main_ppo started, Ray's included
         code = run_in_own_session(argv, env={**os.environ, **launch.env})
         assert code is not None  # no timeout: it ran to its end
