@@ -79,6 +79,9 @@ class LocalCluster:
     gcs_port: int = 0
     dashboard_port: int = 0
     _worker_ports: int = 30000
+    #: Every port handed to a node so far: a port free_ports() found free once may be found free
+    #: again by a later call (the probe's socket is closed), and Ray refuses a port given twice.
+    _given: set[int] = field(default_factory=set)
 
     def __post_init__(self) -> None:
         import secrets
@@ -101,8 +104,17 @@ class LocalCluster:
     def dashboard_url(self) -> str:
         return f"http://127.0.0.1:{self.dashboard_port}"
 
+    def _ports(self, count: int) -> list[int]:
+        """`count` ports free now and never handed to a node of this cluster before."""
+        for _ in range(100):
+            ports = free_ports(count)
+            if not self._given.intersection(ports):
+                self._given.update(ports)
+                return ports
+        raise RuntimeError(f"no {count} fresh free ports on 127.0.0.1")
+
     def _node_ports(self) -> list[str]:
-        p = free_ports(6)
+        p = self._ports(6)
         low = self._worker_ports
         self._worker_ports += 400
         return [
@@ -145,7 +157,7 @@ class LocalCluster:
         return node
 
     def start_head(self, env: dict[str, str], num_cpus: int) -> Node:
-        self.gcs_port, self.dashboard_port, client_port = free_ports(3)
+        self.gcs_port, self.dashboard_port, client_port = self._ports(3)
         head = self._start(
             "head",
             [
