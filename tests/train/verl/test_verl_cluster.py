@@ -18,6 +18,7 @@ veRL starts twice in all:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -130,72 +131,64 @@ def _job_id(stderr: str) -> str:
     return match.group(1)
 
 
+#: Run 3's submitter: vlmrl's launcher in a fresh process, as `vlmrl train` runs it (Ray caches its
+#: authentication mode per process, so the test process cannot be the client of this cluster).
+_OUTLIVES = """
+import json, sys
+from pathlib import Path
+from vlmrl.train.verl import launch as verl_launch
+address, sid, env_file = sys.argv[1:4]
+ray = str(Path(sys.executable).with_name("ray"))
+plan = verl_launch.LaunchPlan(
+    "cluster",
+    [ray, "job", "submit", "--address", address, "--submission-id", sid, "--",
+     "python3", "-c", "import time; print('waiting', flush=True); time.sleep(900)"],
+    [], [], "", ray_address=address, runtime_env={}, runtime_env_path=env_file, submission_id=sid,
+)
+started = __import__("time").time()
+code = verl_launch.run(plan)
+failure = verl_launch.cluster_failure(plan, started)
+print("RESULT " + json.dumps({"code": code, "stopped_because": plan.stopped_because, "failure": failure}))
+"""
+
+
 def _run_a_job_that_outlives_its_node(cluster: LocalCluster, node, base: Path) -> dict:
     """Run 3: through vlmrl's launcher, a job that never notices a lost node (as veRL 0.9.1's rollout
     can wait forever on requests a dead worker held); the node's raylet is killed once the job runs."""
-    import contextlib
-    import io
-    import threading
-
-    from ray.job_submission import JobStatus, JobSubmissionClient
-
-    from vlmrl.train.verl import launch as verl_launch
-
-    address = cluster.dashboard_url
     sid = f"vlmrl-outlives-{os.getpid()}-{int(time.time())}"
-    plan = verl_launch.LaunchPlan(
-        "cluster",
-        [str(Path(sys.executable).with_name("ray")), "job", "submit", "--address", address,
-         "--submission-id", sid, "--", "python3", "-c", "import time; print('waiting', flush=True); time.sleep(900)"],
-        [],
-        [],
-        "",
-        ray_address=address,
-        runtime_env={},
-        runtime_env_path=str(base / "outlives_env.yaml"),
-        submission_id=sid,
-    )  # fmt: skip
-    result: dict = {}
-    err = io.StringIO()
-
-    def submit() -> None:
-        started = time.time()
-        with contextlib.redirect_stderr(err):
-            result["code"] = verl_launch.run(plan)
-        result["failure"] = verl_launch.cluster_failure(plan, started)
-
-    saved = os.environ.get("VLMRL_NODE_LOSS_GRACE_S")
-    os.environ["VLMRL_NODE_LOSS_GRACE_S"] = "5"
-    try:
-        thread = threading.Thread(target=submit, daemon=True)
-        thread.start()
-        client = JobSubmissionClient(address)
+    env = {**_submitter_env(), **cluster.client_env(), "VLMRL_NODE_LOSS_GRACE_S": "5"}
+    argv = [sys.executable, "-c", _OUTLIVES, cluster.dashboard_url, sid, str(base / "outlives_env.yaml")]
+    with open(base / "run3.out", "w") as out:
+        proc = subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT, text=True)
         deadline = time.monotonic() + 300
         status = None
-        while time.monotonic() < deadline and thread.is_alive():
-            with contextlib.suppress(Exception):
-                status = client.get_job_status(sid)
-            if status == JobStatus.RUNNING:
+        while time.monotonic() < deadline and proc.poll() is None:
+            try:
+                status = cluster.query(sid)["status"]
+            except RuntimeError:  # not submitted yet
+                status = None
+            if status and "RUNNING" in status:
                 break
-            time.sleep(1)
-        killed = status == JobStatus.RUNNING
+            time.sleep(2)
+        killed = bool(status and "RUNNING" in status)
         if killed:
             cluster.kill_raylet(node)
-        thread.join(timeout=600)  # a hang guard only: it ends when vlmrl stops the job
-    finally:
-        if saved is None:
-            os.environ.pop("VLMRL_NODE_LOSS_GRACE_S", None)
-        else:
-            os.environ["VLMRL_NODE_LOSS_GRACE_S"] = saved
+        try:
+            proc.wait(timeout=600)  # a hang guard only: it ends when vlmrl stops the job
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    text = (base / "run3.out").read_text()
+    lines = [line for line in text.splitlines() if line.startswith("RESULT ")]
+    result = json.loads(lines[-1][len("RESULT ") :]) if lines else {}
     final = None
-    with contextlib.suppress(Exception):
-        final = client.get_job_status(sid)
+    with contextlib.suppress(RuntimeError):
+        final = cluster.query(sid)["status"]
     return {
         **result,
         "killed": killed,
-        "ended": not thread.is_alive(),
-        "stderr": err.getvalue(),
-        "stopped_because": plan.stopped_because,
+        "ended": proc.returncode is not None and bool(lines),
+        "stderr": text,
         "status": str(final),
         "lost_node": node.node_id,
     }
