@@ -279,9 +279,9 @@ def cluster_failure(launch: LaunchPlan, started_s: float) -> str:
         from ray.job_submission import JobSubmissionClient
 
         info = JobSubmissionClient(launch.ray_address).get_job_info(launch.submission_id)
-        if (
-            info.message and not launch.stopped_because
-        ):  # "Job entrypoint command failed with exit code 1, last available logs ..."
+        # "Job entrypoint command failed with exit code 1, last available logs ..." (a stopped job's
+        # message only says it was stopped: the reason above is vlmrl's)
+        if info.message and not launch.stopped_because:
             parts[0] += ": " + info.message.split(", last available logs")[0].strip().splitlines()[0][:300]
     except Exception as exc:  # the cluster may be gone altogether; say so and go on
         parts.append(f"(the job's status is unavailable: {type(exc).__name__}: {exc})")
@@ -332,14 +332,14 @@ def _watch_cluster_job(launch: LaunchPlan, proc: subprocess.Popen, started_s: fl
     """Wait for `ray job submit`; stop the job when a node died and the job is still running
     `node_loss_grace_s()` after Ray reported it (veRL may never notice). Returns the exit code."""
     grace = node_loss_grace_s()
+    if grace <= 0 or launch.ray_address is None:
+        return proc.wait()
     first_seen: float | None = None
     while True:
         try:
             return proc.wait(timeout=NODE_WATCH_S)
         except subprocess.TimeoutExpired:
             pass
-        if grace <= 0 or launch.ray_address is None:
-            continue
         try:
             lost = [
                 n
